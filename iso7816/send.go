@@ -1,0 +1,108 @@
+package iso7816
+
+import (
+	"fmt"
+)
+
+// Instruction bytes used by the transport layer itself.
+const (
+	insGetResponse byte = 0xC0 // ISO/IEC 7816-4 §11.7.1
+	claChaining    byte = 0x10 // ISO/IEC 7816-4 §5.4.1, b5 of an interindustry CLA
+)
+
+// Limits says how large the APDUs a card accepts are. The zero value means
+// short APDUs only (255 data bytes out, 256 in).
+type Limits struct {
+	// MaxNc is the largest data field the card takes in one command; longer
+	// data is sent with command chaining. 0 means 255.
+	MaxNc int
+	// MaxNe is the largest response the card sends in one response; 0 means 256.
+	MaxNe int
+}
+
+func (l Limits) maxNc() int {
+	if l.MaxNc <= 0 {
+		return MaxShortNc
+	}
+	return min(l.MaxNc, MaxExtendedNc)
+}
+
+// maxGetResponses bounds the GET RESPONSE loop so that a card that answers
+// 61xx forever cannot hang the caller.
+const maxGetResponses = 1024
+
+// Exchange sends cmd and returns the final response with the whole data
+// field: data longer than the card's MaxNc goes out as a command chain
+// (ISO/IEC 7816-4 §5.4.1); 61xx is followed by GET RESPONSE until the data
+// is complete (§5.3.4); 6Cxx is answered by re-issuing the command with the
+// right Le. The status word is returned, not interpreted: use Response.Err.
+func Exchange(card Card, cmd Command, lim Limits) (Response, error) {
+	maxNc := lim.maxNc()
+	data := cmd.Data
+	for len(data) > maxNc {
+		part := cmd
+		part.CLA |= claChaining
+		part.Data = data[:maxNc]
+		part.Ne = 0
+		r, err := transmit(card, part)
+		if err != nil {
+			return Response{}, err
+		}
+		if r.SW != SWOK {
+			return r, nil // the chain was refused; the caller sees why
+		}
+		data = data[maxNc:]
+	}
+	cmd.Data = data
+	r, err := transmit(card, cmd)
+	if err != nil {
+		return Response{}, err
+	}
+	if r.SW1() == 0x6C { // wrong Le: re-issue with Le = SW2 (§5.3.4)
+		cmd.Ne = shortNe(r.SW2())
+		if r, err = transmit(card, cmd); err != nil {
+			return Response{}, err
+		}
+	}
+	out := r.Data
+	for i := 0; r.SW1() == 0x61; i++ {
+		if i == maxGetResponses {
+			return Response{}, fmt.Errorf("sending %02X%02X: card kept answering 61xx after %d GET RESPONSE commands", cmd.CLA, cmd.INS, i)
+		}
+		gr := Command{CLA: cmd.CLA &^ claChaining, INS: insGetResponse, Ne: shortNe(r.SW2())}
+		if r, err = transmit(card, gr); err != nil {
+			return Response{}, err
+		}
+		out = append(out, r.Data...)
+	}
+	return Response{Data: out, SW: r.SW}, nil
+}
+
+// Send is Exchange with short APDUs, returning the data field on 9000 and
+// a *StatusError or *AuthError otherwise.
+func Send(card Card, cmd Command) ([]byte, error) {
+	r, err := Exchange(card, cmd, Limits{})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Err(); err != nil {
+		return r.Data, err
+	}
+	return r.Data, nil
+}
+
+func transmit(card Card, cmd Command) (Response, error) {
+	b, err := cmd.Bytes()
+	if err != nil {
+		return Response{}, err
+	}
+	raw, err := card.Transmit(b)
+	if err != nil {
+		return Response{}, fmt.Errorf("transmitting %02X%02X: %w", cmd.CLA, cmd.INS, err)
+	}
+	r, err := ParseResponse(raw)
+	if err != nil {
+		return Response{}, fmt.Errorf("transmitting %02X%02X: %w", cmd.CLA, cmd.INS, err)
+	}
+	return r, nil
+}

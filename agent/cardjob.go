@@ -1,0 +1,247 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cardwright/cardwright/agent/api"
+)
+
+// Card-SDK-style XML jobs (POST /CardJob), for production integrations
+// written against the incumbent's SDK. The exchange is synchronous: the
+// response is the job's outcome. docs/protocol.md ("POST /CardJob") gives
+// the format.
+
+// CardJobRequest is the request document.
+type CardJobRequest struct {
+	XMLName      xml.Name       `xml:"card_job"`
+	ID           string         `xml:"id,attr,omitempty"`
+	Reader       string         `xml:"reader,omitempty"`
+	Applications []CardJobApp   `xml:"applications>application"`
+	Fields       []CardJobField `xml:"text_fields>text_field"`
+}
+
+// CardJobApp carries one encoding description: a base64 .dsz (zip).
+type CardJobApp struct {
+	Name string `xml:"name,attr,omitempty"`
+	DSZ  string `xml:",chardata"`
+}
+
+// CardJobField is a text field: a value the job supplies, or (read="true")
+// one the job returns. secret="true" marks an output that may carry a
+// secret (decrypted PINs).
+type CardJobField struct {
+	Name   string `xml:"name,attr"`
+	Read   bool   `xml:"read,attr,omitempty"`
+	Secret bool   `xml:"secret,attr,omitempty"`
+	Value  string `xml:",chardata"`
+}
+
+// CardJobResponse is the success document.
+type CardJobResponse struct {
+	XMLName xml.Name       `xml:"card_job_response"`
+	ID      string         `xml:"id,attr,omitempty"`
+	Fields  []CardJobField `xml:"text_fields>text_field"`
+}
+
+// CardJobCancel cancels a running XML job by its id.
+type CardJobCancel struct {
+	XMLName xml.Name `xml:"cancel_job"`
+	ID      string   `xml:"id,attr"`
+}
+
+// StatusResponse reports errors, cancellation, and the outcome of a cancel.
+type StatusResponse struct {
+	XMLName xml.Name `xml:"status_response"`
+	ID      string   `xml:"id,attr,omitempty"`
+	Status  string   `xml:"status"` // "ok", "error", "cancelled"
+	Code    api.Code `xml:"code,omitempty"`
+	Message string   `xml:"message,omitempty"`
+	Step    string   `xml:"step,omitempty"`
+	Key     string   `xml:"key,omitempty"`
+	Line    int      `xml:"line,omitempty"`
+}
+
+const cardJobSession = "cardjob-http-session"
+
+var cardJobs struct {
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+}
+
+func writeXML(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.WriteHeader(status)
+	io.WriteString(w, xml.Header)
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	enc.Encode(v)
+}
+
+func statusErr(id string, e *api.JobError) *StatusResponse {
+	st := "error"
+	if e.Code == api.CodeCancelled {
+		st = "cancelled"
+	}
+	return &StatusResponse{ID: id, Status: st, Code: e.Code, Message: e.Message, Step: e.Step, Key: e.Key, Line: e.Line}
+}
+
+func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeXML(w, http.StatusMethodNotAllowed, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: "use POST"})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxMessageBytes)+1))
+	if err != nil {
+		return
+	}
+	if len(body) > s.cfg.MaxMessageBytes {
+		writeXML(w, http.StatusRequestEntityTooLarge, &StatusResponse{Status: "error", Code: api.CodeMessageTooLarge, Message: "request exceeds the size limit"})
+		return
+	}
+	// Which document is it?
+	var probe struct{ XMLName xml.Name }
+	if err := xml.Unmarshal(body, &probe); err != nil {
+		writeXML(w, http.StatusBadRequest, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: truncate("parsing XML: "+err.Error(), 200)})
+		return
+	}
+	switch probe.XMLName.Local {
+	case "cancel_job":
+		var c CardJobCancel
+		xml.Unmarshal(body, &c)
+		cardJobs.mu.Lock()
+		cancel := cardJobs.running[r.Header.Get("Origin")+"\x00"+c.ID]
+		cardJobs.mu.Unlock()
+		if cancel == nil {
+			writeXML(w, http.StatusOK, &StatusResponse{ID: c.ID, Status: "error", Code: api.CodeUnknownJob, Message: "no running job with this id"})
+			return
+		}
+		cancel()
+		writeXML(w, http.StatusOK, &StatusResponse{ID: c.ID, Status: "ok"})
+		return
+	case "card_job":
+	default:
+		writeXML(w, http.StatusBadRequest, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: "expected card_job or cancel_job"})
+		return
+	}
+	var req CardJobRequest
+	if err := xml.Unmarshal(body, &req); err != nil {
+		writeXML(w, http.StatusBadRequest, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: truncate("parsing card_job: "+err.Error(), 200)})
+		return
+	}
+	if s.closing.Load() {
+		writeXML(w, http.StatusServiceUnavailable, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeShuttingDown, Message: "the agent is shutting down"})
+		return
+	}
+	if len(req.Applications) == 0 {
+		writeXML(w, http.StatusOK, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeBadRequest, Message: "card_job has no application"})
+		return
+	}
+	id := req.ID
+	if id == "" {
+		id = randomToken(9)
+	}
+	origin := r.Header.Get("Origin")
+	key := origin + "\x00" + id
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	cardJobs.mu.Lock()
+	if cardJobs.running == nil {
+		cardJobs.running = map[string]context.CancelFunc{}
+	}
+	if cardJobs.running[key] != nil {
+		cardJobs.mu.Unlock()
+		writeXML(w, http.StatusOK, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeBusy, Message: "a job with this id is running"})
+		return
+	}
+	cardJobs.running[key] = cancel
+	cardJobs.mu.Unlock()
+	defer func() {
+		cardJobs.mu.Lock()
+		delete(cardJobs.running, key)
+		cardJobs.mu.Unlock()
+	}()
+	stop := context.AfterFunc(s.baseCtx, cancel)
+	defer stop()
+
+	fields := map[string]string{}
+	var secretOut []string
+	for _, f := range req.Fields {
+		if f.Secret {
+			secretOut = append(secretOut, f.Name)
+		}
+		if !f.Read {
+			fields[f.Name] = f.Value
+		}
+	}
+	out := map[string]string{}
+	secrets := map[string]string{}
+	for i, app := range req.Applications {
+		m := &api.Job{Type: api.TypeJob, ID: id, DSZ: strings.Join(strings.Fields(app.DSZ), ""), Fields: fields, Secret: secretOut, Reader: req.Reader}
+		if _, err := base64.StdEncoding.DecodeString(m.DSZ); err != nil {
+			writeXML(w, http.StatusOK, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeInvalidDescription, Message: "application " + app.Name + ": not base64"})
+			return
+		}
+		job, jerr := s.buildJob(m)
+		if jerr != nil {
+			s.log.Warn("card job refused", "origin", origin, "id", id, "code", jerr.Code)
+			writeXML(w, http.StatusOK, statusErr(req.ID, jerr))
+			return
+		}
+		res := s.runSync(ctx, origin, id+"#"+strconv.Itoa(i), job)
+		if res.Error != nil {
+			writeXML(w, http.StatusOK, statusErr(req.ID, res.Error))
+			return
+		}
+		for k, v := range res.Fields {
+			out[k] = v
+		}
+		for k, v := range res.Secrets {
+			secrets[k] = v
+		}
+	}
+	resp := &CardJobResponse{ID: req.ID}
+	for k, v := range out {
+		resp.Fields = append(resp.Fields, CardJobField{Name: k, Read: true, Value: v})
+	}
+	for k, v := range secrets {
+		resp.Fields = append(resp.Fields, CardJobField{Name: k, Read: true, Secret: true, Value: v})
+	}
+	sort.Slice(resp.Fields, func(a, b int) bool { return resp.Fields[a].Name < resp.Fields[b].Name })
+	writeXML(w, http.StatusOK, resp)
+}
+
+// runSync runs one job for the XML endpoint, journaled like a WebSocket job
+// and acknowledged once the response is written (a crash in between leaves
+// an interrupted or unacknowledged record to inspect).
+func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *api.Result {
+	seq, err := s.deps.Journal.Begin(origin, cardJobSession, reqID, job.Reader)
+	if err != nil {
+		return &api.Result{Error: &api.JobError{Code: api.CodeInternal, Message: "journal unavailable"}}
+	}
+	job.ID = strconv.FormatUint(seq, 10)
+	s.jobsWG.Add(1)
+	defer s.jobsWG.Done()
+	started := time.Now()
+	res := s.safeRun(ctx, job, Hooks{}) // no portal to issue certificates over this endpoint
+	wire := toWire(reqID, job, &res)
+	wipe(job, &res)
+	if err := s.deps.Journal.Finish(seq, wire); err != nil {
+		return &api.Result{Error: &api.JobError{Code: api.CodeInternal, Message: "the result could not be journaled"}}
+	}
+	code := "ok"
+	if wire.Error != nil {
+		code = string(wire.Error.Code)
+	}
+	s.log.Info("card job finished", "origin", origin, "id", reqID, "job", job.ID, "result", code, "ms", time.Since(started).Milliseconds())
+	s.deps.Journal.Ack(origin, cardJobSession, reqID)
+	return wire
+}

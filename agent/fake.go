@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// FakeRunner is an in-memory Runner for tests, benchmarks and the browser
+// demo before hardware is wired (`cardwright serve --fake-runner`). It
+// touches no card; its behaviour is steered by the job's fields:
+//
+//	Steps=N          number of progress steps (default 3)
+//	StepDelayMs=N    sleep per step (default 0), cancellable
+//	Fail=CODE        end with that error code after the steps
+//	Request=TEMPL    make a P-256 key and CSR and ask the portal to issue it;
+//	                 the answer's public key must match
+//	Prompt=KIND      report a local prompt (waiting, then done)
+//	Echo=TEXT        copied to the output field Echo
+//	PIN=TEXT         copied to the secret output PIN1 when the job declares
+//	                 PIN1 secret (tests grep logs for it)
+//	LeakPIN=TEXT     returns TEXT as secret output LEAK whether declared or
+//	                 not (to test the agent's own check)
+//
+// Outputs: ICCSN (a per-runner counter), Reader, Echo, Certificate (the
+// issued certificate's serial, hex) when Request ran. Jobs on the same
+// reader are serialised: a second one ends at once with busy.
+type FakeRunner struct {
+	Readers []string // the reader used when a job names none (default "Fake Reader 0")
+
+	serial atomic.Uint64
+	mu     sync.Mutex
+	inUse  map[string]bool
+	calls  atomic.Int64
+}
+
+// Calls counts jobs that reached Run.
+func (f *FakeRunner) Calls() int64 { return f.calls.Load() }
+
+// Run implements Runner.
+func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
+	f.calls.Add(1)
+	field := func(name string) string {
+		v, ok := job.Fields[name]
+		if !ok {
+			return ""
+		}
+		return v.Reveal()
+	}
+	reader := job.Reader
+	if reader == "" {
+		reader = "Fake Reader 0"
+		if len(f.Readers) > 0 {
+			reader = f.Readers[0]
+		}
+	}
+	if !f.lock(reader) {
+		return Result{Err: &api.JobError{Code: api.CodeBusy, Message: fmt.Sprintf("reader %q is running another job", reader)}}
+	}
+	defer f.unlock(reader)
+
+	steps := 3
+	if s := field("Steps"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 1000 {
+			return Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field Steps is not a number 0..1000", Key: "Steps"}}
+		}
+		steps = n
+	}
+	var delay time.Duration
+	if s := field("StepDelayMs"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field StepDelayMs is not a number", Key: "StepDelayMs"}}
+		}
+		delay = time.Duration(n) * time.Millisecond
+	}
+	out := map[string]string{"Reader": reader}
+	secrets := map[string]secret.Value{}
+
+	if kind := field("Prompt"); kind != "" {
+		if job.Headless {
+			return Result{Err: &api.JobError{Code: api.CodePromptUnavailable, Message: "a " + kind + " dialog is needed but the agent runs headless", Step: "prompt"}}
+		}
+		if hooks.Prompt != nil {
+			hooks.Prompt(kind, api.PromptWaiting, reader)
+			hooks.Prompt(kind, api.PromptDone, reader)
+		}
+	}
+	for i := 1; i <= steps; i++ {
+		if hooks.Progress != nil {
+			hooks.Progress("fake step "+strconv.Itoa(i), i, steps)
+		}
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return Result{Err: &api.JobError{Code: api.CodeCancelled, Message: "job cancelled", Step: "fake step " + strconv.Itoa(i)}}
+		}
+	}
+	if tmpl := field("Request"); tmpl != "" {
+		serial, jerr := f.request(ctx, tmpl, hooks)
+		if jerr != nil {
+			return Result{Err: jerr}
+		}
+		out["Certificate"] = serial
+	}
+	if code := field("Fail"); code != "" {
+		return Result{Err: &api.JobError{Code: api.Code(code), Message: "fake failure requested", Step: "fake"}}
+	}
+	out["ICCSN"] = fmt.Sprintf("FAKE%08X", f.serial.Add(1))
+	if e := field("Echo"); e != "" {
+		out["Echo"] = e
+	}
+	if pin, ok := job.Fields["PIN"]; ok && job.IsSecretOutput("PIN1") {
+		secrets["PIN1"] = secret.FromBytes(pin.Bytes())
+	}
+	if leak, ok := job.Fields["LeakPIN"]; ok {
+		secrets["LEAK"] = secret.FromBytes(leak.Bytes())
+	}
+	return Result{Fields: out, Secrets: secrets}
+}
+
+func (f *FakeRunner) request(ctx context.Context, tmpl string, hooks Hooks) (string, *api.JobError) {
+	if hooks.Issue == nil {
+		return "", &api.JobError{Code: api.CodeIssuerError, Message: "no certificate issuer", Step: "request"}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", &api.JobError{Code: api.CodeInternal, Message: err.Error()}
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "cardwright fake card"},
+	}, key)
+	if err != nil {
+		return "", &api.JobError{Code: api.CodeInternal, Message: err.Error()}
+	}
+	ans, err := hooks.Issue(ctx, CertRequest{Application: "A", Template: tmpl, CSR: csr})
+	if err != nil {
+		if je, ok := err.(*api.JobError); ok {
+			return "", je
+		}
+		return "", &api.JobError{Code: api.CodeIssuerError, Message: err.Error(), Step: "request"}
+	}
+	if ans.Certificate == nil {
+		return "", &api.JobError{Code: api.CodeIssuerError, Message: "the portal answered without a certificate", Step: "request"}
+	}
+	pub, ok := ans.Certificate.PublicKey.(*ecdsa.PublicKey)
+	if !ok || !pub.Equal(&key.PublicKey) {
+		return "", &api.JobError{Code: api.CodeIssuerError, Message: "the issued certificate is not for the card's key", Step: "request"}
+	}
+	return fmt.Sprintf("%X", ans.Certificate.SerialNumber), nil
+}
+
+func (f *FakeRunner) lock(reader string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.inUse == nil {
+		f.inUse = map[string]bool{}
+	}
+	if f.inUse[reader] {
+		return false
+	}
+	f.inUse[reader] = true
+	return true
+}
+
+func (f *FakeRunner) unlock(reader string) {
+	f.mu.Lock()
+	delete(f.inUse, reader)
+	f.mu.Unlock()
+}
+
+// FakeReaders is a ReaderSource with a fixed reader list and events pushed
+// by Emit.
+type FakeReaders struct {
+	List []api.Reader
+
+	mu       sync.Mutex
+	watchers map[int]func(any)
+	next     int
+}
+
+// Readers implements ReaderSource.
+func (f *FakeReaders) Readers(context.Context) ([]api.Reader, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]api.Reader(nil), f.List...), nil
+}
+
+// Watch implements ReaderSource.
+func (f *FakeReaders) Watch(ctx context.Context, fn func(any)) error {
+	f.mu.Lock()
+	if f.watchers == nil {
+		f.watchers = map[int]func(any){}
+	}
+	id := f.next
+	f.next++
+	f.watchers[id] = fn
+	f.mu.Unlock()
+	<-ctx.Done()
+	f.mu.Lock()
+	delete(f.watchers, id)
+	f.mu.Unlock()
+	return nil
+}
+
+// Emit sends ev (api.ReaderEvent or api.CardEvent) to every watcher.
+func (f *FakeReaders) Emit(ev any) {
+	f.mu.Lock()
+	fns := make([]func(any), 0, len(f.watchers))
+	for _, fn := range f.watchers {
+		fns = append(fns, fn)
+	}
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(ev)
+	}
+}

@@ -1,0 +1,316 @@
+package agent
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/cardwright/cardwright/agent/api"
+)
+
+// The journal keeps every job from the moment it is accepted until the
+// portal acknowledges its result. It is a bbolt database (one file,
+// copy-on-write B+tree, fsync on every commit): a commit either happened or
+// not, so a kill -9 at any point leaves whole records. Concurrent commits
+// are grouped with bolt's Batch, so N finishing jobs cost about one fsync.
+// docs/protocol.md ("Journal") explains the choice over an append-only file.
+
+// Job states in the journal.
+const (
+	StateRunning     = "running"
+	StateDone        = "done"
+	StateInterrupted = "interrupted"
+)
+
+var (
+	bucketJobs   = []byte("jobs")
+	bucketPaired = []byte("paired")
+	bucketIndex  = []byte("index") // origin NUL session NUL reqID -> seq key
+)
+
+// ErrUnknownJob is returned for an ack of a job the journal does not hold
+// (never submitted, already acknowledged, or another session's).
+var ErrUnknownJob = errors.New("unknown job")
+
+// ErrDuplicateJob is returned when a session reuses the request id of a job
+// that is still journaled.
+var ErrDuplicateJob = errors.New("duplicate job id")
+
+// Record is one journaled job.
+type Record struct {
+	Seq      uint64      `json:"seq"`
+	Origin   string      `json:"origin"`
+	Session  string      `json:"session"`
+	ReqID    string      `json:"req_id"`
+	Reader   string      `json:"reader,omitempty"`
+	State    string      `json:"state"`
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished,omitzero"`
+	Result   *api.Result `json:"result,omitempty"` // wire form, secrets included (file is 0600)
+}
+
+// Journal is the on-disk job journal.
+type Journal struct {
+	db *bolt.DB
+}
+
+// OpenJournal opens (creating) dir/journal.db. Every job still marked
+// running belongs to an agent that died: it is marked interrupted with an
+// api.CodeInterrupted result, and their count is returned.
+func OpenJournal(dir string) (*Journal, int, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("creating journal directory: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "journal.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening journal %s: %w", dir, err)
+	}
+	j := &Journal{db: db}
+	n := 0
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketJobs)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketPaired); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketIndex); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		type upd struct {
+			k []byte
+			v []byte
+		}
+		var ups []upd
+		err = b.ForEach(func(k, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decoding journal record %x: %w", k, err)
+			}
+			if r.State != StateRunning {
+				return nil
+			}
+			r.State = StateInterrupted
+			r.Finished = now
+			r.Result = &api.Result{
+				Type: api.TypeResult, ID: r.ReqID,
+				Error:   &api.JobError{Code: api.CodeInterrupted, Message: "the agent stopped while the job was running; check the card before retrying"},
+				Started: r.Started.Format(time.RFC3339Nano), Finished: now.Format(time.RFC3339Nano),
+			}
+			nv, err := json.Marshal(&r)
+			if err != nil {
+				return err
+			}
+			ups = append(ups, upd{append([]byte(nil), k...), nv})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range ups {
+			if err := b.Put(u.k, u.v); err != nil {
+				return err
+			}
+		}
+		n = len(ups)
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, 0, fmt.Errorf("recovering journal: %w", err)
+	}
+	return j, n, nil
+}
+
+// Close closes the database.
+func (j *Journal) Close() error { return j.db.Close() }
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// Begin journals a new running job and returns its sequence number.
+func (j *Journal) Begin(origin, session, reqID, reader string) (uint64, error) {
+	var seq uint64
+	err := j.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		ik := indexKey(origin, session, reqID)
+		if tx.Bucket(bucketIndex).Get(ik) != nil {
+			return ErrDuplicateJob
+		}
+		s, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		r := Record{Seq: s, Origin: origin, Session: session, ReqID: reqID, Reader: reader, State: StateRunning, Started: time.Now().UTC()}
+		v, err := json.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		seq = s
+		if err := tx.Bucket(bucketIndex).Put(ik, seqKey(s)); err != nil {
+			return err
+		}
+		return b.Put(seqKey(s), v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journaling job: %w", err)
+	}
+	return seq, nil
+}
+
+// Finish stores the job's result durably (fsync) and marks it done. Only
+// after Finish returns may the result be sent.
+func (j *Journal) Finish(seq uint64, res *api.Result) error {
+	err := j.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		v := b.Get(seqKey(seq))
+		if v == nil {
+			return ErrUnknownJob
+		}
+		var r Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		r.State = StateDone
+		r.Finished = time.Now().UTC()
+		r.Result = res
+		nv, err := json.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		return b.Put(seqKey(seq), nv)
+	})
+	if err != nil {
+		return fmt.Errorf("journaling result: %w", err)
+	}
+	return nil
+}
+
+// Pending returns the finished (done or interrupted) records of a session
+// in the order the jobs were submitted.
+func (j *Journal) Pending(origin, session string) ([]Record, error) {
+	var out []Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Origin == origin && r.Session == session && r.State != StateRunning {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
+	return out, err
+}
+
+// All returns every record (for diagnostics and tests).
+func (j *Journal) All() ([]Record, error) {
+	var out []Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Ack forgets the finished job reqID of the session. Acknowledging a job
+// that is still running, or that the session does not own, is
+// ErrUnknownJob.
+func (j *Journal) Ack(origin, session, reqID string) error {
+	return j.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		ik := indexKey(origin, session, reqID)
+		k := tx.Bucket(bucketIndex).Get(ik)
+		if k == nil {
+			return ErrUnknownJob
+		}
+		v := b.Get(k)
+		var r Record
+		if v == nil || json.Unmarshal(v, &r) != nil || r.State == StateRunning {
+			return ErrUnknownJob
+		}
+		if err := tx.Bucket(bucketIndex).Delete(ik); err != nil {
+			return err
+		}
+		return b.Delete(k)
+	})
+}
+
+// Purge deletes finished records older than maxAge that were never
+// acknowledged, and returns how many went.
+func (j *Journal) Purge(maxAge time.Duration) (int, error) {
+	cut := time.Now().Add(-maxAge)
+	n := 0
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		var dead []Record
+		err := b.ForEach(func(k, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.State != StateRunning && r.Finished.Before(cut) {
+				dead = append(dead, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range dead {
+			if err := tx.Bucket(bucketIndex).Delete(indexKey(d.Origin, d.Session, d.ReqID)); err != nil {
+				return err
+			}
+			if err := b.Delete(seqKey(d.Seq)); err != nil {
+				return err
+			}
+		}
+		n = len(dead)
+		return nil
+	})
+	return n, err
+}
+
+func indexKey(origin, session, reqID string) []byte {
+	return []byte(origin + "\x00" + session + "\x00" + reqID)
+}
+
+// AddPaired records an origin the local user approved.
+func (j *Journal) AddPaired(origin string) error {
+	return j.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPaired).Put([]byte(origin), []byte(time.Now().UTC().Format(time.RFC3339)))
+	})
+}
+
+// Paired lists approved origins.
+func (j *Journal) Paired() ([]string, error) {
+	var out []string
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPaired).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,414 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultPort is the agent's first-choice port; FallbackPorts are tried in
+// order when it is taken. Portals (web/cardwright.js) probe the same list.
+const DefaultPort = 47800
+
+// FallbackPorts follow DefaultPort when it is in use.
+var FallbackPorts = []int{47801, 47802, 47803}
+
+// Config is what the agent enforces. Zero values take the defaults noted.
+type Config struct {
+	// AllowedOrigins are exact origins (scheme://host[:port]) whose pages may
+	// use the agent. No wildcard exists.
+	AllowedOrigins []string
+	// AllowedModules lists PKCS#11 modules a description may name: absolute
+	// paths, or bare file names resolved only inside ModuleDirs.
+	AllowedModules []string
+	// ModuleDirs are the trusted directories bare module names resolve in
+	// (default: the Debian multiarch and pkcs11 directories).
+	ModuleDirs []string
+
+	MaxMessageBytes int           // default 4 MiB
+	MaxJobs         int           // jobs in flight per session, default 4
+	MaxConnections  int           // default 256
+	RatePerSecond   int           // messages per second per connection, default 50 (burst 2×)
+	IssueTimeout    time.Duration // how long a certificate request waits for its answer, default 5 min
+	JournalMaxAge   time.Duration // unacknowledged results older than this are purged at start, default 30 days
+
+	Headless bool   // no dialogs; jobs needing one fail with prompt_unavailable
+	Version  string // reported in welcome and health
+}
+
+func (c *Config) defaults() {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 4 << 20
+	}
+	if c.MaxJobs == 0 {
+		c.MaxJobs = 4
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 256
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 50
+	}
+	if c.IssueTimeout == 0 {
+		c.IssueTimeout = 5 * time.Minute
+	}
+	if c.JournalMaxAge == 0 {
+		c.JournalMaxAge = 30 * 24 * time.Hour
+	}
+	if c.ModuleDirs == nil {
+		c.ModuleDirs = []string{"/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+			"/usr/lib/x86_64-linux-gnu/pkcs11", "/usr/lib/softhsm", "/usr/local/lib"}
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// ValidateOrigin checks that o is an exact origin: http or https, a host,
+// no path, query, fragment or user info, no wildcard.
+func ValidateOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil {
+		return fmt.Errorf("origin %q: %w", o, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("origin %q: scheme must be http or https", o)
+	}
+	if u.Host == "" || strings.Contains(u.Host, "*") {
+		return fmt.Errorf("origin %q: needs an exact host", o)
+	}
+	if u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("origin %q: an origin is scheme://host[:port] with nothing after it", o)
+	}
+	if strings.ToLower(o) != o {
+		return fmt.Errorf("origin %q: write it in lower case, as browsers send it", o)
+	}
+	return nil
+}
+
+// Deps are the agent's collaborators. Runner and Journal are required.
+type Deps struct {
+	Runner   Runner
+	Journal  *Journal
+	Readers  ReaderSource // nil: readers answers with an empty list
+	Approver Approver     // nil: headless, no pairing
+	Certs    CertService  // nil: certificates/sign/authenticate are not_supported
+	Logger   *slog.Logger // nil: discard
+}
+
+// Server is the agent's HTTP and WebSocket front.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	handlers map[string]http.HandlerFunc
+
+	mu       sync.Mutex
+	allowed  map[string]bool // configured and paired origins
+	sessions map[string]*session
+	conns    map[*conn]struct{}
+	port     int
+	tls      bool
+	httpSrv  *http.Server
+
+	nconns    atomic.Int64
+	closing   atomic.Bool
+	jobsWG    sync.WaitGroup
+	baseCtx   context.Context
+	cancelAll context.CancelFunc
+}
+
+// New builds a server. It validates the configuration and loads paired
+// origins from the journal.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.defaults()
+	if deps.Runner == nil || deps.Journal == nil {
+		return nil, errors.New("agent: Runner and Journal are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, allowed: map[string]bool{},
+		sessions: map[string]*session{}, conns: map[*conn]struct{}{}}
+	for _, o := range cfg.AllowedOrigins {
+		if err := ValidateOrigin(o); err != nil {
+			return nil, fmt.Errorf("checking allowed origins: %w", err)
+		}
+		s.allowed[o] = true
+	}
+	for _, m := range cfg.AllowedModules {
+		if m == "" || (strings.ContainsRune(m, '/') && !strings.HasPrefix(m, "/")) {
+			return nil, fmt.Errorf("checking allowed modules: %q is neither an absolute path nor a file name", m)
+		}
+	}
+	paired, err := deps.Journal.Paired()
+	if err != nil {
+		return nil, fmt.Errorf("loading paired origins: %w", err)
+	}
+	if deps.Approver != nil {
+		for _, o := range paired {
+			s.allowed[o] = true
+		}
+	}
+	if n, err := deps.Journal.Purge(cfg.JournalMaxAge); err != nil {
+		return nil, fmt.Errorf("purging journal: %w", err)
+	} else if n > 0 {
+		s.log.Info("purged old unacknowledged results", "count", n)
+	}
+	s.baseCtx, s.cancelAll = context.WithCancel(context.Background())
+	s.handlers = map[string]http.HandlerFunc{
+		"/v1/ws":     s.serveWS,
+		"/v1/health": s.serveHealth,
+		"/CardJob":   s.serveCardJob,
+	}
+	return s, nil
+}
+
+// Listen opens a loopback listener on addr ("127.0.0.1:47800", "[::1]:0",
+// "localhost:47800"). A non-loopback host is refused. When the port is
+// DefaultPort and taken, FallbackPorts are tried in order.
+func Listen(addr string) (net.Listener, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("parsing listen address: %w", err)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("listen address %q: the agent listens on loopback only", addr)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: bad port", addr)
+	}
+	ports := []int{port}
+	if port == DefaultPort {
+		ports = append(ports, FallbackPorts...)
+	}
+	var firstErr error
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return ln, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, fmt.Errorf("listening on %s: %w", addr, firstErr)
+}
+
+// Serve serves on ln (which must be a loopback TCP listener) until
+// Shutdown. tlsCfg may be nil for plain ws://.
+func (s *Server) Serve(ln net.Listener, tlsCfg *tls.Config) error {
+	ta, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || !ta.IP.IsLoopback() {
+		return fmt.Errorf("serving on %s: not a loopback TCP address", ln.Addr())
+	}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.mu.Lock()
+	s.port = ta.Port
+	s.httpSrv = hs
+	s.tls = tlsCfg != nil
+	s.mu.Unlock()
+	s.log.Info("agent listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "origins", len(s.cfg.AllowedOrigins))
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets running jobs finish until ctx ends, then
+// cancels the rest (their results are journaled as cancelled), and closes
+// every socket with a reason.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	hs := s.httpSrv
+	s.mu.Unlock()
+	var err error
+	if hs != nil {
+		err = hs.Shutdown(ctx)
+	}
+	done := make(chan struct{})
+	go func() { s.jobsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: cancelling running jobs")
+		s.cancelAll()
+		<-done
+	}
+	s.cancelAll()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(closeGoingAway, "agent shutting down")
+	}
+	s.log.Info("agent stopped")
+	return err
+}
+
+// Port is the port Serve listens on (0 before Serve).
+func (s *Server) Port() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.port
+}
+
+// AllowOrigin adds an origin at run time (the demo portal, a pairing).
+func (s *Server) AllowOrigin(o string) error {
+	if err := ValidateOrigin(o); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.allowed[o] = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Server) originAllowed(o string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allowed[o]
+}
+
+// checkHost accepts only loopback names with the port we listen on: a page
+// on evil.example that rebinds its name to 127.0.0.1 still sends
+// Host: evil.example and is refused (DNS rebinding).
+func (s *Server) checkHost(h string) bool {
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	want := s.port
+	s.mu.Unlock()
+	if port != strconv.Itoa(want) {
+		return false
+	}
+	switch strings.ToLower(host) {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
+
+// originState classifies a request's Origin.
+type originState int
+
+const (
+	originNone    originState = iota // no Origin header: a local program, not a browser
+	originAllowed                    // configured or paired
+	originPairing                    // unknown, but may ask to pair on /v1/ws
+	originDenied
+)
+
+func (s *Server) classifyOrigin(r *http.Request) (string, originState) {
+	vals := r.Header.Values("Origin")
+	if len(vals) == 0 {
+		return "", originNone
+	}
+	o := vals[0]
+	if len(vals) > 1 || o == "" || o == "null" {
+		return o, originDenied
+	}
+	if s.originAllowed(o) {
+		return o, originAllowed
+	}
+	if s.deps.Approver != nil && r.URL.Path == "/v1/ws" && ValidateOrigin(o) == nil {
+		return o, originPairing
+	}
+	return o, originDenied
+}
+
+// ServeHTTP applies the Host and Origin checks to every request, answers
+// CORS and Private Network Access preflights, then dispatches through the
+// handler table.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.checkHost(r.Host) {
+		s.log.Warn("request refused: host not loopback", "host", r.Host, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		http.Error(w, "forbidden: Host must be a loopback name with the agent's port", http.StatusForbidden)
+		return
+	}
+	origin, st := s.classifyOrigin(r)
+	if st == originDenied {
+		s.log.Warn("request refused: origin not allowed", "origin", origin, "path", r.URL.Path)
+		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
+		return
+	}
+	h, ok := s.handlers[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if st == originAllowed {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Add("Vary", "Origin")
+		if r.Method == http.MethodOptions {
+			// CORS preflight, and Chromium's Private/Local Network Access
+			// preflight for a public page reaching 127.0.0.1.
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			if r.Header.Get("Access-Control-Request-Private-Network") == "true" {
+				w.Header().Set("Access-Control-Allow-Private-Network", "true")
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	} else if r.Method == http.MethodOptions {
+		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
+		return
+	}
+	h(w, r)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	running := 0
+	for _, ss := range s.sessions {
+		running += ss.running()
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"status": "ok", "agent": "cardwright/" + s.cfg.Version, "protocol": []int{1},
+		"connections": s.nconns.Load(), "jobs": running,
+	})
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

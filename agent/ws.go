@@ -1,0 +1,978 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// WebSocket close codes used (RFC 6455 §7.4.1).
+const (
+	closeNormal       = websocket.CloseNormalClosure
+	closeGoingAway    = websocket.CloseGoingAway
+	closeUnsupported  = websocket.CloseUnsupportedData
+	closeInvalid      = websocket.CloseInvalidFramePayloadData
+	closePolicy       = websocket.ClosePolicyViolation
+	closeTooBig       = websocket.CloseMessageTooBig
+	closeTryAgain     = websocket.CloseTryAgainLater
+	writeTimeout      = 10 * time.Second
+	outQueue          = 512
+	sessionTokenBytes = 16
+)
+
+// session is a portal's conversation with the agent, identified by origin
+// and a token from welcome. It outlives connections: jobs keep running
+// when the socket drops and their results wait in the journal.
+type session struct {
+	origin, id string
+
+	mu   sync.Mutex
+	conn *conn
+	jobs map[string]*jobRun // running jobs by request id
+}
+
+func (ss *session) running() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.jobs)
+}
+
+// send delivers v to the session's current connection, if any.
+func (ss *session) send(v any) {
+	ss.mu.Lock()
+	c := ss.conn
+	ss.mu.Unlock()
+	if c != nil {
+		c.send(v)
+	}
+}
+
+// jobRun is a running job.
+type jobRun struct {
+	seq    uint64
+	reqID  string
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	nextReq  int
+	requests map[string]*pendingRequest
+}
+
+type pendingRequest struct {
+	msg api.Request
+	ch  chan *api.Answer
+}
+
+// conn is one WebSocket connection.
+type conn struct {
+	s      *Server
+	ws     *websocket.Conn
+	origin string
+	remote string
+	out    chan any
+	done   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	sess    *session
+	paired  bool
+	pairing bool
+	closed  bool
+	subs    map[string]context.CancelFunc
+	limiter rateLimiter
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  4096,
+	WriteBufferSize: 4096,
+	// The Origin was already checked against the allow-list (or admitted
+	// for pairing) by ServeHTTP; this re-checks the same decision so the
+	// upgrader can never be reached with an origin we did not classify.
+	CheckOrigin: nil, // set in init to avoid an initialization cycle
+}
+
+func init() {
+	upgrader.CheckOrigin = func(r *http.Request) bool {
+		st, _ := r.Context().Value(originKey{}).(originState)
+		return st == originAllowed || st == originNone || st == originPairing
+	}
+}
+
+type originKey struct{}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		http.Error(w, "agent shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	origin, st := s.classifyOrigin(r)
+	if st == originDenied { // ServeHTTP already refused; keep the check local too
+		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
+		return
+	}
+	if n := s.nconns.Add(1); n > int64(s.cfg.MaxConnections) {
+		s.nconns.Add(-1)
+		s.log.Warn("connection refused: limit reached", "origin", origin, "limit", s.cfg.MaxConnections)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), originKey{}, st))
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.nconns.Add(-1)
+		return // the upgrader wrote the HTTP error
+	}
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	c := &conn{s: s, ws: ws, origin: origin, remote: r.RemoteAddr, out: make(chan any, outQueue),
+		done: make(chan struct{}), ctx: ctx, cancel: cancel, paired: st != originPairing,
+		subs: map[string]context.CancelFunc{}, limiter: newRateLimiter(s.cfg.RatePerSecond)}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.log.Info("connection opened", "origin", origin, "remote", c.remote, "paired", c.paired)
+	go c.writeLoop()
+	c.readLoop()
+}
+
+// send queues v for the writer. A client that does not read its events
+// fills the queue and is disconnected; results stay in the journal.
+func (c *conn) send(v any) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	select {
+	case c.out <- v:
+	default:
+		c.closeWith(closePolicy, "client does not read its messages")
+	}
+}
+
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case v := <-c.out:
+			c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := c.ws.WriteJSON(v); err != nil {
+				c.closeWith(closeGoingAway, "write failed")
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// closeWith sends a close frame with a reason and tears the connection down.
+// Only this connection is affected.
+func (c *conn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	// Let queued messages (an error reply) go out first, briefly.
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for len(c.out) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(c.done)
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.ws.Close()
+	c.cancel()
+}
+
+func (c *conn) readLoop() {
+	s := c.s
+	defer func() {
+		c.closeWith(closeNormal, "")
+		c.detach()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.nconns.Add(-1)
+		s.log.Info("connection closed", "origin", c.origin, "remote", c.remote)
+	}()
+	max := int64(s.cfg.MaxMessageBytes)
+	var buf bytes.Buffer
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		if mt != websocket.TextMessage {
+			c.closeWith(closeUnsupported, "only JSON text frames are accepted")
+			return
+		}
+		buf.Reset()
+		n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+		if err != nil {
+			return
+		}
+		if n > max {
+			s.log.Warn("connection closed: message too large", "origin", c.origin, "limit", max)
+			c.closeWith(closeTooBig, "message exceeds "+strconv.FormatInt(max, 10)+" bytes")
+			return
+		}
+		if !c.limiter.allow(time.Now()) {
+			c.send(&api.Error{Type: api.TypeError, Code: api.CodeRateLimited, Message: "too many messages; slow down"})
+			continue
+		}
+		var env api.Envelope
+		if err := json.Unmarshal(buf.Bytes(), &env); err != nil || env.Type == "" {
+			msg := "malformed message: not a JSON object with a type"
+			if err != nil {
+				msg = "malformed JSON: " + err.Error()
+			}
+			s.log.Warn("connection closed: malformed frame", "origin", c.origin)
+			c.closeWith(closeInvalid, truncate(msg, 120))
+			return
+		}
+		c.dispatch(&env, buf.Bytes())
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func (c *conn) fail(id string, code api.Code, msg string) {
+	c.send(&api.Error{Type: api.TypeError, ID: id, Code: code, Message: msg})
+}
+
+// handler table for messages; paired says whether an unpaired origin may
+// send it.
+type msgHandler struct {
+	fn          func(c *conn, id string, raw []byte)
+	needSession bool
+	needPaired  bool
+}
+
+var msgHandlers map[string]msgHandler
+
+func init() {
+	msgHandlers = map[string]msgHandler{
+		api.TypeHello:        {fn: (*conn).onHello},
+		api.TypePair:         {fn: (*conn).onPair, needSession: true},
+		api.TypeReaders:      {fn: (*conn).onReaders, needSession: true, needPaired: true},
+		api.TypeJob:          {fn: (*conn).onJob, needSession: true, needPaired: true},
+		api.TypeCancel:       {fn: (*conn).onCancel, needSession: true, needPaired: true},
+		api.TypeAck:          {fn: (*conn).onAck, needSession: true, needPaired: true},
+		api.TypeAnswer:       {fn: (*conn).onAnswer, needSession: true, needPaired: true},
+		api.TypeCertificates: {fn: (*conn).onCertService, needSession: true, needPaired: true},
+		api.TypeSign:         {fn: (*conn).onCertService, needSession: true, needPaired: true},
+		api.TypeAuthenticate: {fn: (*conn).onCertService, needSession: true, needPaired: true},
+	}
+}
+
+func (c *conn) dispatch(env *api.Envelope, raw []byte) {
+	h, ok := msgHandlers[env.Type]
+	if !ok {
+		c.fail(env.ID, api.CodeBadRequest, "unknown message type "+strconv.Quote(truncate(env.Type, 40)))
+		return
+	}
+	if env.ID == "" || len(env.ID) > 128 {
+		c.fail("", api.CodeBadRequest, "every request needs an id of 1..128 characters")
+		return
+	}
+	c.mu.Lock()
+	sess, paired := c.sess, c.paired
+	c.mu.Unlock()
+	if h.needSession && sess == nil {
+		c.fail(env.ID, api.CodeBadRequest, "send hello first")
+		return
+	}
+	if h.needPaired && !paired {
+		c.fail(env.ID, api.CodeNotPaired, "origin "+c.origin+" is not approved on this computer; send pair")
+		return
+	}
+	h.fn(c, env.ID, raw)
+}
+
+func decode(c *conn, id string, raw []byte, v any) bool {
+	if err := json.Unmarshal(raw, v); err != nil {
+		c.fail(id, api.CodeBadRequest, truncate("decoding message: "+err.Error(), 200))
+		return false
+	}
+	return true
+}
+
+func (c *conn) onHello(id string, raw []byte) {
+	var m api.Hello
+	if !decode(c, id, raw, &m) {
+		return
+	}
+	c.mu.Lock()
+	has := c.sess != nil
+	c.mu.Unlock()
+	if has {
+		c.fail(id, api.CodeBadRequest, "hello was already sent on this connection")
+		return
+	}
+	version := 0
+	for _, v := range m.Versions {
+		if v >= api.MinProtocolVersion && v <= api.ProtocolVersion && v > version {
+			version = v
+		}
+	}
+	if version == 0 {
+		c.fail(id, api.CodeUnsupportedVersion, fmt.Sprintf("this agent speaks protocol versions %d..%d", api.MinProtocolVersion, api.ProtocolVersion))
+		go c.closeWith(closePolicy, "no common protocol version")
+		return
+	}
+	sid := m.Session
+	if sid != "" && !validToken(sid) {
+		c.fail(id, api.CodeBadRequest, "session token malformed")
+		return
+	}
+	if sid == "" {
+		sid = randomToken(sessionTokenBytes)
+	}
+	ss := c.s.attach(c, sid)
+	pending, err := c.s.deps.Journal.Pending(c.origin, sid)
+	if err != nil {
+		c.s.log.Error("reading journal", "err", err)
+	}
+	c.mu.Lock()
+	paired := c.paired
+	c.mu.Unlock()
+	c.send(&api.Welcome{Type: api.TypeWelcome, ID: id, Version: version, Agent: "cardwright/" + c.s.cfg.Version,
+		Session: sid, Paired: paired, Pending: len(pending),
+		Limits: api.Limits{MaxMessageBytes: c.s.cfg.MaxMessageBytes, MaxJobs: c.s.cfg.MaxJobs, MaxRate: c.s.cfg.RatePerSecond}})
+	if !paired {
+		return // results go only to approved origins
+	}
+	for _, r := range pending {
+		res := *r.Result
+		res.Redelivered = true
+		c.send(&res)
+	}
+	// Certificate requests of jobs still running wait for this session's
+	// answer: ask again on the new connection.
+	ss.mu.Lock()
+	var reqs []api.Request
+	for _, j := range ss.jobs {
+		j.mu.Lock()
+		for _, p := range j.requests {
+			reqs = append(reqs, p.msg)
+		}
+		j.mu.Unlock()
+	}
+	ss.mu.Unlock()
+	for i := range reqs {
+		c.send(&reqs[i])
+	}
+}
+
+func validToken(s string) bool {
+	if len(s) < 16 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// attach binds c to the session (origin, sid), taking it over from an
+// older connection.
+func (s *Server) attach(c *conn, sid string) *session {
+	key := c.origin + "\x00" + sid
+	s.mu.Lock()
+	ss := s.sessions[key]
+	if ss == nil {
+		ss = &session{origin: c.origin, id: sid, jobs: map[string]*jobRun{}}
+		s.sessions[key] = ss
+	}
+	s.mu.Unlock()
+	ss.mu.Lock()
+	old := ss.conn
+	ss.conn = c
+	ss.mu.Unlock()
+	c.mu.Lock()
+	c.sess = ss
+	c.mu.Unlock()
+	if old != nil && old != c {
+		old.mu.Lock()
+		old.sess = nil
+		old.mu.Unlock()
+		go old.closeWith(closePolicy, "session resumed on another connection")
+	}
+	return ss
+}
+
+// detach unbinds c from its session; a session with no connection and no
+// running job is forgotten (its results stay in the journal).
+func (c *conn) detach() {
+	c.mu.Lock()
+	ss := c.sess
+	c.sess = nil
+	for _, cancel := range c.subs {
+		cancel()
+	}
+	c.mu.Unlock()
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	if ss.conn == c {
+		ss.conn = nil
+	}
+	idle := ss.conn == nil && len(ss.jobs) == 0
+	ss.mu.Unlock()
+	if idle {
+		c.s.dropSession(ss)
+	}
+}
+
+func (s *Server) dropSession(ss *session) {
+	key := ss.origin + "\x00" + ss.id
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.mu.Lock()
+	idle := ss.conn == nil && len(ss.jobs) == 0
+	ss.mu.Unlock()
+	if idle && s.sessions[key] == ss {
+		delete(s.sessions, key)
+	}
+}
+
+func (c *conn) onPair(id string, raw []byte) {
+	c.mu.Lock()
+	paired, pairing := c.paired, c.pairing
+	c.mu.Unlock()
+	if paired {
+		c.send(&api.Paired{Type: api.TypePaired, ID: id, Origin: c.origin})
+		return
+	}
+	ap := c.s.deps.Approver
+	if ap == nil {
+		c.fail(id, api.CodeNotPaired, "this agent runs headless: origins are added in its configuration only")
+		return
+	}
+	if pairing {
+		c.fail(id, api.CodeBadRequest, "a pairing request is already waiting")
+		return
+	}
+	c.mu.Lock()
+	c.pairing = true
+	c.mu.Unlock()
+	code := pairingCode()
+	c.send(&api.Pairing{Type: api.TypePairing, ID: id, Code: code, Origin: c.origin})
+	c.s.log.Info("pairing requested", "origin", c.origin, "code", code)
+	go func() {
+		ok, err := ap.Approve(c.ctx, c.origin, code)
+		c.mu.Lock()
+		c.pairing = false
+		c.mu.Unlock()
+		if err != nil || !ok {
+			c.s.log.Warn("pairing refused", "origin", c.origin, "err", err)
+			c.fail(id, api.CodeNotPaired, "the local user did not approve "+c.origin)
+			return
+		}
+		if err := c.s.AllowOrigin(c.origin); err != nil {
+			c.fail(id, api.CodeNotPaired, err.Error())
+			return
+		}
+		if err := c.s.deps.Journal.AddPaired(c.origin); err != nil {
+			c.s.log.Error("storing paired origin", "err", err)
+		}
+		c.mu.Lock()
+		c.paired = true
+		c.mu.Unlock()
+		c.s.log.Info("origin paired", "origin", c.origin)
+		c.send(&api.Paired{Type: api.TypePaired, ID: id, Origin: c.origin})
+	}()
+}
+
+// pairingCode is six decimal digits, easy to compare by eye.
+func pairingCode() string {
+	b := randomToken(8)
+	n := 0
+	for i := 0; i < len(b); i++ {
+		n = (n*31 + int(b[i])) % 1000000
+	}
+	return fmt.Sprintf("%06d", n)
+}
+
+func (c *conn) onReaders(id string, raw []byte) {
+	var m api.Readers
+	if !decode(c, id, raw, &m) {
+		return
+	}
+	list := []api.Reader{}
+	if src := c.s.deps.Readers; src != nil {
+		l, err := src.Readers(c.ctx)
+		if err != nil {
+			c.fail(id, api.CodeReaderUnavailable, err.Error())
+			return
+		}
+		if l != nil {
+			list = l
+		}
+	}
+	c.send(&api.ReaderList{Type: api.TypeReaderList, ID: id, Readers: list})
+	if m.Subscribe == nil || c.s.deps.Readers == nil {
+		return
+	}
+	c.mu.Lock()
+	if cancel, ok := c.subs[id]; ok {
+		cancel()
+		delete(c.subs, id)
+	}
+	if *m.Subscribe {
+		ctx, cancel := context.WithCancel(c.ctx)
+		c.subs[id] = cancel
+		go c.s.deps.Readers.Watch(ctx, func(ev any) {
+			switch e := ev.(type) {
+			case api.ReaderEvent:
+				e.Type, e.ID = api.TypeReaderEvent, id
+				c.send(&e)
+			case api.CardEvent:
+				e.Type, e.ID = api.TypeCardEvent, id
+				c.send(&e)
+			}
+		})
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) onCertService(id string, raw []byte) {
+	cs := c.s.deps.Certs
+	if cs == nil {
+		c.fail(id, api.CodeNotSupported, "this agent has no certificate service")
+		return
+	}
+	var env api.Envelope
+	json.Unmarshal(raw, &env)
+	go func() {
+		var (
+			reply any
+			err   error
+		)
+		switch env.Type {
+		case api.TypeCertificates:
+			var m api.Certificates
+			if !decode(c, id, raw, &m) {
+				return
+			}
+			var r *api.CertificateList
+			r, err = cs.Certificates(c.ctx, &m)
+			if r != nil {
+				r.Type, r.ID = api.TypeCertificateList, id
+			}
+			reply = r
+		case api.TypeSign:
+			var m api.Sign
+			if !decode(c, id, raw, &m) {
+				return
+			}
+			var r *api.Signature
+			r, err = cs.Sign(c.ctx, &m)
+			if r != nil {
+				r.Type, r.ID = api.TypeSignature, id
+			}
+			reply = r
+		case api.TypeAuthenticate:
+			var m api.Authenticate
+			if !decode(c, id, raw, &m) {
+				return
+			}
+			var r *api.Authentication
+			r, err = cs.Authenticate(c.ctx, &m)
+			if r != nil {
+				r.Type, r.ID = api.TypeAuthentication, id
+			}
+			reply = r
+		}
+		if err != nil {
+			var je *api.JobError
+			if errors.As(err, &je) {
+				c.fail(id, je.Code, je.Message)
+			} else {
+				c.fail(id, api.CodeInternal, err.Error())
+			}
+			return
+		}
+		c.send(reply)
+	}()
+}
+
+func (c *conn) onJob(id string, raw []byte) {
+	s := c.s
+	var m api.Job
+	if !decode(c, id, raw, &m) {
+		return
+	}
+	if s.closing.Load() {
+		c.fail(id, api.CodeShuttingDown, "the agent is shutting down")
+		return
+	}
+	job, jerr := s.buildJob(&m)
+	if jerr != nil {
+		s.log.Warn("job refused", "origin", c.origin, "id", id, "code", jerr.Code, "msg", jerr.Message)
+		c.fail(id, jerr.Code, jerr.Message)
+		return
+	}
+	c.mu.Lock()
+	ss := c.sess
+	c.mu.Unlock()
+	if ss == nil {
+		c.fail(id, api.CodeBadRequest, "send hello first")
+		return
+	}
+	ss.mu.Lock()
+	if len(ss.jobs) >= s.cfg.MaxJobs {
+		ss.mu.Unlock()
+		c.fail(id, api.CodeTooManyJobs, fmt.Sprintf("at most %d jobs may run at once per session", s.cfg.MaxJobs))
+		return
+	}
+	if _, dup := ss.jobs[id]; dup {
+		ss.mu.Unlock()
+		c.fail(id, api.CodeBadRequest, "a job with this id is running")
+		return
+	}
+	jr := &jobRun{reqID: id, requests: map[string]*pendingRequest{}}
+	ss.jobs[id] = jr // reserve before the journal write
+	ss.mu.Unlock()
+	seq, err := s.deps.Journal.Begin(ss.origin, ss.id, id, job.Reader)
+	if err != nil {
+		ss.mu.Lock()
+		delete(ss.jobs, id)
+		ss.mu.Unlock()
+		if errors.Is(err, ErrDuplicateJob) {
+			c.fail(id, api.CodeBadRequest, "job id already used and not yet acknowledged")
+		} else {
+			s.log.Error("journaling job", "err", err)
+			c.fail(id, api.CodeInternal, "journal unavailable")
+		}
+		return
+	}
+	job.ID = strconv.FormatUint(seq, 10)
+	jr.seq = seq
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	jr.cancel = cancel
+	s.jobsWG.Add(1)
+	c.send(&api.Accepted{Type: api.TypeAccepted, ID: id})
+	s.log.Info("job accepted", "origin", ss.origin, "session", ss.id[:6], "id", id, "job", job.ID, "reader", job.Reader)
+	go s.runJob(ctx, ss, jr, job)
+}
+
+// buildJob decodes a job message and runs the checks that need no card:
+// one description, base64, the module allow-list.
+func (s *Server) buildJob(m *api.Job) (*Job, *api.JobError) {
+	job := &Job{Reader: m.Reader, Headless: s.cfg.Headless, SecretOutputs: m.Secret,
+		Files: map[string][]byte{}, Fields: make(map[string]secret.Value, len(m.Fields))}
+	switch {
+	case m.Description != "" && m.DSZ != "":
+		return nil, &api.JobError{Code: api.CodeBadRequest, Message: "give description or dsz, not both"}
+	case m.Description != "":
+		job.Description = []byte(m.Description)
+	case m.DSZ != "":
+		b, err := base64.StdEncoding.DecodeString(m.DSZ)
+		if err != nil {
+			return nil, &api.JobError{Code: api.CodeInvalidDescription, Message: "dsz is not base64: " + err.Error()}
+		}
+		job.DSZ = b
+	default:
+		return nil, &api.JobError{Code: api.CodeBadRequest, Message: "a job needs a description or a dsz"}
+	}
+	for name, v := range m.Files {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			return nil, &api.JobError{Code: api.CodeInvalidField, Message: "file " + strconv.Quote(name) + " is not base64", File: name}
+		}
+		job.Files[name] = b
+	}
+	for k, v := range m.Fields {
+		job.Fields[k] = secret.New(v)
+	}
+	if jerr := s.checkModules(job); jerr != nil {
+		return nil, jerr
+	}
+	return job, nil
+}
+
+func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *Job) {
+	defer s.jobsWG.Done()
+	defer jr.cancel()
+	started := time.Now().UTC()
+	hooks := Hooks{
+		Progress: func(step string, n, total int) {
+			ss.send(&api.Progress{Type: api.TypeProgress, ID: jr.reqID, Step: step, N: n, Total: total})
+		},
+		Prompt: func(kind, state, reader string) {
+			ss.send(&api.Prompt{Type: api.TypePrompt, ID: jr.reqID, Kind: kind, State: state, Reader: reader})
+		},
+		Issue: func(ctx context.Context, req CertRequest) (*CertAnswer, error) {
+			return s.issue(ctx, ss, jr, req)
+		},
+	}
+	res := s.safeRun(ctx, job, hooks)
+	wire := toWire(jr.reqID, job, &res)
+	wire.Started = started.Format(time.RFC3339Nano)
+	wire.Finished = time.Now().UTC().Format(time.RFC3339Nano)
+	code := "ok"
+	if wire.Error != nil {
+		code = string(wire.Error.Code)
+	}
+	if err := s.deps.Journal.Finish(jr.seq, wire); err != nil {
+		// Not durable: do not send what a crash could lose track of.
+		s.log.Error("journaling result", "job", job.ID, "err", err)
+		wire = &api.Result{Type: api.TypeResult, ID: jr.reqID, Error: &api.JobError{Code: api.CodeInternal, Message: "the result could not be journaled"}}
+	}
+	wipe(job, &res)
+	ss.mu.Lock()
+	delete(ss.jobs, jr.reqID)
+	idle := ss.conn == nil && len(ss.jobs) == 0
+	ss.mu.Unlock()
+	ss.send(wire)
+	s.log.Info("job finished", "origin", ss.origin, "id", jr.reqID, "job", job.ID, "result", code, "ms", time.Since(started).Milliseconds())
+	if idle {
+		s.dropSession(ss)
+	}
+}
+
+func (s *Server) safeRun(ctx context.Context, job *Job, hooks Hooks) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("runner panicked", "job", job.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res = Result{Err: &api.JobError{Code: api.CodeInternal, Message: "the runner failed unexpectedly"}}
+		}
+	}()
+	return s.deps.Runner.Run(ctx, job, hooks)
+}
+
+// toWire turns a runner result into the wire result, enforcing that secrets
+// go only to outputs the job declared secret.
+func toWire(reqID string, job *Job, res *Result) *api.Result {
+	w := &api.Result{Type: api.TypeResult, ID: reqID}
+	if res.Err != nil {
+		e := *res.Err
+		w.Error = &e
+		return w
+	}
+	for name := range res.Secrets {
+		if !job.IsSecretOutput(name) {
+			w.Error = &api.JobError{Code: api.CodeSecretOutput, Message: "the job produced a secret for output " + strconv.Quote(name) + ", which the job did not declare secret; the result is withheld"}
+			return w
+		}
+	}
+	w.OK = true
+	w.Fields = res.Fields
+	if len(res.Secrets) > 0 {
+		w.Secrets = make(map[string]string, len(res.Secrets))
+		for k, v := range res.Secrets {
+			w.Secrets[k] = v.Reveal() // declared secret output: leaves on purpose
+		}
+	}
+	return w
+}
+
+func wipe(job *Job, res *Result) {
+	for k, v := range job.Fields {
+		v.Wipe()
+		delete(job.Fields, k)
+	}
+	for k, v := range res.Secrets {
+		v.Wipe()
+		delete(res.Secrets, k)
+	}
+}
+
+// issue sends a request event to the session and waits for the answer.
+func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req CertRequest) (*CertAnswer, error) {
+	jr.mu.Lock()
+	jr.nextReq++
+	rid := strconv.Itoa(jr.nextReq)
+	p := &pendingRequest{ch: make(chan *api.Answer, 1), msg: api.Request{Type: api.TypeRequest, ID: jr.reqID, Request: rid,
+		Application: req.Application, Template: req.Template, CSR: base64.StdEncoding.EncodeToString(req.CSR), KeyArchival: req.KeyArchival}}
+	jr.requests[rid] = p
+	jr.mu.Unlock()
+	defer func() {
+		jr.mu.Lock()
+		delete(jr.requests, rid)
+		jr.mu.Unlock()
+	}()
+	ss.send(&p.msg)
+	t := time.NewTimer(s.cfg.IssueTimeout)
+	defer t.Stop()
+	var a *api.Answer
+	select {
+	case a = <-p.ch:
+	case <-ctx.Done():
+		return nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while waiting for the certificate", Step: "request"}
+	case <-t.C:
+		return nil, &api.JobError{Code: api.CodeIssuerError, Message: "the portal did not answer the certificate request in time", Step: "request"}
+	}
+	return decodeAnswer(a)
+}
+
+func decodeAnswer(a *api.Answer) (*CertAnswer, error) {
+	ierr := func(msg string) error {
+		return &api.JobError{Code: api.CodeIssuerError, Message: msg, Step: "request"}
+	}
+	if a.Error != "" {
+		return nil, ierr("the portal could not issue the certificate: " + truncate(a.Error, 300))
+	}
+	out := &CertAnswer{}
+	if a.PKCS12 != "" {
+		b, err := base64.StdEncoding.DecodeString(a.PKCS12)
+		if err != nil {
+			return nil, ierr("pkcs12 is not base64")
+		}
+		out.PKCS12 = b
+		out.Password = secret.New(a.Password)
+		return out, nil
+	}
+	if a.Certificate == "" {
+		return nil, ierr("the answer has neither certificate nor pkcs12")
+	}
+	parse := func(s string) (*x509.Certificate, error) {
+		der, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, ierr("certificate is not base64")
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, ierr("parsing the issued certificate: " + err.Error())
+		}
+		return cert, nil
+	}
+	var err error
+	if out.Certificate, err = parse(a.Certificate); err != nil {
+		return nil, err
+	}
+	for _, c := range a.Chain {
+		cert, err := parse(c)
+		if err != nil {
+			return nil, err
+		}
+		out.Chain = append(out.Chain, cert)
+	}
+	return out, nil
+}
+
+func (c *conn) onCancel(id string, raw []byte) {
+	var m api.Cancel
+	if !decode(c, id, raw, &m) {
+		return
+	}
+	jr := c.job(m.Job)
+	if jr == nil {
+		c.fail(id, api.CodeUnknownJob, "no running job "+strconv.Quote(m.Job))
+		return
+	}
+	jr.cancel()
+	c.send(&api.OK{Type: api.TypeOK, ID: id})
+}
+
+func (c *conn) job(reqID string) *jobRun {
+	c.mu.Lock()
+	ss := c.sess
+	c.mu.Unlock()
+	if ss == nil {
+		return nil
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.jobs[reqID]
+}
+
+func (c *conn) onAck(id string, raw []byte) {
+	var m api.Ack
+	if !decode(c, id, raw, &m) {
+		return
+	}
+	c.mu.Lock()
+	ss := c.sess
+	c.mu.Unlock()
+	if err := c.s.deps.Journal.Ack(ss.origin, ss.id, m.Job); err != nil {
+		if errors.Is(err, ErrUnknownJob) {
+			c.fail(id, api.CodeUnknownJob, "no finished, unacknowledged job "+strconv.Quote(m.Job))
+			return
+		}
+		c.s.log.Error("journaling ack", "err", err)
+		c.fail(id, api.CodeInternal, "journal unavailable")
+		return
+	}
+	c.send(&api.OK{Type: api.TypeOK, ID: id})
+}
+
+func (c *conn) onAnswer(id string, raw []byte) {
+	var m api.Answer
+	if !decode(c, id, raw, &m) {
+		return
+	}
+	jr := c.job(m.Job)
+	if jr == nil {
+		c.fail(id, api.CodeUnknownJob, "no running job "+strconv.Quote(m.Job))
+		return
+	}
+	jr.mu.Lock()
+	p := jr.requests[m.Request]
+	if p != nil {
+		delete(jr.requests, m.Request)
+	}
+	jr.mu.Unlock()
+	if p == nil {
+		c.fail(id, api.CodeUnknownJob, "job "+strconv.Quote(m.Job)+" has no open request "+strconv.Quote(m.Request))
+		return
+	}
+	p.ch <- &m
+	c.send(&api.OK{Type: api.TypeOK, ID: id})
+}
+
+// rateLimiter is a token bucket: rate per second, burst twice that.
+type rateLimiter struct {
+	rate, tokens, burst float64
+	last                time.Time
+}
+
+func newRateLimiter(perSecond int) rateLimiter {
+	r := float64(perSecond)
+	return rateLimiter{rate: r, tokens: 2 * r, burst: 2 * r}
+}
+
+func (l *rateLimiter) allow(now time.Time) bool {
+	if !l.last.IsZero() {
+		l.tokens += now.Sub(l.last).Seconds() * l.rate
+		if l.tokens > l.burst {
+			l.tokens = l.burst
+		}
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+var _ = slog.LevelInfo

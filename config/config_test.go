@@ -1,0 +1,166 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `# cardwright configuration
+[server]
+listen = 127.0.0.1
+port = 31000
+origin = https://cms.example.com
+origin = https://cms2.example.com:8443
+headless = yes
+
+[pkcs11]
+module = /usr/lib/softhsm/libsofthsm2.so
+module = opensc-pkcs11.so
+
+[readers]
+skip = Microsoft Virtual Smart Card .*
+
+[tokens]
+Virtual PCD 00 0[23] = /usr/lib/softhsm/libsofthsm2.so, demo
+
+[dialects]
+CardOS V5.3 = cardos5
+
+[pins]
+encryption_cert = /etc/cardwright/pinenc.pem
+decrypt_p12 = /etc/cardwright/pindec.p12
+decrypt_p12_password = hunter2
+decrypt_module = /usr/lib/softhsm/libsofthsm2.so
+decrypt_slot = *
+decrypt_label = pin-key
+decrypt_pin = 9999
+
+[log]
+level = DEBUG
+journal = /var/lib/cardwright/journal.db
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("good.cfg", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:31000" {
+		t.Errorf("Listen = %q", c.Listen)
+	}
+	if len(c.AllowedOrigins) != 2 || c.AllowedOrigins[1] != "https://cms2.example.com:8443" {
+		t.Errorf("origins = %q", c.AllowedOrigins)
+	}
+	if !c.Headless || c.LogLevel != "debug" || c.Journal != "/var/lib/cardwright/journal.db" {
+		t.Errorf("headless/level/journal = %v %q %q", c.Headless, c.LogLevel, c.Journal)
+	}
+	for _, tc := range []struct {
+		mod  string
+		want bool
+	}{
+		{"/usr/lib/softhsm/libsofthsm2.so", true},
+		{"/usr/lib/softhsm/../softhsm/libsofthsm2.so", true},
+		{"opensc-pkcs11.so", true},
+		{"/tmp/opensc-pkcs11.so", false},
+		{"/tmp/evil.so", false},
+	} {
+		if got := c.ModuleAllowed(tc.mod); got != tc.want {
+			t.Errorf("ModuleAllowed(%q) = %v", tc.mod, got)
+		}
+	}
+	if !c.SkipReader("Microsoft Virtual Smart Card 0") || c.SkipReader("Virtual PCD 00 00") {
+		t.Error("skip list wrong")
+	}
+	if tm, ok := c.TokenFor("Virtual PCD 00 02"); !ok || tm.Label != "demo" {
+		t.Errorf("TokenFor = %+v %v", tm, ok)
+	}
+	if _, ok := c.TokenFor("Virtual PCD 00 00"); ok {
+		t.Error("TokenFor matched an unmapped reader")
+	}
+	if c.Dialects["CardOS V5.3"] != "cardos5" {
+		t.Errorf("dialects = %v", c.Dialects)
+	}
+	if len(c.DecryptKeys) != 2 || c.DecryptKeys[0].P12Password.Reveal() != "hunter2" || c.DecryptKeys[1].Label != "pin-key" || c.DecryptKeys[1].Slot != -1 {
+		t.Errorf("decrypt keys = %+v", c.DecryptKeys)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"[server]\nlisten = 1.2.3.4:99999\n", "x.cfg:2: listen: bad port"},
+		{"[server]\nport = abc\n", "x.cfg:2: port:"},
+		{"[server]\nlistne = 1\n", `x.cfg:2: unknown key "listne"`},
+		{"[srever]\n", "x.cfg:1: unknown section"},
+		{"[server]\nport = 1\nport = 2\n", "x.cfg:3: duplicate key"},
+		{"port = 1\n", "x.cfg:1: key \"port\" outside a section"},
+		{"[server]\nheadless = maybe\n", "x.cfg:2: headless"},
+		{"[server]\norigin = cms.example.com\n", "x.cfg:2: origin"},
+		{"[server]\norigin = https://*.example.com\n", "x.cfg:2: origin"},
+		{"[server]\ntls_cert = a.pem\n", "x.cfg:2: tls_cert and tls_key"},
+		{"[readers]\nskip = (\n", "x.cfg:2: skip: bad regular expression"},
+		{"[tokens]\nR = /x.so, lab\n", "not in [pkcs11] module"},
+		{"[tokens]\nR = /x.so\n", "want module, label"},
+		{"[log]\nlevel = loud\n", "x.cfg:2: level"},
+		{"[pins]\ndecrypt_p12 = a.p12\n", "no matching decrypt_p12_password"},
+		{"[server]\nbogus line\n", "x.cfg:2: expected key = value"},
+		{"[server\n", "x.cfg:1: section header"},
+	} {
+		_, err := Parse("x.cfg", []byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestErrorsSortedAndSecretsHidden(t *testing.T) {
+	_, err := Parse("x.cfg", []byte("[log]\nlevel = loud\n[server]\nport = x\n[pins]\ndecrypt_p12_password = s3cr3t\ndecrypt_p12 = a\ndecrypt_module = /no.so\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "x.cfg:2:") || !strings.HasPrefix(lines[1], "x.cfg:4:") || !strings.HasPrefix(lines[2], "x.cfg:8:") {
+		t.Errorf("errors not sorted:\n%s", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Error("password in error")
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "sys.cfg")
+	usr := filepath.Join(dir, "usr.cfg")
+	os.WriteFile(sys, []byte("[server]\nport = 1000\norigin = https://a.example\norigin = https://b.example\n[log]\nlevel = warn\n"), 0o600)
+	os.WriteFile(usr, []byte("[server]\norigin = https://c.example\n"), 0o600)
+	c, err := LoadFiles(sys, usr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1000" || c.LogLevel != "warn" {
+		t.Errorf("system values lost: %q %q", c.Listen, c.LogLevel)
+	}
+	if len(c.AllowedOrigins) != 1 || c.AllowedOrigins[0] != "https://c.example" {
+		t.Errorf("user list did not replace system list: %q", c.AllowedOrigins)
+	}
+	t.Setenv(EnvVar, usr)
+	c, err = Load("")
+	if err != nil || c.Listen != Default().Listen || len(c.Sources) != 1 {
+		t.Errorf("Load via env: %v %+v", err, c)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.cfg")); err == nil {
+		t.Error("missing explicit file accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("[tokens]\n(=x\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse("f.cfg", b)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}

@@ -10,6 +10,7 @@ package stacktest
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -101,4 +102,59 @@ func readEnv(path string) (map[string]string, error) {
 		}
 	}
 	return env, sc.Err()
+}
+
+// StopCard kills the card emulator behind a reader (vicc or bin/vcard): to
+// pcscd the card is pulled out. reader is a reader name from stack.env (or
+// a slot key such as "VICC_1"). The card is put back when the test ends if
+// the test did not do it itself.
+func (s *Stack) StopCard(t testing.TB, reader string) {
+	t.Helper()
+	s.script(t, "card-stop", reader)
+	t.Cleanup(func() {
+		if _, err := s.run("card-start", reader); err != nil {
+			t.Errorf("putting the card back into %q: %v", reader, err)
+		}
+	})
+}
+
+// StartCard starts the card emulator behind a reader again and waits until
+// pcscd sees the card (a fresh card: vicc and bin/vcard keep no state).
+func (s *Stack) StartCard(t testing.TB, reader string) {
+	t.Helper()
+	s.script(t, "card-start", reader)
+}
+
+// StartCardNoWait starts the card emulator and returns at once, so a test
+// can measure how long the insertion takes to be seen.
+func (s *Stack) StartCardNoWait(t testing.TB, reader string) {
+	t.Helper()
+	s.script(t, "card-start", reader, "--no-wait")
+}
+
+// RestartPCSCD kills pcscd and starts it again with the same readers,
+// restarting card emulators that died with it; it returns once every card
+// is present again.
+func (s *Stack) RestartPCSCD(t testing.TB) {
+	t.Helper()
+	s.script(t, "pcscd-restart")
+}
+
+func (s *Stack) script(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := s.run(args...)
+	if err != nil {
+		t.Fatalf("scripts/teststack %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// run calls scripts/teststack and reloads stack.env (PIDs change).
+func (s *Stack) run(args ...string) ([]byte, error) {
+	cmd := exec.Command(filepath.Join(s.Root, "scripts", "teststack"), args...)
+	cmd.Env = append(os.Environ(), "CARDWRIGHT_STACK_DIR="+s.Dir)
+	out, err := cmd.CombinedOutput()
+	if env, rerr := readEnv(filepath.Join(s.Dir, "stack.env")); rerr == nil {
+		s.Env = env
+	}
+	return out, err
 }

@@ -1,0 +1,127 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// Step is one unit of a job's execution plan, built from the dsc plan.
+type Step struct {
+	Name string // e.g. "InitToken", "Application_A"
+	Key  string // description key that caused it
+	File string // description file
+	Line int    // and line
+	// Run does the work. It returns a *Failure for a stable code, or any
+	// error, which classify maps.
+	Run func(ctx context.Context, s *Session) error
+}
+
+// Session is the state of one running job on one card.
+type Session struct {
+	Reader   string
+	Conn     Conn
+	ATR      []byte
+	Serial   []byte
+	Prompter Prompter
+	Outputs  map[string]string
+	Secrets  map[string]secret.Value
+
+	prompted bool // a prompt happened since the last identity check
+}
+
+// Prompt asks the local user and marks the card for re-identification before
+// the next write (the user may have swapped cards while the dialog was open).
+func (s *Session) Prompt(ctx context.Context, kind, label string) (secret.Value, error) {
+	p := s.Prompter
+	if p == nil {
+		p = Refuse{}
+	}
+	v, err := p.Prompt(ctx, kind, label, s.Reader)
+	s.prompted = true
+	return v, err
+}
+
+// BeforeWrite re-identifies the card (ATR + ICCSN) if a prompt happened since
+// the last check; a different card ends the job with card_changed.
+func (s *Session) BeforeWrite() error {
+	if !s.prompted {
+		return nil
+	}
+	s.prompted = false
+	atr := s.Conn.ATR()
+	serial, err := s.Conn.Serial()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(atr, s.ATR) || !bytes.Equal(serial, s.Serial) {
+		return fail(api.CodeCardChanged, nil, "a different card is in reader %q", s.Reader)
+	}
+	return nil
+}
+
+// Engine runs jobs. Its zero value is not usable: set Readers.
+type Engine struct {
+	Readers  Readers
+	Prompter Prompter // nil: Refuse
+	locks    lockSet
+}
+
+// Exec chooses the card, locks its reader, opens a transaction and runs the
+// steps in order, reporting progress. It never panics on a step failure and
+// always returns a Result.
+func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress)) (res Result) {
+	res = Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
+	failWith := func(f *Failure) Result {
+		res.Err = f.JobError()
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		return failWith(classify("select", err))
+	}
+	reader, err := choose(ctx, e.Readers, sel)
+	if err != nil {
+		return failWith(classify("select", err))
+	}
+	res.Reader = reader
+	if !e.locks.tryLock(reader) {
+		return failWith(&Failure{Code: api.CodeBusy, Message: "reader " + reader + " is running another job", Step: "select"})
+	}
+	defer e.locks.unlock(reader)
+
+	conn, err := e.Readers.Connect(ctx, reader)
+	if err != nil {
+		return failWith(classify("connect", err))
+	}
+	defer conn.Close()
+	if err := conn.Begin(); err != nil {
+		return failWith(classify("connect", err))
+	}
+	defer conn.End()
+	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: e.Prompter, Outputs: res.Fields, Secrets: res.Secrets}
+	if s.Serial, err = conn.Serial(); err != nil {
+		return failWith(classify("connect", err))
+	}
+	for i, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return failWith(classify(st.Name, err))
+		}
+		if progress != nil {
+			progress(Progress{Step: st.Name, N: i + 1, Total: len(steps), Reader: reader})
+		}
+		if err := st.Run(ctx, s); err != nil {
+			f := classify(st.Name, err)
+			if f.Key == "" {
+				f.Key, f.File, f.Line = st.Key, st.File, st.Line
+			}
+			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) && f.Code == api.CodeCardError {
+				f = classify(st.Name, ctx.Err())
+			}
+			return failWith(f)
+		}
+	}
+	return res
+}

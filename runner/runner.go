@@ -1,0 +1,246 @@
+// Package runner executes card jobs: it validates a whole job before any card
+// I/O, chooses the card, holds it in a transaction for the job, runs the
+// steps in the order of spec/dsc.md ("Order of a job"), and ends every job
+// with a Result that carries a stable code on failure.
+//
+// It reaches hardware only through the interfaces declared here (Readers,
+// Conn, Tokens, Prompter, CertificateIssuer); cmd/cardwright wires pcsc and
+// p11 to them, tests use in-memory fakes.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// Readers lists PC/SC readers and connects to the card in one.
+type Readers interface {
+	// List returns the readers and whether each has a card.
+	List(ctx context.Context) ([]ReaderInfo, error)
+	// Connect opens the card in the named reader (exclusive or shared).
+	Connect(ctx context.Context, reader string) (Conn, error)
+}
+
+// ReaderInfo describes one reader.
+type ReaderInfo struct {
+	Name    string
+	Present bool
+	ATR     []byte
+}
+
+// Conn is a connected card. Transmit follows iso7816.Card.
+type Conn interface {
+	Transmit(cmd []byte) ([]byte, error)
+	ATR() []byte
+	// Begin and End bracket a PC/SC transaction (SCardBeginTransaction).
+	Begin() error
+	End() error
+	// Serial reads the card's ICCSN (GET DATA 5A or the token serial).
+	Serial() ([]byte, error)
+	Close() error
+}
+
+// ErrCardRemoved is returned (wrapped) by Conn methods when the card left the
+// reader; adapters map their own error (SCARD_W_REMOVED_CARD) to it.
+var ErrCardRemoved = errors.New("card removed")
+
+// ErrReaderGone is returned (wrapped) when the reader or the PC/SC service
+// went away.
+var ErrReaderGone = errors.New("reader unavailable")
+
+// Prompter asks the local user for a PIN. Headless agents use Refuse.
+type Prompter interface {
+	// Prompt asks for a value; kind is the dsc source (e.g.
+	// "FROM_USER_DIALOG_2_FIELD"), label says what is asked.
+	Prompt(ctx context.Context, kind, label, reader string) (secret.Value, error)
+}
+
+// ErrPromptRefused is returned by a Prompter when the user cancels.
+var ErrPromptRefused = errors.New("prompt refused")
+
+// ErrPromptUnavailable is returned by a Prompter that cannot show a dialog.
+var ErrPromptUnavailable = errors.New("no prompt available")
+
+// Refuse is the headless Prompter: every prompt fails with ErrPromptUnavailable.
+type Refuse struct{}
+
+// Prompt implements Prompter.
+func (Refuse) Prompt(context.Context, string, string, string) (secret.Value, error) {
+	return secret.Value{}, ErrPromptUnavailable
+}
+
+// Progress is one progress event.
+type Progress struct {
+	Step     string
+	N, Total int
+	Reader   string
+}
+
+// Failure is the error a step returns to end a job with a stable code.
+type Failure struct {
+	Code    api.Code
+	Message string
+	Step    string
+	Key     string
+	File    string
+	Line    int
+	Err     error
+}
+
+func (f *Failure) Error() string {
+	if f.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", f.Code, f.Message, f.Err)
+	}
+	return string(f.Code) + ": " + f.Message
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// JobError converts a failure to the wire form.
+func (f *Failure) JobError() *api.JobError {
+	msg := f.Message
+	if f.Err != nil {
+		msg += ": " + f.Err.Error()
+	}
+	return &api.JobError{Code: f.Code, Message: msg, Step: f.Step, Key: f.Key, File: f.File, Line: f.Line}
+}
+
+func fail(code api.Code, err error, format string, args ...any) *Failure {
+	return &Failure{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Result is how a job ended.
+type Result struct {
+	Reader  string
+	Fields  map[string]string       // plain outputs
+	Secrets map[string]secret.Value // outputs the job declared secret
+	Err     *api.JobError           // nil on success
+}
+
+// lockSet serialises jobs per reader. A second job for a busy reader ends at
+// once with api.CodeBusy (the busy policy, docs/runner.md): a portal retries,
+// a station queues per reader itself; waiting silently would hide a stuck card.
+type lockSet struct {
+	mu   sync.Mutex
+	busy map[string]bool
+}
+
+func (l *lockSet) tryLock(reader string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy == nil {
+		l.busy = map[string]bool{}
+	}
+	if l.busy[reader] {
+		return false
+	}
+	l.busy[reader] = true
+	return true
+}
+
+func (l *lockSet) unlock(reader string) {
+	l.mu.Lock()
+	delete(l.busy, reader)
+	l.mu.Unlock()
+}
+
+// Selection says how to choose the card.
+type Selection struct {
+	Reader   string // explicit reader; wins over everything else
+	ICCSN    string // encode only the card with this ICCSN (SelectCriteriaIccsn)
+	WithATR  bool   // ICCSNs compare as ICCSN-ATRHEX (UseICCSNwithATR)
+	Skip     func(reader string) bool
+	AllCards bool // RetrieveAllTokens: no choice needed
+}
+
+// identity is the ICCSN as the job compares it.
+func identity(serial, atr []byte, withATR bool) string {
+	s := strings.ToUpper(fmt.Sprintf("%X", serial))
+	if withATR {
+		s += "-" + strings.ToUpper(fmt.Sprintf("%X", atr))
+	}
+	return s
+}
+
+// choose picks the reader for a job (step 2 of the order of a job).
+func choose(ctx context.Context, rd Readers, sel Selection) (string, error) {
+	list, err := rd.List(ctx)
+	if err != nil {
+		return "", fail(api.CodeReaderUnavailable, err, "listing readers")
+	}
+	if sel.Reader != "" {
+		for _, r := range list {
+			if r.Name == sel.Reader {
+				if !r.Present {
+					return "", fail(api.CodeNoCard, nil, "no card in reader %q", sel.Reader)
+				}
+				return r.Name, nil
+			}
+		}
+		return "", fail(api.CodeReaderUnavailable, nil, "no reader named %q", sel.Reader)
+	}
+	var cands []string
+	for _, r := range list {
+		if r.Present && (sel.Skip == nil || !sel.Skip(r.Name)) {
+			cands = append(cands, r.Name)
+		}
+	}
+	sort.Strings(cands)
+	if len(cands) == 0 {
+		return "", fail(api.CodeNoCard, nil, "no card present")
+	}
+	if sel.ICCSN != "" {
+		want := strings.ToUpper(sel.ICCSN)
+		for _, name := range cands {
+			c, err := rd.Connect(ctx, name)
+			if err != nil {
+				continue
+			}
+			s, err := c.Serial()
+			atr := c.ATR()
+			c.Close()
+			if err == nil && identity(s, atr, sel.WithATR) == want {
+				return name, nil
+			}
+		}
+		return "", fail(api.CodeCardNotFound, nil, "no card with ICCSN %s", sel.ICCSN)
+	}
+	if len(cands) > 1 {
+		return "", fail(api.CodeCardAmbiguous, nil, "%d cards present (%s); name a reader", len(cands), strings.Join(cands, ", "))
+	}
+	return cands[0], nil
+}
+
+// classify maps an error from a card or token operation to a Failure.
+func classify(step string, err error) *Failure {
+	var f *Failure
+	if errors.As(err, &f) {
+		if f.Step == "" {
+			f.Step = step
+		}
+		return f
+	}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		f = fail(api.CodeCancelled, err, "job cancelled")
+	case errors.Is(err, ErrCardRemoved):
+		f = fail(api.CodeCardRemoved, err, "card removed")
+	case errors.Is(err, ErrReaderGone):
+		f = fail(api.CodeReaderUnavailable, err, "reader unavailable")
+	case errors.Is(err, ErrPromptRefused):
+		f = fail(api.CodePromptRefused, err, "PIN dialog cancelled")
+	case errors.Is(err, ErrPromptUnavailable):
+		f = fail(api.CodePromptUnavailable, err, "a PIN dialog is needed but none can be shown")
+	default:
+		f = fail(api.CodeCardError, err, "Error Accessing Smartcard")
+	}
+	f.Step = step
+	return f
+}

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -230,7 +231,7 @@ func classify(step string, err error) *Failure {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		f = fail(api.CodeCancelled, err, "job cancelled")
-	case errors.Is(err, ErrCardRemoved):
+	case errors.Is(err, ErrCardRemoved), errors.Is(err, iso7816.ErrCardRemoved):
 		f = fail(api.CodeCardRemoved, err, "card removed")
 	case errors.Is(err, ErrReaderGone):
 		f = fail(api.CodeReaderUnavailable, err, "reader unavailable")

@@ -6,8 +6,7 @@ import (
 
 // Instruction bytes used by the transport layer itself.
 const (
-	insGetResponse byte = 0xC0 // ISO/IEC 7816-4 §11.7.1
-	claChaining    byte = 0x10 // ISO/IEC 7816-4 §5.4.1, b5 of an interindustry CLA
+	claChaining byte = 0x10 // ISO/IEC 7816-4 §5.4.1, b5 of an interindustry CLA
 )
 
 // Limits says how large the APDUs a card accepts are. The zero value means
@@ -27,6 +26,13 @@ func (l Limits) maxNc() int {
 	return min(l.MaxNc, MaxExtendedNc)
 }
 
+func (l Limits) maxNe() int {
+	if l.MaxNe <= 0 {
+		return MaxShortNe
+	}
+	return min(l.MaxNe, MaxExtendedNe)
+}
+
 // maxGetResponses bounds the GET RESPONSE loop so that a card that answers
 // 61xx forever cannot hang the caller.
 const maxGetResponses = 1024
@@ -35,9 +41,13 @@ const maxGetResponses = 1024
 // field: data longer than the card's MaxNc goes out as a command chain
 // (ISO/IEC 7816-4 §5.4.1); 61xx is followed by GET RESPONSE until the data
 // is complete (§5.3.4); 6Cxx is answered by re-issuing the command with the
-// right Le. The status word is returned, not interpreted: use Response.Err.
+// right Le (also during the GET RESPONSE loop). An Ne above the card's MaxNe
+// is lowered to MaxNe, so a short-only card never sees an extended Le; the
+// rest of the data then arrives through 61xx. The status word is returned,
+// not interpreted: use Response.Err.
 func Exchange(card Card, cmd Command, lim Limits) (Response, error) {
 	maxNc := lim.maxNc()
+	cmd.Ne = min(cmd.Ne, lim.maxNe())
 	data := cmd.Data
 	for len(data) > maxNc {
 		part := cmd
@@ -69,9 +79,15 @@ func Exchange(card Card, cmd Command, lim Limits) (Response, error) {
 		if i == maxGetResponses {
 			return Response{}, fmt.Errorf("sending %02X%02X: card kept answering 61xx after %d GET RESPONSE commands", cmd.CLA, cmd.INS, i)
 		}
-		gr := Command{CLA: cmd.CLA &^ claChaining, INS: insGetResponse, Ne: shortNe(r.SW2())}
+		gr := Command{CLA: cmd.CLA &^ claChaining, INS: InsGetResponse, Ne: shortNe(r.SW2())}
 		if r, err = transmit(card, gr); err != nil {
 			return Response{}, err
+		}
+		if r.SW1() == 0x6C { // GET RESPONSE with a wrong Le (§5.3.4)
+			gr.Ne = shortNe(r.SW2())
+			if r, err = transmit(card, gr); err != nil {
+				return Response{}, err
+			}
 		}
 		out = append(out, r.Data...)
 	}

@@ -43,6 +43,7 @@ const (
 // errors.Is(err, iso7816.ErrFileNotFound) whatever the layer that wrapped it.
 var (
 	ErrWarning                = errors.New("warning status")
+	ErrEndOfFile              = errors.New("end of file reached before reading Ne bytes")
 	ErrVerificationFailed     = errors.New("verification failed")
 	ErrMemoryFailure          = errors.New("memory failure")
 	ErrWrongLength            = errors.New("wrong length")
@@ -114,6 +115,8 @@ func sentinel(sw uint16) error {
 	switch sw {
 	case SWVerifyFail:
 		return ErrVerificationFailed
+	case SWEndOfFile:
+		return ErrEndOfFile
 	case SWSelectedFileDeactivated:
 		return ErrFileDeactivated
 	case SWSelectedFileTerminated:
@@ -181,8 +184,6 @@ func SWMeaning(sw uint16) string {
 		return fmt.Sprintf("wrong Le, %d bytes available", shortNe(byte(sw)))
 	case sw&0xFFF0 == 0x63C0:
 		return fmt.Sprintf("verification failed, %d tries left", sw&0x0F)
-	case sw == SWEndOfFile:
-		return "end of file reached before reading Ne bytes"
 	}
 	if s := sentinel(sw); s != ErrUnknownStatus && s != ErrWarning {
 		return s.Error()

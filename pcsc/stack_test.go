@@ -8,8 +8,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -42,13 +40,9 @@ func connect(t testing.TB, c *pcsc.Context, reader string, mode pcsc.ShareMode) 
 	return k
 }
 
-// ownReader returns the reader of the project's own card, skipping while
-// cmd/vcard is not yet part of the tree.
+// ownReader returns the reader of the project's own card (cmd/vcard).
 func ownReader(t testing.TB, s *stacktest.Stack, key string) string {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(s.Root, "cmd", "vcard")); err != nil {
-		t.Skip("cmd/vcard is not in the tree yet")
-	}
 	return s.Get(t, key)
 }
 

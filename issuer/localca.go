@@ -1,0 +1,182 @@
+// Package issuer answers certificate requests made during an encoding job.
+//
+// In production the portal issues certificates (the agent forwards each
+// PKCS#10 request over the WebSocket). For demos, tests and offline stations,
+// LocalCA is a small certificate authority kept in a directory: it signs
+// every request it is given, with the subject of the request, for a year.
+// It is a test CA — nothing here checks who asked.
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Request is one certificate request of a job.
+type Request struct {
+	// CSR is the DER PKCS#10 request (RFC 2986), signed by the card's key.
+	CSR []byte
+	// Application names the description's [Application_X] section, for
+	// issuers that pick a certificate template by it.
+	Application string
+}
+
+// Issuer turns a certificate request into a certificate (DER) and,
+// optionally, its chain.
+type Issuer interface {
+	Issue(ctx context.Context, req Request) (cert []byte, chain [][]byte, err error)
+}
+
+// File names inside a LocalCA directory.
+const (
+	CertFile = "ca.pem"
+	KeyFile  = "ca-key.pem"
+)
+
+// LocalCA is a certificate authority whose certificate and key live in a
+// directory (ca.pem, ca-key.pem, PEM). It is safe for concurrent use.
+type LocalCA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+	now  func() time.Time
+}
+
+// OpenLocalCA loads the CA in dir, creating dir and a new CA (ECDSA P-256,
+// ten years) when it holds none.
+func OpenLocalCA(dir string) (*LocalCA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return createLocalCA(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading test CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading test CA key: %w", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("test CA in %s: %s or %s is not PEM", dir, CertFile, KeyFile)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(dir, CertFile), err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(dir, KeyFile), err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s: key of type %T cannot sign", filepath.Join(dir, KeyFile), k)
+	}
+	return newLocalCA(cert, signer)
+}
+
+func createLocalCA(dir string) (*LocalCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating test CA key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "cardwright test CA", Organization: []string{"cardwright"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("creating test CA certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding test CA key: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating test CA directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, fmt.Errorf("writing test CA key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, fmt.Errorf("writing test CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return newLocalCA(cert, key)
+}
+
+func newLocalCA(cert *x509.Certificate, key crypto.Signer) (*LocalCA, error) {
+	return &LocalCA{cert: cert, key: key, now: time.Now}, nil
+}
+
+// Certificate returns the CA certificate.
+func (ca *LocalCA) Certificate() *x509.Certificate { return ca.cert }
+
+// Issue verifies the request's self-signature and signs a one-year
+// end-entity certificate for its subject and public key, for digital
+// signature and key encipherment (or key agreement, for EC keys) and client
+// authentication.
+func (ca *LocalCA) Issue(ctx context.Context, req Request) ([]byte, [][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, nil, fmt.Errorf("checking certificate request signature: %w", err)
+	}
+	// 128 random bits (RFC 5280 §4.1.2.2 allows up to 20 octets): no
+	// collisions between processes sharing the CA directory.
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, fmt.Errorf("choosing serial number: %w", err)
+	}
+	serial.SetBit(serial, 127, 1) // always 16 octets, positive
+	usage := x509.KeyUsageDigitalSignature
+	if _, isEC := csr.PublicKey.(*ecdsa.PublicKey); isEC {
+		usage |= x509.KeyUsageKeyAgreement
+	} else {
+		usage |= x509.KeyUsageKeyEncipherment
+	}
+	now := ca.now()
+	tmpl := &x509.Certificate{
+		SerialNumber:   serial,
+		Subject:        csr.Subject,
+		NotBefore:      now.Add(-5 * time.Minute),
+		NotAfter:       now.AddDate(1, 0, 0),
+		KeyUsage:       usage,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		DNSNames:       csr.DNSNames,
+		EmailAddresses: csr.EmailAddresses,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing certificate for %q: %w", csr.Subject.String(), err)
+	}
+	return der, [][]byte{ca.cert.Raw}, nil
+}

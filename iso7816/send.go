@@ -33,6 +33,9 @@ func (l Limits) maxNe() int {
 	return min(l.MaxNe, MaxExtendedNe)
 }
 
+// extended reports whether the card takes extended length fields.
+func (l Limits) extended() bool { return l.maxNc() > MaxShortNc || l.maxNe() > MaxShortNe }
+
 // maxGetResponses bounds the GET RESPONSE loop so that a card that answers
 // 61xx forever cannot hang the caller.
 const maxGetResponses = 1024
@@ -41,13 +44,16 @@ const maxGetResponses = 1024
 // field: data longer than the card's MaxNc goes out as a command chain
 // (ISO/IEC 7816-4 §5.4.1); 61xx is followed by GET RESPONSE until the data
 // is complete (§5.3.4); 6Cxx is answered by re-issuing the command with the
-// right Le (also during the GET RESPONSE loop). An Ne above the card's MaxNe
-// is lowered to MaxNe, so a short-only card never sees an extended Le; the
-// rest of the data then arrives through 61xx. The status word is returned,
-// not interpreted: use Response.Err.
+// right Le (also during the GET RESPONSE loop). A card whose limits are
+// short (MaxNc <= 255 and MaxNe <= 256) never sees an extended Le: an Ne
+// above 256 is sent as Le 00, "up to 256", and a card that has more, or
+// sends less per response than asked, announces the rest with 61xx. The
+// status word is returned, not interpreted: use Response.Err.
 func Exchange(card Card, cmd Command, lim Limits) (Response, error) {
 	maxNc := lim.maxNc()
-	cmd.Ne = min(cmd.Ne, lim.maxNe())
+	if !lim.extended() {
+		cmd.Ne = min(cmd.Ne, MaxShortNe)
+	}
 	data := cmd.Data
 	for len(data) > maxNc {
 		part := cmd

@@ -14,12 +14,12 @@ import (
 // those of PKCS#11 v2.40 (§4 object classes, §4.2 attributes) so that the p11
 // adapter can build a template without a name table of its own.
 type ObjectCriteria struct {
-	Class     string `json:"class"`      // e.g. "CKO_PUBLIC_KEY"
-	ClassID   uint   `json:"class_id"`   // CKO_ value
-	Attribute string `json:"attribute"`  // e.g. "CKA_LABEL"
-	AttrID    uint   `json:"attr_id"`    // CKA_ value
-	Type      string `json:"type"`       // string, hex, bool or int (lower case)
-	Text      string `json:"text"`       // the value as written, quotes removed
+	Class     string `json:"class"`     // e.g. "CKO_PUBLIC_KEY"
+	ClassID   uint   `json:"class_id"`  // CKO_ value
+	Attribute string `json:"attribute"` // e.g. "CKA_LABEL"
+	AttrID    uint   `json:"attr_id"`   // CKA_ value
+	Type      string `json:"type"`      // string, hex, bool or int (lower case)
+	Text      string `json:"text"`      // the value as written, quotes removed
 	// Bytes is the attribute value as PKCS#11 wants it: UTF-8 for string,
 	// the decoded bytes for hex, one byte 0/1 (CK_BBOOL) for bool. For int
 	// it is empty: use Int (a CK_ULONG, whose width is the module's).

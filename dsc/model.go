@@ -175,7 +175,7 @@ type Settings struct {
 	MiniDriverLibrary      *Value `json:"minidriver_library,omitempty"` // refused
 
 	// Card selection and identity.
-	ICCSN                  *Value `json:"iccsn,omitempty"`                   // ICCSN (iccsnfield): output field
+	ICCSN                  *Value `json:"iccsn,omitempty"`                    // ICCSN (iccsnfield): output field
 	UseChipSerialAsIccsn   *Value `json:"use_chip_serial_as_iccsn,omitempty"` // (useChipSerialAslccsn)
 	CMSCardSerialNumber    *Value `json:"cms_card_serial_number,omitempty"`
 	UseSelectCriteriaIccsn *Value `json:"use_select_criteria_iccsn,omitempty"`

@@ -1,0 +1,292 @@
+package p11
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cardwright/cardwright/secret"
+	"github.com/miekg/pkcs11"
+)
+
+// Session is an R/W session with a token (C_OpenSession with CKF_RW_SESSION
+// | CKF_SERIAL_SESSION). PKCS#11 allows one operation at a time per session
+// (v2.40 §5.6): a Session serialises its calls with a mutex, so sharing one
+// between goroutines is safe but not parallel; open one per goroutine for
+// parallel work.
+//
+// Login state belongs to the token and application, not the session: all
+// sessions of this process on a token share it.
+type Session struct {
+	mu   sync.Mutex
+	t    *Token
+	h    pkcs11.SessionHandle
+	user int          // -1 none, else CKU_USER or CKU_SO
+	pin  secret.Value // the last good user PIN, for re-login (see relogin)
+	done bool
+}
+
+// Open opens an R/W session with the token.
+func (t *Token) Open() (*Session, error) {
+	h, err := t.m.ctx.OpenSession(t.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return nil, fmt.Errorf("opening a session with token %q (slot %d): %w", t.info.Label, t.slot, err)
+	}
+	return &Session{t: t, h: h, user: -1}, nil
+}
+
+// Token is the session's token.
+func (s *Session) Token() *Token { return s.t }
+
+// Close ends the session (C_CloseSession) and forgets the PIN it kept.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return nil
+	}
+	s.done = true
+	s.pin.Wipe()
+	if err := s.t.m.ctx.CloseSession(s.h); err != nil {
+		return fmt.Errorf("closing the session: %w", err)
+	}
+	return nil
+}
+
+// SOCredential is the credential an SO login uses: the PUK, or the
+// operator PIN when the description says OperatorPinIsSOCredential.
+func SOCredential(puk, operatorPIN secret.Value, operatorPinIsSOCredential bool) secret.Value {
+	if operatorPinIsSOCredential {
+		return operatorPIN
+	}
+	return puk
+}
+
+// Login logs the user in (C_Login CKU_USER). A token already logged in by
+// another session of this process counts as success. The PIN is kept
+// (as a secret.Value) until Close for transparent re-login.
+func (s *Session) Login(pin secret.Value) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.login(pkcs11.CKU_USER, pin)
+}
+
+// LoginSO logs the security officer in (C_Login CKU_SO) with the SO
+// credential (see SOCredential).
+func (s *Session) LoginSO(cred secret.Value) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.login(pkcs11.CKU_SO, cred)
+}
+
+func (s *Session) login(user uint, pin secret.Value) error {
+	err := s.t.m.ctx.Login(s.h, user, pin.Reveal())
+	if err != nil && is(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("logging in to token %q: %w", s.t.info.Label, s.pinError(err, user == pkcs11.CKU_SO))
+	}
+	s.user = int(user)
+	if user == pkcs11.CKU_USER {
+		s.pin = secret.FromBytes(pin.Bytes())
+	}
+	return nil
+}
+
+// pinError turns a PIN failure into a *PINError carrying the token's
+// retry flags; other errors pass unchanged.
+func (s *Session) pinError(err error, so bool) error {
+	if !isPINFailure(err) {
+		return err
+	}
+	pe := &PINError{SO: so, Err: err}
+	if ti, e := s.t.m.ctx.GetTokenInfo(s.t.slot); e == nil {
+		s.t.info = tokenInfo(ti)
+		f := ti.Flags
+		if so {
+			pe.CountLow, pe.FinalTry, pe.Locked = f&pkcs11.CKF_SO_PIN_COUNT_LOW != 0, f&pkcs11.CKF_SO_PIN_FINAL_TRY != 0, f&pkcs11.CKF_SO_PIN_LOCKED != 0
+		} else {
+			pe.CountLow, pe.FinalTry, pe.Locked = f&pkcs11.CKF_USER_PIN_COUNT_LOW != 0, f&pkcs11.CKF_USER_PIN_FINAL_TRY != 0, f&pkcs11.CKF_USER_PIN_LOCKED != 0
+		}
+	}
+	return pe
+}
+
+// Logout ends the login (C_Logout) for every session of the token.
+func (s *Session) Logout() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pin.Wipe()
+	s.user = -1
+	if err := s.t.m.ctx.Logout(s.h); err != nil && !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
+		return fmt.Errorf("logging out of token %q: %w", s.t.info.Label, err)
+	}
+	return nil
+}
+
+// relogin runs op; when the module answers CKR_USER_NOT_LOGGED_IN (some
+// log the user out after each C_Sign), it logs in again with the kept PIN
+// and runs op once more. Call with s.mu held.
+func (s *Session) relogin(op func() error) error {
+	err := op()
+	if err == nil || !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) || s.pin.IsZero() {
+		return err
+	}
+	pin := s.pin
+	if lerr := s.t.m.ctx.Login(s.h, pkcs11.CKU_USER, pin.Reveal()); lerr != nil && !is(lerr, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+		return fmt.Errorf("logging in again after %v: %w", err, s.pinError(lerr, false))
+	}
+	return op()
+}
+
+// InitPIN sets the user PIN (C_InitPIN); the SO must be logged in.
+func (s *Session) InitPIN(pin secret.Value) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.t.m.ctx.InitPIN(s.h, pin.Reveal()); err != nil {
+		return fmt.Errorf("setting the user PIN of token %q: %w", s.t.info.Label, err)
+	}
+	return nil
+}
+
+// SetPIN changes the PIN of whoever is logged in, or the user PIN when no
+// one is (C_SetPIN, PKCS#11 v2.40 §5.6).
+func (s *Session) SetPIN(old, new secret.Value) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	so := s.user == int(pkcs11.CKU_SO)
+	if err := s.t.m.ctx.SetPIN(s.h, old.Reveal(), new.Reveal()); err != nil {
+		who := "user PIN"
+		if so {
+			who = "SO PIN"
+			if isUnsupported(err) {
+				return &unsupportedError{what: fmt.Sprintf("changing the SO PIN of token %q", s.t.info.Label), err: err}
+			}
+		}
+		return fmt.Errorf("changing the %s of token %q: %w", who, s.t.info.Label, s.pinError(err, so))
+	}
+	if !so && !s.pin.IsZero() {
+		s.pin = secret.FromBytes(new.Bytes())
+	}
+	return nil
+}
+
+// InitToken initialises a token (C_InitToken): it sets the SO PIN and the
+// label and destroys every object. t nil means the first slot whose token
+// is not initialised yet. It returns the token found again afterwards by
+// its serial or new label, since modules may renumber the slot (SoftHSM2
+// does). The user PIN is not set: call InitPIN (or InitTokenAndPIN).
+func (m *Module) InitToken(t *Token, so secret.Value, label string) (*Token, error) {
+	m.initMu.Lock()
+	defer m.initMu.Unlock()
+	before, err := m.Tokens()
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, bt := range before {
+		if bt.info.Initialized() {
+			known[bt.info.Serial] = true
+		}
+	}
+	slot := uint(0)
+	switch {
+	case t != nil:
+		slot = t.slot
+	default:
+		found := false
+		for _, bt := range before {
+			if !bt.info.Initialized() {
+				slot, found = bt.slot, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("initialising token %q: no slot with an uninitialised token: %w", label, ErrTokenNotFound)
+		}
+	}
+	if err := m.ctx.InitToken(slot, so.Reveal(), label); err != nil {
+		if isPINFailure(err) {
+			err = &PINError{SO: true, Err: err}
+		}
+		return nil, fmt.Errorf("initialising the token in slot %d as %q: %w", slot, label, err)
+	}
+	after, err := m.Tokens()
+	if err != nil {
+		return nil, err
+	}
+	for _, at := range after {
+		if t != nil && t.info.Serial != "" && at.info.Serial == t.info.Serial && at.info.Label == label {
+			return at, nil
+		}
+	}
+	for _, at := range after {
+		if at.info.Initialized() && at.info.Label == label && !known[at.info.Serial] {
+			return at, nil
+		}
+	}
+	return nil, fmt.Errorf("finding token %q again after C_InitToken: %w", label, ErrTokenNotFound)
+}
+
+// InitTokenAndPIN is InitToken, then an SO session that sets the user PIN
+// (C_Login CKU_SO, C_InitPIN, C_Logout).
+func (m *Module) InitTokenAndPIN(t *Token, so, pin secret.Value, label string) (*Token, error) {
+	nt, err := m.InitToken(t, so, label)
+	if err != nil {
+		return nil, err
+	}
+	if err := nt.InitPIN(so, pin); err != nil {
+		return nil, err
+	}
+	return nt, nil
+}
+
+// InitPIN sets the user PIN as SO: C_OpenSession, C_Login CKU_SO,
+// C_InitPIN, C_CloseSession.
+func (t *Token) InitPIN(so, pin secret.Value) error {
+	return t.asSO(so, func(s *Session) error { return s.InitPIN(pin) })
+}
+
+// UnblockPIN resets a blocked (or forgotten) user PIN with the PUK: an SO
+// login with the PUK, then C_InitPIN with the new PIN. A wrong PUK is a
+// *PINError with SO set.
+func (t *Token) UnblockPIN(puk, newPIN secret.Value) error {
+	return t.asSO(puk, func(s *Session) error { return s.InitPIN(newPIN) })
+}
+
+// ChangePUK changes the SO credential: SO login, C_SetPIN. A module that
+// refuses gives an error wrapping ErrNotSupported.
+func (t *Token) ChangePUK(old, new secret.Value) error {
+	return t.asSO(old, func(s *Session) error { return s.SetPIN(old, new) })
+}
+
+// ChangePIN changes the user PIN with C_SetPIN in a session that is not
+// logged in (the user PIN is the one changed, PKCS#11 v2.40 §5.6).
+func (t *Token) ChangePIN(old, new secret.Value) error {
+	s, err := t.Open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.SetPIN(old, new)
+}
+
+func (t *Token) asSO(cred secret.Value, op func(*Session) error) error {
+	s, err := t.Open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.LoginSO(cred); err != nil {
+		return err
+	}
+	err = op(s)
+	if lerr := s.Logout(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// errClosed is returned by calls on a closed session.
+var errClosed = errors.New("session is closed")

@@ -239,6 +239,9 @@ func (m *Module) InitTokenAndPIN(t *Token, so, pin secret.Value, label string) (
 	if err := nt.InitPIN(so, pin); err != nil {
 		return nil, err
 	}
+	if _, err := nt.Refresh(); err != nil {
+		return nil, err
+	}
 	return nt, nil
 }
 

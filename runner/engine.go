@@ -30,7 +30,19 @@ type Session struct {
 	Outputs  map[string]string
 	Secrets  map[string]secret.Value
 
-	prompted bool // a prompt happened since the last identity check
+	prompted bool     // a prompt happened since the last identity check
+	cleanups []func() // run at the end of the job, last first
+}
+
+// OnEnd registers f to run when the job ends, whatever the outcome (closing
+// a token session, wiping a prompted PIN). Functions run last first.
+func (s *Session) OnEnd(f func()) { s.cleanups = append(s.cleanups, f) }
+
+func (s *Session) end() {
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i]()
+	}
+	s.cleanups = nil
 }
 
 // Prompt asks the local user and marks the card for re-identification before
@@ -102,6 +114,7 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress
 	}
 	defer conn.End()
 	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: e.Prompter, Outputs: res.Fields, Secrets: res.Secrets}
+	defer s.end()
 	if s.Serial, err = conn.Serial(); err != nil {
 		return failWith(classify("connect", err))
 	}

@@ -239,6 +239,20 @@ func classify(step string, err error) *Failure {
 		f = fail(api.CodePromptRefused, err, "PIN dialog cancelled")
 	case errors.Is(err, ErrPromptUnavailable):
 		f = fail(api.CodePromptUnavailable, err, "a PIN dialog is needed but none can be shown")
+	case errors.Is(err, ErrPINBlocked), errors.Is(err, iso7816.ErrAuthBlocked):
+		f = fail(api.CodePinBlocked, err, "PIN blocked")
+	case errors.Is(err, ErrPINIncorrect), errors.Is(err, iso7816.ErrVerificationFailed):
+		f = fail(api.CodePinIncorrect, err, "wrong PIN")
+	case errors.Is(err, ErrModuleNotAllowed):
+		f = fail(api.CodeModuleNotAllowed, err, "PKCS#11 module not allowed")
+	case errors.Is(err, ErrModule):
+		f = fail(api.CodeModuleError, err, "PKCS#11 module failed")
+	case errors.Is(err, ErrTokenNotFound):
+		f = fail(api.CodeTokenNotFound, err, "no token for the card")
+	case errors.Is(err, ErrNotSupported):
+		f = fail(api.CodeNotSupported, err, "not supported by the card")
+	case errors.Is(err, ErrToken), errors.Is(err, ErrObjectNotFound):
+		f = fail(api.CodeTokenError, err, "token operation failed")
 	default:
 		f = fail(api.CodeCardError, err, "Error Accessing Smartcard")
 	}

@@ -1,0 +1,983 @@
+package runner
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/dsc"
+	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/pinblob"
+	"github.com/cardwright/cardwright/secret"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+)
+
+// Profiles compiles and runs card profiles (.cpf) over PC/SC.
+// cpfProfiles (package cpf) is the real one.
+type Profiles interface {
+	// Compile checks and compiles a profile with its ProfileParameters.
+	// Every error that can be found without a card is found here.
+	Compile(name string, src []byte, params []dsc.ProfileParam) (Profile, error)
+	// Erase returns the card to its virgin state (DeleteProfile over PC/SC).
+	Erase(ctx context.Context, card iso7816.Card) error
+}
+
+// Profile is a compiled card profile.
+type Profile interface {
+	// Run executes the profile on the card. pins holds the PIN variables
+	// the description fills (SEC_PIN1, SEC_PIN2, SEC_PUK, SEC_OP). It
+	// returns the encrypted-PIN blob the profile wrote, if any (the content
+	// of the file holding the "Encrypted PINs" data object).
+	Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) (pinFile []byte, err error)
+}
+
+// Deps are what Build needs besides the plan.
+type Deps struct {
+	Tokens   Tokens        // PKCS#11; nil: jobs that need it fail validation with config
+	Issuer   issuer.Issuer // certificate requests; nil: key generation fails validation with config
+	Profiles Profiles      // card profiles; nil: ChipProfile fails validation with config
+	PINKeys  []pinblob.Key // keys for encrypted PINs
+	Skip     func(reader string) bool
+	Headless bool // no local dialogs: a job needing one fails validation
+}
+
+// Job is the state of one built job, shared by its steps.
+type job struct {
+	plan *dsc.Plan
+	deps Deps
+	file string // description file name, for errors
+
+	module   string
+	profile  Profile
+	tokens   map[Location]Token
+	logins   map[Location]dsc.Login
+	values   map[*dsc.Credential]secret.Value
+	so       *secret.Value // SO credential after a PUK change
+	pinFile  []byte        // what the profile wrote for "Encrypted PINs"
+	profiled bool          // a card profile ran in this job
+	secret   map[string]bool
+}
+
+// Build validates a plan against the runner's dependencies (module
+// allow-list, card profile compilation, PKCS#12 and certificate values,
+// prompts in headless mode) and turns it into the engine's selection and
+// steps. It does no card or token I/O. A failure is a *Failure with a
+// validation code.
+func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
+	j := &job{plan: plan, deps: deps, tokens: map[Location]Token{}, logins: map[Location]dsc.Login{},
+		values: map[*dsc.Credential]secret.Value{}, secret: map[string]bool{}}
+	if plan.Description != nil {
+		j.file = plan.Description.Name
+	}
+	for _, o := range plan.Outputs {
+		if o.Secret {
+			j.secret[strings.ToLower(o.Field)] = true
+		}
+	}
+	sel := Selection{Skip: deps.Skip}
+	if plan.Module != nil {
+		j.module = plan.Module.Text
+		if deps.Tokens == nil {
+			return sel, nil, j.vfail(api.CodeConfig, plan.Module.Key, plan.Module.Pos, "this job needs PKCS#11 and no token access is configured")
+		}
+		if !deps.Tokens.Allowed(j.module) {
+			return sel, nil, j.vfail(api.CodeModuleNotAllowed, plan.Module.Key, plan.Module.Pos,
+				"PKCS#11 module %q is not allowed by the configuration ([pkcs11] module)", j.module)
+		}
+	}
+	if deps.Headless {
+		for _, c := range j.credentials() {
+			if c.Prompt != nil {
+				return sel, nil, j.vfail(api.CodePromptUnavailable, c.Key, c.Pos, "%s needs a local PIN dialog (%s) and this agent is headless", c.Key, c.Prompt)
+			}
+		}
+	}
+	var steps []Step
+	for i := range plan.Steps {
+		ps := &plan.Steps[i]
+		if ps.Kind == dsc.StepSelectCard && ps.Select != nil {
+			sel.ICCSN, sel.WithATR = ps.Select.ICCSN, ps.Select.WithATR
+			continue
+		}
+		if ps.Kind == dsc.StepRetrieveTokens && ps.Retrieve != nil {
+			sel.AllCards = true
+			sel.WithATR = ps.Retrieve.WithATR
+			continue
+		}
+		run, err := j.stepFunc(ps)
+		if err != nil {
+			return sel, nil, err
+		}
+		if needsToken(ps) && j.module == "" {
+			return sel, nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", ps.Name)
+		}
+		steps = append(steps, Step{Name: ps.Name, Key: ps.Key, File: j.file, Line: ps.Pos.Line, Run: run})
+	}
+	return sel, steps, nil
+}
+
+func (j *job) credentials() []*dsc.Credential {
+	c := j.plan.Credentials
+	out := []*dsc.Credential{c.PIN, c.InitialPUK, c.PUK, c.Operator, c.SignPIN}
+	for _, s := range j.plan.Steps {
+		if s.PIN != nil {
+			out = append(out, s.PIN.New, s.PIN.Old, s.PIN.SO)
+		}
+		if s.App != nil {
+			out = append(out, s.App.P12Password)
+		}
+	}
+	var res []*dsc.Credential
+	for _, c := range out {
+		if c != nil {
+			res = append(res, c)
+		}
+	}
+	return res
+}
+
+func needsToken(ps *dsc.Step) bool {
+	switch ps.Kind {
+	case dsc.StepInitToken, dsc.StepWriteSerial, dsc.StepSetPIN, dsc.StepChangePUK,
+		dsc.StepApplication, dsc.StepBlockCard, dsc.StepReadEncryptedPINs:
+		return true
+	}
+	return false
+}
+
+// vfail is a validation failure at a description key.
+func (j *job) vfail(code api.Code, key string, pos dsc.Pos, format string, args ...any) *Failure {
+	f := fail(code, nil, format, args...)
+	f.Step, f.Key, f.File, f.Line = "validate", key, pos.File, pos.Line
+	if f.File == "" {
+		f.File = j.file
+	}
+	return f
+}
+
+func (j *job) stepFunc(ps *dsc.Step) (func(context.Context, *Session) error, error) {
+	switch ps.Kind {
+	case dsc.StepDeleteProfile:
+		return j.deleteProfile, nil
+	case dsc.StepInitProfile, dsc.StepInitToken:
+		if ps.Init == nil {
+			break
+		}
+		if ps.Kind == dsc.StepInitProfile {
+			if j.deps.Profiles == nil {
+				return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "card profiles are not available in this build")
+			}
+			p, err := j.deps.Profiles.Compile(ps.Init.Profile, ps.Init.ProfileSource, ps.Init.Params)
+			if err != nil {
+				f := j.vfail(api.CodeInvalidProfile, ps.Key, ps.Pos, "card profile %s", ps.Init.Profile)
+				f.Err = err
+				return nil, f
+			}
+			j.profile = p
+		}
+		if j.plan.Credentials.SO() == nil && j.module != "" {
+			return nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "%s needs the SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)", ps.Key)
+		}
+		init := ps.Init
+		if ps.Kind == dsc.StepInitProfile {
+			return func(ctx context.Context, s *Session) error { return j.initProfile(ctx, s, init) }, nil
+		}
+		return func(ctx context.Context, s *Session) error { return j.initToken(ctx, s, init.Label) }, nil
+	case dsc.StepWriteSerial:
+		if ps.Serial == nil {
+			break
+		}
+		st := ps.Serial
+		return func(ctx context.Context, s *Session) error { return j.writeSerial(ctx, s, st) }, nil
+	case dsc.StepSetPIN, dsc.StepChangePUK:
+		if ps.PIN == nil {
+			break
+		}
+		st := ps.PIN
+		return func(ctx context.Context, s *Session) error { return j.pinStep(ctx, s, st) }, nil
+	case dsc.StepApplication:
+		if ps.App == nil {
+			break
+		}
+		return j.appFunc(ps)
+	case dsc.StepApduScript:
+		if ps.Script == nil {
+			break
+		}
+		st := ps.Script
+		return func(ctx context.Context, s *Session) error { return j.script(ctx, s, st) }, nil
+	case dsc.StepBlockCard:
+		return j.blockCard, nil
+	case dsc.StepReadICCSN:
+		if ps.Finalize == nil {
+			break
+		}
+		st := ps.Finalize
+		return func(ctx context.Context, s *Session) error { return j.readICCSN(ctx, s, st) }, nil
+	case dsc.StepReadEncryptedPINs:
+		if ps.PINs == nil {
+			break
+		}
+		if len(j.deps.PINKeys) == 0 {
+			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "reading encrypted PINs needs a decryption key ([pins] decrypt_p12) and none is configured")
+		}
+		for _, o := range ps.PINs.Outputs {
+			if !j.secret[strings.ToLower(o.Field)] {
+				return nil, j.vfail(api.CodeSecretOutput, ps.Key, ps.Pos, "field %s would receive the decrypted %s but the job does not mark it secret", o.Field, o.Name)
+			}
+		}
+		st := ps.PINs
+		return func(ctx context.Context, s *Session) error { return j.readPINs(ctx, s, st) }, nil
+	case dsc.StepClearFields:
+		if ps.Clear == nil {
+			break
+		}
+		st := ps.Clear
+		return func(ctx context.Context, s *Session) error {
+			for _, f := range st.Fields {
+				deleteFold(s.Outputs, f)
+				for k, v := range s.Secrets {
+					if strings.EqualFold(k, f) {
+						v.Wipe()
+						delete(s.Secrets, k)
+					}
+				}
+			}
+			return nil
+		}, nil
+	}
+	return nil, j.vfail(api.CodeInternal, ps.Key, ps.Pos, "plan step %s (%s) has no payload the runner knows", ps.Name, ps.Kind)
+}
+
+func deleteFold(m map[string]string, name string) {
+	for k := range m {
+		if strings.EqualFold(k, name) {
+			delete(m, k)
+		}
+	}
+}
+
+// output sets an output field, into Secrets when the job marks it secret.
+func (j *job) output(s *Session, field, value string) {
+	if j.secret[strings.ToLower(field)] {
+		s.Secrets[field] = secret.New(value)
+		return
+	}
+	s.Outputs[field] = value
+}
+
+// value resolves a credential, asking the local user once per job for a
+// prompted one.
+func (j *job) value(ctx context.Context, s *Session, c *dsc.Credential, label string) (secret.Value, error) {
+	if c == nil {
+		return secret.Value{}, nil
+	}
+	if c.Prompt == nil {
+		return c.Value, nil
+	}
+	if v, ok := j.values[c]; ok {
+		return v, nil
+	}
+	v, err := s.Prompt(ctx, c.Prompt.String(), label)
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("asking for %s: %w", label, err)
+	}
+	j.values[c] = v
+	s.OnEnd(func() { v.Wipe() })
+	return v, nil
+}
+
+func (j *job) soValue(ctx context.Context, s *Session) (secret.Value, error) {
+	if j.so != nil {
+		return *j.so, nil
+	}
+	c := j.plan.Credentials.SO()
+	if c == nil {
+		return secret.Value{}, fail(api.CodeInvalidDescription, nil, "no SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)")
+	}
+	return j.value(ctx, s, c, c.Key)
+}
+
+// token opens the job's token at loc once.
+func (j *job) token(ctx context.Context, s *Session, loc Location) (Token, error) {
+	if t := j.tokens[loc]; t != nil {
+		return t, nil
+	}
+	t, err := j.deps.Tokens.Open(ctx, j.module, s.Reader, loc)
+	if err != nil {
+		return nil, fmt.Errorf("opening the %s token for reader %q: %w", loc, s.Reader, err)
+	}
+	j.tokens[loc] = t
+	j.logins[loc] = dsc.LoginNone
+	s.OnEnd(func() { t.Logout(); t.Close() })
+	return t, nil
+}
+
+// login brings the token at loc to the wanted login state.
+func (j *job) login(ctx context.Context, s *Session, loc Location, want dsc.Login) (Token, error) {
+	t, err := j.token(ctx, s, loc)
+	if err != nil {
+		return nil, err
+	}
+	if want == dsc.LoginHighest {
+		switch c := j.plan.Credentials; {
+		case c.SO() != nil:
+			want = dsc.LoginSO
+		case c.PIN != nil:
+			want = dsc.LoginUser
+		default:
+			want = dsc.LoginNone
+		}
+	}
+	if j.logins[loc] == want {
+		return t, nil
+	}
+	if j.logins[loc] != dsc.LoginNone {
+		if err := t.Logout(); err != nil {
+			return nil, fmt.Errorf("logging out: %w", err)
+		}
+		j.logins[loc] = dsc.LoginNone
+	}
+	var v secret.Value
+	var who string
+	switch want {
+	case dsc.LoginNone:
+		return t, nil
+	case dsc.LoginSO:
+		who = "SO credential"
+		if v, err = j.soValue(ctx, s); err == nil {
+			err = t.LoginSO(v)
+		}
+	case dsc.LoginUser, dsc.LoginSignature:
+		c, label := j.plan.Credentials.PIN, "PIN"
+		if want == dsc.LoginSignature {
+			c, label = j.plan.Credentials.SignPIN, "SignPIN"
+		}
+		who = label
+		if c == nil {
+			return nil, fail(api.CodeInvalidDescription, nil, "logging in needs %s and the description gives none", label)
+		}
+		if v, err = j.value(ctx, s, c, label); err == nil {
+			err = t.Login(v)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logging in with the %s: %w", who, err)
+	}
+	j.logins[loc] = want
+	return t, nil
+}
+
+func (j *job) logout(loc Location) error {
+	t := j.tokens[loc]
+	if t == nil || j.logins[loc] == dsc.LoginNone {
+		return nil
+	}
+	j.logins[loc] = dsc.LoginNone
+	return t.Logout()
+}
+
+// ownsCard reports whether the job lays out the card itself (a card profile
+// over PC/SC), so PC/SC-side operations (erase) are ours to do.
+func (j *job) ownsCard() bool {
+	if j.module == "" {
+		return true
+	}
+	for _, s := range j.plan.Steps {
+		if s.Kind == dsc.StepInitProfile {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteProfile erases the card (DeleteProfile): over PC/SC with the card
+// profile engine when the job lays the card out itself, and on the token
+// (every object, logged in with the highest credential given) when the job
+// names a PKCS#11 module.
+func (j *job) deleteProfile(ctx context.Context, s *Session) error {
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	if j.ownsCard() && j.deps.Profiles != nil {
+		if err := j.deps.Profiles.Erase(ctx, s.Conn); err != nil {
+			return fmt.Errorf("erasing the card: %w", err)
+		}
+	}
+	if j.module == "" {
+		return nil
+	}
+	t, err := j.token(ctx, s, LocationDefault)
+	if err != nil {
+		return err
+	}
+	ti, err := t.Info()
+	if err != nil {
+		return err
+	}
+	if !ti.Initialized {
+		return nil // nothing on it
+	}
+	if _, err := j.login(ctx, s, LocationDefault, dsc.LoginHighest); err != nil {
+		return err
+	}
+	if err := t.Erase(); err != nil {
+		return fmt.Errorf("erasing the token: %w", err)
+	}
+	return nil
+}
+
+// profilePINs are the PIN variables a card profile receives.
+func (j *job) profilePINs(ctx context.Context, s *Session) (map[string]secret.Value, error) {
+	c := j.plan.Credentials
+	pins := map[string]secret.Value{}
+	for _, p := range []struct {
+		name  string
+		c     *dsc.Credential
+		label string
+	}{{dsc.ProfileVariable.PIN1, c.PIN, "PIN"}, {dsc.ProfileVariable.PIN2, c.SignPIN, "SignPIN"},
+		{dsc.ProfileVariable.PUK, c.InitialPUK, "PUK"}, {dsc.ProfileVariable.OP, c.Operator, "operator PIN"}} {
+		if p.c == nil {
+			continue
+		}
+		v, err := j.value(ctx, s, p.c, p.label)
+		if err != nil {
+			return nil, err
+		}
+		pins[p.name] = v
+	}
+	return pins, nil
+}
+
+// checkLabel refuses to initialise a token that the configuration finds by
+// another label (it would be lost for the next job).
+func (j *job) checkLabel(t Token, label string) (string, error) {
+	ti, err := t.Info()
+	if err != nil {
+		return "", err
+	}
+	if ti.FixedLabel != "" {
+		if label != "" && label != ti.FixedLabel {
+			return "", fail(api.CodeConfig, nil, "the configuration maps this reader to token %q but the job initialises it as %q", ti.FixedLabel, label)
+		}
+		label = ti.FixedLabel
+	}
+	if label == "" {
+		label = "cardwright"
+	}
+	return label, nil
+}
+
+// initProfile runs the card profile over PC/SC. When the job also names a
+// PKCS#11 module, the token that stands for the card is initialised with the
+// job's SO credential, label and PIN, and receives the encrypted-PIN blob, so
+// the PKCS#11 view agrees with the card (the test-stack arrangement of
+// docs/runner.md: the virtual card has no middleware of its own).
+func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) error {
+	var t Token
+	label := init.Label
+	if j.module != "" {
+		var err error
+		if t, err = j.token(ctx, s, LocationDefault); err != nil {
+			return err
+		}
+		if label, err = j.checkLabel(t, label); err != nil {
+			return err
+		}
+	}
+	pins, err := j.profilePINs(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	pinFile, err := j.profile.Run(ctx, s.Conn, pins)
+	if err != nil {
+		return fmt.Errorf("running card profile %s: %w", init.Profile, err)
+	}
+	j.profiled, j.pinFile = true, pinFile
+	if t == nil {
+		return nil
+	}
+	if err := j.setupToken(ctx, s, t, label); err != nil {
+		return err
+	}
+	if blob, err := pinblob.FindDataObject(pinFile, pinblob.Label); err == nil {
+		if _, err := j.login(ctx, s, LocationDefault, dsc.LoginUser); err != nil {
+			return err
+		}
+		if err := t.WriteData(pinblob.Label, blob); err != nil {
+			return fmt.Errorf("storing the encrypted PINs on the token: %w", err)
+		}
+	}
+	return nil
+}
+
+// setupToken does C_InitToken with the SO credential and label, then
+// C_InitPIN with the user PIN when the job gives one.
+func (j *job) setupToken(ctx context.Context, s *Session, t Token, label string) error {
+	so, err := j.soValue(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := j.logout(LocationDefault); err != nil {
+		return err
+	}
+	if err := t.InitToken(so, label); err != nil {
+		return fmt.Errorf("initialising the token as %q: %w", label, err)
+	}
+	if j.plan.Credentials.PIN == nil {
+		return nil
+	}
+	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, "PIN")
+	if err != nil {
+		return err
+	}
+	if _, err := j.login(ctx, s, LocationDefault, dsc.LoginSO); err != nil {
+		return err
+	}
+	if err := t.InitPIN(pin); err != nil {
+		return fmt.Errorf("setting the user PIN: %w", err)
+	}
+	return j.logout(LocationDefault)
+}
+
+// initToken initialises the token with PKCS#11 C_InitToken.
+func (j *job) initToken(ctx context.Context, s *Session, label string) error {
+	t, err := j.token(ctx, s, LocationDefault)
+	if err != nil {
+		return err
+	}
+	if label, err = j.checkLabel(t, label); err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	return j.setupToken(ctx, s, t, label)
+}
+
+// CMSSerialLabel is the label of the CKO_DATA object that holds the
+// CMSCardSerialNumber on the token.
+const CMSSerialLabel = "CMSCardSerialNumber"
+
+func (j *job) writeSerial(ctx context.Context, s *Session, st *dsc.SerialStep) error {
+	want := dsc.LoginUser
+	if j.plan.Credentials.PIN == nil {
+		want = dsc.LoginSO
+	}
+	t, err := j.login(ctx, s, LocationDefault, want)
+	if err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	if err := t.WriteData(CMSSerialLabel, []byte(st.Serial)); err != nil {
+		return fmt.Errorf("writing the card serial number: %w", err)
+	}
+	return nil
+}
+
+func (j *job) pinStep(ctx context.Context, s *Session, st *dsc.PINStep) error {
+	switch st.Mode {
+	case dsc.PINReset:
+		newPIN, err := j.value(ctx, s, st.New, "new PIN")
+		if err != nil {
+			return err
+		}
+		var t Token
+		if st.SO != nil && st.SO != j.plan.Credentials.SO() {
+			so, err := j.value(ctx, s, st.SO, st.SO.Key)
+			if err != nil {
+				return err
+			}
+			if err := j.logout(LocationDefault); err != nil {
+				return err
+			}
+			if t, err = j.token(ctx, s, LocationDefault); err != nil {
+				return err
+			}
+			if err := t.LoginSO(so); err != nil {
+				return fmt.Errorf("logging in with the %s: %w", st.SO.Key, err)
+			}
+			j.logins[LocationDefault] = dsc.LoginSO
+		} else if t, err = j.login(ctx, s, LocationDefault, dsc.LoginSO); err != nil {
+			return err
+		}
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
+		if err := t.InitPIN(newPIN); err != nil {
+			return fmt.Errorf("setting the user PIN: %w", err)
+		}
+		return j.logout(LocationDefault)
+	case dsc.PINChange:
+		var oldPIN, newPIN secret.Value
+		var err error
+		if st.Old == nil {
+			// Dialog 3 asks for the current PIN and the new one.
+			if oldPIN, err = s.Prompt(ctx, st.New.Prompt.String(), "current PIN"); err != nil {
+				return fmt.Errorf("asking for the current PIN: %w", err)
+			}
+			defer oldPIN.Wipe()
+		} else if oldPIN, err = j.value(ctx, s, st.Old, "current PIN"); err != nil {
+			return err
+		}
+		if newPIN, err = j.value(ctx, s, st.New, "new PIN"); err != nil {
+			return err
+		}
+		t, err := j.login(ctx, s, LocationDefault, dsc.LoginNone)
+		if err != nil {
+			return err
+		}
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
+		if err := t.SetPIN(oldPIN, newPIN); err != nil {
+			return fmt.Errorf("changing the user PIN: %w", err)
+		}
+		return nil
+	case dsc.PINChangeSO:
+		oldPUK, err := j.soValue(ctx, s)
+		if st.Old != nil {
+			oldPUK, err = j.value(ctx, s, st.Old, st.Old.Key)
+		}
+		if err != nil {
+			return err
+		}
+		newPUK, err := j.value(ctx, s, st.New, "new PUK")
+		if err != nil {
+			return err
+		}
+		if err := j.logout(LocationDefault); err != nil {
+			return err
+		}
+		t, err := j.token(ctx, s, LocationDefault)
+		if err != nil {
+			return err
+		}
+		if err := t.LoginSO(oldPUK); err != nil {
+			return fmt.Errorf("logging in with the PUK: %w", err)
+		}
+		j.logins[LocationDefault] = dsc.LoginSO
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
+		if err := t.SetPIN(oldPUK, newPUK); err != nil {
+			return fmt.Errorf("changing the PUK: %w", err)
+		}
+		if !j.plan.Credentials.SOIsOperator {
+			j.so = &newPUK
+		}
+		return j.logout(LocationDefault)
+	}
+	return fail(api.CodeInternal, nil, "PIN step mode %v", st.Mode)
+}
+
+func (j *job) appFunc(ps *dsc.Step) (func(context.Context, *Session) error, error) {
+	app := ps.App
+	switch app.Action {
+	case dsc.AppGenerateKey, dsc.AppUseObject:
+		if j.deps.Issuer == nil {
+			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "Application_%s needs a certificate issuer and none is connected", app.ID)
+		}
+		if app.Action == dsc.AppUseObject && app.Criteria == nil {
+			return nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "Application_%s: ObjectCriteria missing", app.ID)
+		}
+	case dsc.AppWriteCertificate:
+		if _, err := x509.ParseCertificate(app.Certificate); err != nil {
+			f := j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the Certificate field is not a DER certificate", app.ID)
+			f.Err = err
+			return nil, f
+		}
+	case dsc.AppWriteP12:
+		if app.P12Password != nil && app.P12Password.Prompt == nil {
+			if _, _, _, err := pkcs12.DecodeChain(app.P12, app.P12Password.Value.Reveal()); err != nil {
+				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the Certificate field is not a PKCS#12 that opens with P12PASSWORD", app.ID)
+			}
+		}
+	case dsc.AppWriteCertKeyList:
+		if app.CertKeyListMode == "p12" {
+			return nil, j.vfail(api.CodeNotSupported, ps.Key, ps.Pos, "Application_%s: CertKeyList of PKCS#12s is not supported yet", app.ID)
+		}
+		for i, der := range app.CertKeyList {
+			if _, err := x509.ParseCertificate(der); err != nil {
+				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: CertKeyList item %d is not a DER certificate", app.ID, i+1)
+			}
+		}
+	case dsc.AppKeyArchival:
+		return nil, j.vfail(api.CodeNotSupported, ps.Key, ps.Pos, "Application_%s: KeyArchivalRequest without a PKCS#12 in the job needs the portal's key archival, which this runner does not offer yet", app.ID)
+	default:
+		return nil, j.vfail(api.CodeInternal, ps.Key, ps.Pos, "Application_%s: action %v", app.ID, app.Action)
+	}
+	return func(ctx context.Context, s *Session) error { return j.application(ctx, s, app) }, nil
+}
+
+func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) error {
+	loc, want := LocationDefault, dsc.LoginUser
+	if app.Signature {
+		loc, want = LocationSignature, dsc.LoginSignature
+	}
+	t, err := j.login(ctx, s, loc, want)
+	if err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	label := app.Template
+	if label == "" {
+		label = "Application_" + app.ID
+	}
+	switch app.Action {
+	case dsc.AppGenerateKey:
+		id := make([]byte, 16)
+		rand.Read(id)
+		typ, bits := app.KeyType, app.KeySize
+		if typ == "" {
+			typ = "RSA"
+		}
+		key, err := t.GenerateKeyPair(KeySpec{Type: typ, Bits: bits, Label: label, ID: id})
+		if err != nil {
+			return fmt.Errorf("generating a %s-%d key pair: %w", typ, bits, err)
+		}
+		return j.certify(ctx, t, app, key, label, id)
+	case dsc.AppUseObject:
+		objs, err := t.Find(Criteria{Class: app.Criteria.ClassID, Attr: app.Criteria.AttrID, Value: app.Criteria.Bytes,
+			Int: app.Criteria.Int, IsInt: app.Criteria.Type == "int", Text: app.Criteria.String()})
+		if err != nil {
+			return fmt.Errorf("finding %s: %w", app.Criteria, err)
+		}
+		if len(objs) != 1 {
+			return fail(api.CodeTokenError, nil, "ObjectCriteria %s matches %d objects, want 1", app.Criteria, len(objs))
+		}
+		key, err := t.Signer(objs[0].ID)
+		if err != nil {
+			return fmt.Errorf("finding the private key of %s: %w", app.Criteria, err)
+		}
+		return j.certify(ctx, t, app, key, label, objs[0].ID)
+	case dsc.AppWriteCertificate:
+		cert, _ := x509.ParseCertificate(app.Certificate)
+		if err := t.WriteCertificate(app.Certificate, label, keyID(cert)); err != nil {
+			return fmt.Errorf("writing the certificate: %w", err)
+		}
+	case dsc.AppWriteP12:
+		pw, err := j.value(ctx, s, app.P12Password, "PKCS#12 password")
+		if err != nil {
+			return err
+		}
+		key, cert, chain, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
+		if err != nil {
+			return fail(api.CodeInvalidField, err, "opening the PKCS#12 of Application_%s", app.ID)
+		}
+		id := keyID(cert)
+		if err := t.ImportKey(key, label, id); err != nil {
+			return fmt.Errorf("storing the private key: %w", err)
+		}
+		if err := t.WriteCertificate(cert.Raw, label, id); err != nil {
+			return fmt.Errorf("writing the certificate: %w", err)
+		}
+		for _, c := range chain {
+			if err := t.WriteCertificate(c.Raw, c.Subject.CommonName, keyID(c)); err != nil {
+				return fmt.Errorf("writing a chain certificate: %w", err)
+			}
+		}
+	case dsc.AppWriteCertKeyList:
+		var serials []string
+		for _, der := range app.CertKeyList {
+			cert, _ := x509.ParseCertificate(der)
+			if err := t.WriteCertificate(der, cert.Subject.CommonName, keyID(cert)); err != nil {
+				return fmt.Errorf("writing certificate %X: %w", cert.SerialNumber, err)
+			}
+			serials = append(serials, fmt.Sprintf("%X", cert.SerialNumber))
+		}
+		if app.ReturnField != "" {
+			j.output(s, app.ReturnField, strings.Join(serials, ","))
+		}
+	}
+	return nil
+}
+
+// keyID is the CKA_ID given to a certificate written from outside: SHA-1 of
+// its public key (the RFC 5280 §4.2.1.2 method 1 key identifier), so that
+// the same key's certificates share it.
+func keyID(cert *x509.Certificate) []byte {
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err == nil {
+		sum := sha1.Sum(spki.PublicKey.Bytes)
+		return sum[:]
+	}
+	sum := sha1.Sum(cert.RawSubjectPublicKeyInfo)
+	return sum[:]
+}
+
+// certify builds a PKCS#10 request with the token key, has the issuer sign
+// it, and writes the certificate under the key's CKA_ID.
+func (j *job) certify(ctx context.Context, t Token, app *dsc.AppStep, key crypto.Signer, label string, id []byte) error {
+	subj := pkix.Name{CommonName: label}
+	if app.CardSerial != "" {
+		subj.SerialNumber = app.CardSerial
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subj}, key)
+	if err != nil {
+		return fmt.Errorf("signing the certificate request with the card key: %w", err)
+	}
+	der, _, err := j.deps.Issuer.Issue(ctx, issuer.Request{CSR: csr, Application: app.ID})
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		var f *Failure
+		if errors.As(err, &f) {
+			return f
+		}
+		return fail(api.CodeIssuerError, err, "the certificate for Application_%s was not issued", app.ID)
+	}
+	if err := t.WriteCertificate(der, label, id); err != nil {
+		return fmt.Errorf("writing the certificate: %w", err)
+	}
+	return nil
+}
+
+func (j *job) script(ctx context.Context, s *Session, st *dsc.ScriptStep) error {
+	var sws []string
+	defer func() {
+		if st.ResponseField != "" {
+			j.output(s, st.ResponseField, strings.Join(sws, ","))
+		}
+	}()
+	for i := range st.Commands {
+		c := &st.Commands[i]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
+		resp, err := s.Conn.Transmit(c.APDU)
+		if err != nil {
+			return fmt.Errorf("sending %s line %d: %w", st.File, c.Line, err)
+		}
+		if len(resp) < 2 {
+			return fail(api.CodeApduScript, nil, "%s line %d: response of %d bytes has no status word", st.File, c.Line, len(resp))
+		}
+		sw := uint16(resp[len(resp)-2])<<8 | uint16(resp[len(resp)-1])
+		sws = append(sws, fmt.Sprintf("%04X", sw))
+		if !c.Accepts(sw) {
+			f := fail(api.CodeApduScript, nil, "%s line %d: status %04X (%s), want %s", st.File, c.Line, sw, iso7816.SWMeaning(sw), strings.Join(c.Expect, " or "))
+			f.File, f.Line = st.File, c.Line
+			return f
+		}
+	}
+	return nil
+}
+
+// blockCard blocks the user PIN: wrong PINs until the token says it is
+// blocked (ISO 7816-4 retry counters; PKCS#11 CKR_PIN_LOCKED).
+func (j *job) blockCard(ctx context.Context, s *Session) error {
+	if err := j.logout(LocationDefault); err != nil {
+		return err
+	}
+	t, err := j.token(ctx, s, LocationDefault)
+	if err != nil {
+		return err
+	}
+	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, "PIN")
+	if err != nil {
+		return err
+	}
+	wrong := secret.New(pin.Reveal() + "-blocked")
+	for range 32 {
+		err := t.Login(wrong)
+		switch {
+		case err == nil:
+			t.Logout()
+			return fail(api.CodeTokenError, nil, "blocking the PIN: the token accepted a wrong PIN")
+		case errors.Is(err, ErrPINBlocked):
+			return nil
+		case !errors.Is(err, ErrPINIncorrect):
+			return fmt.Errorf("blocking the PIN: %w", err)
+		}
+	}
+	return fail(api.CodeNotSupported, nil, "blocking the PIN: the token does not block it after 32 wrong PINs")
+}
+
+func (j *job) readICCSN(ctx context.Context, s *Session, st *dsc.FinalizeStep) error {
+	v := st.CMSSerial
+	if v == "" {
+		serial := s.Serial
+		if len(serial) == 0 && j.module != "" {
+			// The card has no GET DATA serial: the token's serial is the ICCSN.
+			t, err := j.token(ctx, s, LocationDefault)
+			if err != nil {
+				return err
+			}
+			ti, err := t.Info()
+			if err != nil {
+				return err
+			}
+			serial, _ = hex.DecodeString(ti.Serial)
+			if serial == nil {
+				serial = []byte(ti.Serial)
+			}
+		}
+		v = strings.ToUpper(hex.EncodeToString(serial))
+	}
+	if st.WithATR {
+		v += "-" + strings.ToUpper(hex.EncodeToString(s.ATR))
+	}
+	j.output(s, st.Field, v)
+	return nil
+}
+
+func (j *job) readPINs(ctx context.Context, s *Session, st *dsc.PINReadStep) error {
+	t, err := j.token(ctx, s, LocationDefault)
+	if err != nil {
+		return err
+	}
+	blob, err := t.ReadData(pinblob.Label)
+	if errors.Is(err, ErrObjectNotFound) {
+		return fail(api.CodeNoEncryptedPins, err, "no encrypted PINs on this card")
+	}
+	if err != nil {
+		return fmt.Errorf("reading the encrypted PINs: %w", err)
+	}
+	pins, err := pinblob.OpenBlob(blob, j.deps.PINKeys)
+	var nk *pinblob.NoKeyError
+	switch {
+	case errors.As(err, &nk):
+		return fail(api.CodePinKeyNotFound, nil, "no decryption key found matching #%X", nk.ID)
+	case errors.Is(err, pinblob.ErrNoBlob):
+		return fail(api.CodeNoEncryptedPins, err, "no encrypted PINs on this card")
+	case err != nil:
+		return fail(api.CodeCardError, err, "Error Accessing Smartcard (encrypted PINs)")
+	}
+	for _, o := range st.Outputs {
+		found := false
+		for _, p := range pins {
+			if p.Name == o.Name {
+				s.Secrets[o.Field] = p.Value
+				found = true
+			}
+		}
+		if !found {
+			return fail(api.CodeNoEncryptedPins, nil, "the card's encrypted PINs hold no %s", o.Name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,410 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"sync"
+
+	"github.com/cardwright/cardwright/secret"
+)
+
+// FakeTokens is an in-process PKCS#11 stand-in for tests and benchmarks: one
+// token per reader and location, created uninitialised on first use, with
+// PIN retry counters (3), objects, and keys made with crypto/rand. It is safe
+// for concurrent use.
+type FakeTokens struct {
+	// Modules allowed; empty allows every module.
+	Modules []string
+	// FailOn makes the named operation ("InitToken", "Login",
+	// "GenerateKeyPair", "WriteCertificate", …) fail with the error.
+	FailOn map[string]error
+
+	mu     sync.Mutex
+	tokens map[string]*FakeToken
+	serial int
+	calls  []string
+}
+
+// FakeToken is the state of one fake token.
+type FakeToken struct {
+	f        *FakeTokens
+	Label    string
+	Serial   string
+	SO, PIN  secret.Value
+	soTries  int
+	pinTries int
+	Objects  []FakeObject
+	login    int // 0 none, 1 user, 2 SO
+	inited   bool
+}
+
+// FakeObject is one object on a fake token.
+type FakeObject struct {
+	Class uint
+	Label string
+	ID    []byte
+	Value []byte
+	Key   crypto.Signer
+}
+
+// PKCS#11 v2.40 §4 object classes and attributes the fake knows.
+const (
+	ckoData        = 0
+	ckoCertificate = 1
+	ckoPublicKey   = 2
+	ckoPrivateKey  = 3
+	ckaLabel       = 0x03
+	ckaID          = 0x102
+)
+
+// Allowed implements Tokens.
+func (f *FakeTokens) Allowed(module string) bool {
+	if len(f.Modules) == 0 {
+		return true
+	}
+	for _, m := range f.Modules {
+		if m == module {
+			return true
+		}
+	}
+	return false
+}
+
+// Token returns the fake token of a reader (creating it), for assertions.
+func (f *FakeTokens) Token(reader string, loc Location) *FakeToken {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.token(reader, loc)
+}
+
+func (f *FakeTokens) token(reader string, loc Location) *FakeToken {
+	if f.tokens == nil {
+		f.tokens = map[string]*FakeToken{}
+	}
+	k := reader + "\x00" + loc.String()
+	t := f.tokens[k]
+	if t == nil {
+		f.serial++
+		t = &FakeToken{f: f, Serial: fmt.Sprintf("%016X", 0xC0DE0000+f.serial), soTries: 3, pinTries: 3}
+		f.tokens[k] = t
+	}
+	return t
+}
+
+// Calls returns the operations done so far, in order.
+func (f *FakeTokens) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// Open implements Tokens.
+func (f *FakeTokens) Open(ctx context.Context, module, reader string, loc Location) (Token, error) {
+	if !f.Allowed(module) {
+		return nil, fmt.Errorf("loading %s: %w", module, ErrModuleNotAllowed)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.op("Open"); err != nil {
+		return nil, err
+	}
+	return &fakeSession{t: f.token(reader, loc)}, nil
+}
+
+// op records a call and returns its injected failure (f.mu held).
+func (f *FakeTokens) op(name string) error {
+	f.calls = append(f.calls, name)
+	return f.FailOn[name]
+}
+
+type fakeSession struct {
+	t      *FakeToken
+	closed bool
+}
+
+func (s *fakeSession) do(name string, fn func(t *FakeToken) error) error {
+	f := s.t.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.op(name); err != nil {
+		return err
+	}
+	if s.closed {
+		return fmt.Errorf("%s: session closed: %w", name, ErrToken)
+	}
+	return fn(s.t)
+}
+
+func (s *fakeSession) Info() (ti TokenInfo, err error) {
+	err = s.do("Info", func(t *FakeToken) error {
+		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero()}
+		return nil
+	})
+	return ti, err
+}
+
+func (s *fakeSession) InitToken(so secret.Value, label string) error {
+	return s.do("InitToken", func(t *FakeToken) error {
+		if t.inited && !t.SO.Equal(so) {
+			return &PINError{Who: "SO PIN", Retries: -1}
+		}
+		t.inited, t.Label, t.SO, t.PIN = true, label, secret.FromBytes(so.Bytes()), secret.Value{}
+		t.Objects, t.login, t.soTries, t.pinTries = nil, 0, 3, 3
+		return nil
+	})
+}
+
+func check(who string, have, got secret.Value, tries *int) error {
+	if *tries == 0 {
+		return &PINError{Who: who, Retries: 0}
+	}
+	if !have.Equal(got) || have.IsZero() {
+		*tries--
+		return &PINError{Who: who, Retries: *tries}
+	}
+	*tries = 3
+	return nil
+}
+
+func (s *fakeSession) Login(pin secret.Value) error {
+	return s.do("Login", func(t *FakeToken) error {
+		if err := check("PIN", t.PIN, pin, &t.pinTries); err != nil {
+			return err
+		}
+		t.login = 1
+		return nil
+	})
+}
+
+func (s *fakeSession) LoginSO(cred secret.Value) error {
+	return s.do("LoginSO", func(t *FakeToken) error {
+		if !t.inited {
+			return fmt.Errorf("logging in: token not initialised: %w", ErrToken)
+		}
+		if err := check("PUK", t.SO, cred, &t.soTries); err != nil {
+			return err
+		}
+		t.login = 2
+		return nil
+	})
+}
+
+func (s *fakeSession) Logout() error {
+	return s.do("Logout", func(t *FakeToken) error { t.login = 0; return nil })
+}
+
+func (s *fakeSession) InitPIN(pin secret.Value) error {
+	return s.do("InitPIN", func(t *FakeToken) error {
+		if t.login != 2 {
+			return fmt.Errorf("C_InitPIN without SO login: %w", ErrToken)
+		}
+		t.PIN, t.pinTries = secret.FromBytes(pin.Bytes()), 3
+		return nil
+	})
+}
+
+func (s *fakeSession) SetPIN(old, new secret.Value) error {
+	return s.do("SetPIN", func(t *FakeToken) error {
+		if t.login == 2 {
+			if err := check("PUK", t.SO, old, &t.soTries); err != nil {
+				return err
+			}
+			t.SO = secret.FromBytes(new.Bytes())
+			return nil
+		}
+		if err := check("PIN", t.PIN, old, &t.pinTries); err != nil {
+			return err
+		}
+		t.PIN = secret.FromBytes(new.Bytes())
+		return nil
+	})
+}
+
+func (s *fakeSession) user(t *FakeToken, what string) error {
+	if t.login != 1 {
+		return fmt.Errorf("%s: user not logged in: %w", what, ErrToken)
+	}
+	return nil
+}
+
+func (s *fakeSession) GenerateKeyPair(spec KeySpec) (crypto.Signer, error) {
+	var key crypto.Signer
+	err := s.do("GenerateKeyPair", func(t *FakeToken) error {
+		if err := s.user(t, "generating a key pair"); err != nil {
+			return err
+		}
+		var err error
+		switch spec.Type {
+		case "RSA":
+			key, err = rsa.GenerateKey(rand.Reader, spec.Bits)
+		case "EC":
+			var c elliptic.Curve
+			switch spec.Bits {
+			case 256:
+				c = elliptic.P256()
+			case 384:
+				c = elliptic.P384()
+			case 521:
+				c = elliptic.P521()
+			default:
+				return fmt.Errorf("EC key of %d bits: %w", spec.Bits, ErrNotSupported)
+			}
+			key, err = ecdsa.GenerateKey(c, rand.Reader)
+		default:
+			return fmt.Errorf("key type %q: %w", spec.Type, ErrNotSupported)
+		}
+		if err != nil {
+			return err
+		}
+		t.Objects = append(t.Objects,
+			FakeObject{Class: ckoPrivateKey, Label: spec.Label, ID: spec.ID, Key: key},
+			FakeObject{Class: ckoPublicKey, Label: spec.Label, ID: spec.ID, Key: key})
+		return nil
+	})
+	return key, err
+}
+
+func (s *fakeSession) Signer(id []byte) (crypto.Signer, error) {
+	var key crypto.Signer
+	err := s.do("Signer", func(t *FakeToken) error {
+		if err := s.user(t, "finding a private key"); err != nil {
+			return err
+		}
+		for _, o := range t.Objects {
+			if o.Class == ckoPrivateKey && bytes.Equal(o.ID, id) && o.Key != nil {
+				key = o.Key
+				return nil
+			}
+		}
+		return fmt.Errorf("private key with id %X: %w", id, ErrObjectNotFound)
+	})
+	return key, err
+}
+
+func (s *fakeSession) WriteCertificate(der []byte, label string, id []byte) error {
+	return s.do("WriteCertificate", func(t *FakeToken) error {
+		if err := s.user(t, "writing a certificate"); err != nil {
+			return err
+		}
+		t.Objects = append(t.Objects, FakeObject{Class: ckoCertificate, Label: label, ID: id, Value: der})
+		return nil
+	})
+}
+
+func (s *fakeSession) ImportKey(key crypto.PrivateKey, label string, id []byte) error {
+	return s.do("ImportKey", func(t *FakeToken) error {
+		if err := s.user(t, "importing a key"); err != nil {
+			return err
+		}
+		sg, _ := key.(crypto.Signer)
+		t.Objects = append(t.Objects, FakeObject{Class: ckoPrivateKey, Label: label, ID: id, Key: sg})
+		return nil
+	})
+}
+
+func (s *fakeSession) Find(c Criteria) ([]Object, error) {
+	var out []Object
+	err := s.do("Find", func(t *FakeToken) error {
+		if err := s.user(t, "finding objects"); err != nil {
+			return err
+		}
+		for _, o := range t.Objects {
+			if o.Class != c.Class {
+				continue
+			}
+			var v []byte
+			switch c.Attr {
+			case ckaLabel:
+				v = []byte(o.Label)
+			case ckaID:
+				v = o.ID
+			default:
+				return fmt.Errorf("attribute %#x in the fake: %w", c.Attr, ErrNotSupported)
+			}
+			if bytes.Equal(v, c.Value) {
+				out = append(out, Object{Class: o.Class, ID: o.ID, Label: o.Label})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *fakeSession) WriteData(label string, value []byte) error {
+	return s.do("WriteData", func(t *FakeToken) error {
+		if err := s.user(t, "writing a data object"); err != nil {
+			return err
+		}
+		for i, o := range t.Objects {
+			if o.Class == ckoData && o.Label == label {
+				t.Objects[i].Value = append([]byte(nil), value...)
+				return nil
+			}
+		}
+		t.Objects = append(t.Objects, FakeObject{Class: ckoData, Label: label, Value: append([]byte(nil), value...)})
+		return nil
+	})
+}
+
+func (s *fakeSession) ReadData(label string) (v []byte, err error) {
+	err = s.do("ReadData", func(t *FakeToken) error {
+		for _, o := range t.Objects {
+			if o.Class == ckoData && o.Label == label {
+				v = o.Value
+				return nil
+			}
+		}
+		return fmt.Errorf("data object %q: %w", label, ErrObjectNotFound)
+	})
+	return v, err
+}
+
+func (s *fakeSession) Erase() error {
+	return s.do("Erase", func(t *FakeToken) error {
+		t.Objects = nil
+		return nil
+	})
+}
+
+func (s *fakeSession) Close() error {
+	return s.do("Close", func(t *FakeToken) error {
+		s.closed = true
+		t.login = 0
+		return nil
+	})
+}
+
+// Certificates returns the DER certificates on the token, for assertions.
+func (t *FakeToken) Certificates() [][]byte {
+	t.f.mu.Lock()
+	defer t.f.mu.Unlock()
+	var out [][]byte
+	for _, o := range t.Objects {
+		if o.Class == ckoCertificate {
+			out = append(out, o.Value)
+		}
+	}
+	return out
+}
+
+// Snapshot returns the token's state (copied) under the lock.
+func (t *FakeToken) Snapshot() FakeToken {
+	t.f.mu.Lock()
+	defer t.f.mu.Unlock()
+	c := *t
+	c.Objects = append([]FakeObject(nil), t.Objects...)
+	return c
+}
+
+// Initialized reports whether InitToken ran.
+func (t *FakeToken) Initialized() bool {
+	t.f.mu.Lock()
+	defer t.f.mu.Unlock()
+	return t.inited
+}

@@ -1,0 +1,111 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/iso7816/memcard"
+)
+
+// MemReaders is Readers over in-memory cards (iso7816/memcard), for tests,
+// benchmarks and dry runs. A nil card is an empty reader. It is safe for
+// concurrent use; the transaction is a per-card mutex, as PC/SC's is.
+type MemReaders struct {
+	mu    sync.Mutex
+	cards map[string]*memSlot
+}
+
+type memSlot struct {
+	card *memcard.Card
+	tx   sync.Mutex
+	out  bool // removed (Remove), so List shows no card
+}
+
+// NewMemReaders returns readers holding the given cards.
+func NewMemReaders(cards map[string]*memcard.Card) *MemReaders {
+	m := &MemReaders{cards: map[string]*memSlot{}}
+	for n, c := range cards {
+		m.cards[n] = &memSlot{card: c}
+	}
+	return m
+}
+
+// Card returns the card in a reader.
+func (m *MemReaders) Card(reader string) *memcard.Card {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.cards[reader]; s != nil {
+		return s.card
+	}
+	return nil
+}
+
+// List implements Readers.
+func (m *MemReaders) List(context.Context) ([]ReaderInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var l []ReaderInfo
+	for n, s := range m.cards {
+		ri := ReaderInfo{Name: n, Present: s.card != nil}
+		if ri.Present {
+			ri.ATR = s.card.ATR()
+		}
+		l = append(l, ri)
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
+	return l, nil
+}
+
+// Connect implements Readers.
+func (m *MemReaders) Connect(_ context.Context, reader string) (Conn, error) {
+	m.mu.Lock()
+	s := m.cards[reader]
+	m.mu.Unlock()
+	if s == nil {
+		return nil, fmt.Errorf("connecting to %q: %w", reader, ErrReaderGone)
+	}
+	if s.card == nil {
+		return nil, fmt.Errorf("connecting to %q: %w", reader, ErrCardRemoved)
+	}
+	return &memConn{s: s}, nil
+}
+
+type memConn struct {
+	s    *memSlot
+	inTx bool
+}
+
+func (c *memConn) Transmit(cmd []byte) ([]byte, error) { return c.s.card.Transmit(cmd) }
+func (c *memConn) ATR() []byte                         { return c.s.card.ATR() }
+
+func (c *memConn) Begin() error {
+	c.s.tx.Lock()
+	c.inTx = true
+	return nil
+}
+
+func (c *memConn) End() error {
+	if c.inTx {
+		c.inTx = false
+		c.s.tx.Unlock()
+	}
+	return nil
+}
+
+// Serial reads the ICCSN with GET DATA 005A (ISO 7816-4 §11.4.3).
+func (c *memConn) Serial() ([]byte, error) { return ReadSerial(c.s.card) }
+
+func (c *memConn) Close() error { return c.End() }
+
+// ReadSerial reads a card's serial number with GET DATA 005A (ISO 7816-4
+// §11.4.3, the tag of the card serial number in ISO 7816-6).
+func ReadSerial(card iso7816.Card) ([]byte, error) {
+	b, err := iso7816.Send(card, iso7816.GetData(iso7816.TagSerialNumber, 256))
+	if err != nil {
+		return nil, fmt.Errorf("reading the card serial number: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,150 @@
+package runner
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/cardwright/cardwright/secret"
+)
+
+// Tokens opens the PKCS#11 token that stands for the card in a reader.
+// cmd/cardwright implements it with package p11 (the module allow-list, the
+// slot whose description names the reader, or the [tokens] mapping of the
+// configuration); tests use FakeTokens.
+type Tokens interface {
+	// Allowed reports whether module may be loaded (the configuration's
+	// allow-list). Build calls it before any card I/O.
+	Allowed(module string) bool
+	// Open loads module (once per process) and opens the token for the card
+	// in reader at loc. A token that is not initialised yet is returned too
+	// (Info().Initialized false): InitToken sets it up.
+	Open(ctx context.Context, module, reader string, loc Location) (Token, error)
+}
+
+// Location is which of a card's tokens a step means.
+type Location int
+
+const (
+	LocationDefault   Location = iota
+	LocationSignature          // the signature slot (Location=Signature, SignPIN)
+)
+
+func (l Location) String() string {
+	if l == LocationSignature {
+		return "Signature"
+	}
+	return "Default"
+}
+
+// TokenInfo is what a step needs to know about a token.
+type TokenInfo struct {
+	Label       string
+	Serial      string // CK_TOKEN_INFO serialNumber
+	Initialized bool   // CKF_TOKEN_INITIALIZED
+	UserPIN     bool   // CKF_USER_PIN_INITIALIZED
+	// FixedLabel is set when the configuration finds this token by its label
+	// ([tokens] mapping): initialising it with another label would lose it.
+	FixedLabel string
+}
+
+// KeySpec says what key pair to generate.
+type KeySpec struct {
+	Type  string // "RSA" or "EC"
+	Bits  int    // RSA modulus bits, or EC curve size (256, 384, 521)
+	Label string
+	ID    []byte // CKA_ID shared by the private key, public key and certificate
+}
+
+// Criteria selects existing token objects (ObjectCriteria), in PKCS#11 terms.
+type Criteria struct {
+	Class uint   // CKO_*
+	Attr  uint   // CKA_*
+	Value []byte // attribute value as the module stores it (CK_ULONG: Int)
+	Int   uint64 // for integer attributes (Value empty)
+	IsInt bool
+	Text  string // as written, for messages
+}
+
+// Object is a token object found by Criteria.
+type Object struct {
+	Class uint
+	ID    []byte
+	Label string
+}
+
+// Token is one opened PKCS#11 token for the length of a job. Methods that
+// need a login say which; Login and LoginSO stay in force until Logout or
+// Close.
+type Token interface {
+	Info() (TokenInfo, error)
+	// InitToken initialises the token (C_InitToken): SO credential and
+	// label; every object is destroyed. The token handle stays usable.
+	InitToken(so secret.Value, label string) error
+	Login(pin secret.Value) error
+	LoginSO(cred secret.Value) error
+	Logout() error
+	// InitPIN sets the user PIN (C_InitPIN); the SO is logged in.
+	InitPIN(pin secret.Value) error
+	// SetPIN changes the PIN of whoever is logged in, the user PIN when no
+	// one is (C_SetPIN).
+	SetPIN(old, new secret.Value) error
+	// GenerateKeyPair makes a key pair on the token (user logged in) and
+	// returns a signer for its private key.
+	GenerateKeyPair(spec KeySpec) (crypto.Signer, error)
+	// Signer returns a signer for the private key with this CKA_ID.
+	Signer(id []byte) (crypto.Signer, error)
+	// WriteCertificate stores a DER certificate (user logged in).
+	WriteCertificate(der []byte, label string, id []byte) error
+	// ImportKey stores a private key from a PKCS#12 (user logged in).
+	ImportKey(key crypto.PrivateKey, label string, id []byte) error
+	// Find lists the objects that match (user logged in).
+	Find(c Criteria) ([]Object, error)
+	// WriteData stores or replaces a CKO_DATA object (user logged in).
+	WriteData(label string, value []byte) error
+	// ReadData returns a CKO_DATA object's value, or ErrObjectNotFound.
+	ReadData(label string) ([]byte, error)
+	// Erase destroys every object the logged-in user (or anyone, when no
+	// one is logged in) may destroy.
+	Erase() error
+	Close() error
+}
+
+// Errors token adapters wrap (with %w, keeping their own error in the chain)
+// so that classify gives the stable codes.
+var (
+	ErrPINIncorrect     = errors.New("wrong PIN")
+	ErrPINBlocked       = errors.New("PIN blocked")
+	ErrTokenNotFound    = errors.New("token not found")
+	ErrObjectNotFound   = errors.New("object not found")
+	ErrNotSupported     = errors.New("not supported")
+	ErrModule           = errors.New("PKCS#11 module failed")
+	ErrModuleNotAllowed = errors.New("PKCS#11 module not allowed")
+	ErrToken            = errors.New("token operation failed")
+)
+
+// PINError is a wrong PIN with what the token says about the tries left
+// (-1 unknown). It unwraps to ErrPINIncorrect or ErrPINBlocked.
+type PINError struct {
+	Who     string // "PIN", "PUK", "SignPIN", "operator PIN"
+	Retries int
+	Err     error
+}
+
+func (e *PINError) Error() string {
+	switch {
+	case e.Retries == 0:
+		return e.Who + " blocked"
+	case e.Retries > 0:
+		return fmt.Sprintf("wrong %s (%d tries left)", e.Who, e.Retries)
+	}
+	return "wrong " + e.Who
+}
+
+func (e *PINError) Unwrap() []error {
+	if e.Retries == 0 {
+		return []error{ErrPINBlocked, e.Err}
+	}
+	return []error{ErrPINIncorrect, e.Err}
+}

@@ -437,7 +437,7 @@ func (k *Key) run(mech *pkcs11.Mechanism, data []byte,
 		return nil, errClosed
 	}
 	var out []byte
-	err := s.relogin(func() error {
+	attempt := func() error {
 		if err := initf(s.h, []*pkcs11.Mechanism{mech}, k.priv); err != nil {
 			return err
 		}
@@ -449,6 +449,27 @@ func (k *Key) run(mech *pkcs11.Mechanism, data []byte,
 		var err error
 		out, err = opf(s.h, data)
 		return err
-	})
-	return out, err
+	}
+	err := attempt()
+	if err == nil || s.pin.IsZero() || !(is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) ||
+		is(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || is(err, pkcs11.CKR_KEY_HANDLE_INVALID)) {
+		return out, err
+	}
+	// The module logged the user out (some do after each C_Sign). Private
+	// object handles may have died with the login (SoftHSM2 drops them):
+	// log in again, find the key again by CKA_ID and class, retry once.
+	if info, ierr := s.t.m.ctx.GetSessionInfo(s.h); ierr == nil &&
+		(info.State == pkcs11.CKS_RW_USER_FUNCTIONS || info.State == pkcs11.CKS_RO_USER_FUNCTIONS) && !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
+		return out, err // still logged in: the handle is simply bad
+	}
+	if lerr := s.t.m.ctx.Login(s.h, pkcs11.CKU_USER, s.pin.Reveal()); lerr != nil && !is(lerr, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+		return nil, fmt.Errorf("logging in again after %v: %w", err, s.pinError(lerr, false))
+	}
+	if len(k.ID) > 0 {
+		hs, ferr := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID)}, 2)
+		if ferr == nil && len(hs) == 1 {
+			k.priv = hs[0]
+		}
+	}
+	return out, attempt()
 }

@@ -36,6 +36,10 @@ func (p Pos) String() string {
 	return s
 }
 
+// MarshalText writes the position as String does, so JSON shows
+// "file:line:col".
+func (p Pos) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
 func (p Pos) less(q Pos) bool {
 	if p.File != q.File {
 		return p.File < q.File

@@ -120,7 +120,8 @@ type Description struct {
 	// Applications are the [Application_X] sections in file order.
 	Applications []*Application `json:"applications"`
 
-	fields map[string]*Field // lower-case name → field
+	fields  map[string]*Field // lower-case name → field
+	invalid bool              // Check found errors
 }
 
 // Field returns the declared field named name (case-insensitive), or nil.

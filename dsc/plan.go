@@ -107,7 +107,7 @@ type Credential struct {
 	Key   string       `json:"key"`             // description key as written (PIN, InitialPUK, …)
 	Pos   Pos          `json:"pos"`             // of the key
 	Field string       `json:"field,omitempty"` // field the value came from; "" for a literal or a prompt
-	Value secret.Value `json:"value"`           // empty when Prompt is set
+	Value secret.Value `json:"value,omitzero"`  // empty when Prompt is set
 	// Prompt, if not nil, says the runner must collect the value locally
 	// (Prompter kind = Prompt.String()).
 	Prompt *PINSource `json:"prompt,omitempty"`
@@ -382,6 +382,8 @@ type Job struct {
 	// ProfileAssigns, if set, returns the variables a card profile assigns
 	// itself (the cpf package knows); ProfileParameters may not set those.
 	ProfileAssigns func(profile string, src []byte) ([]string, error)
+
+	placeholders bool // PlaceholderJob
 }
 
 // Sentinel kinds of plan errors; PlanError unwraps to one of them. They map

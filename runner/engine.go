@@ -128,7 +128,10 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress
 		if err := st.Run(ctx, s); err != nil {
 			f := classify(st.Name, err)
 			if f.Key == "" {
-				f.Key, f.File, f.Line = st.Key, st.File, st.Line
+				f.Key = st.Key
+			}
+			if f.File == "" {
+				f.File, f.Line = st.File, st.Line
 			}
 			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) && f.Code == api.CodeCardError {
 				f = classify(st.Name, ctx.Err())

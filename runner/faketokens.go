@@ -24,6 +24,9 @@ type FakeTokens struct {
 	// FailOn makes the named operation ("InitToken", "Login",
 	// "GenerateKeyPair", "WriteCertificate", …) fail with the error.
 	FailOn map[string]error
+	// Fixed, if set, is reported as TokenInfo.FixedLabel (a configuration
+	// that finds the token by this label).
+	Fixed string
 
 	mu     sync.Mutex
 	tokens map[string]*FakeToken
@@ -142,8 +145,9 @@ func (s *fakeSession) do(name string, fn func(t *FakeToken) error) error {
 }
 
 func (s *fakeSession) Info() (ti TokenInfo, err error) {
+	f := s.t.f
 	err = s.do("Info", func(t *FakeToken) error {
-		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero()}
+		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed}
 		return nil
 	})
 	return ti, err

@@ -97,7 +97,7 @@ func (c *checker) run() {
 			c.warnf(s.Pos, "%s", msg)
 			continue
 		case secApplication:
-			if prev := d.Application(id); prev != nil && prev.ID == id {
+			if prev := d.Application(id); prev != nil {
 				c.errorf(s.Pos, "duplicate section [%s] (first at line %d)", s.Name, prev.Pos.Line)
 				c.errorf(prev.Pos, "section [%s] is repeated at line %d", prev.Section, s.Pos.Line)
 				continue

@@ -143,11 +143,10 @@ func pinKey(t testing.TB) (*x509.Certificate, pinblob.Key) {
 	return cert, k
 }
 
-var line = 0
+var credLines = map[string]int{"PIN": 3, "InitialPUK": 4, "Operator_Pin": 5, "OldPIN": 6}
 
 func cred(key, v string) *dsc.Credential {
-	line++
-	return &dsc.Credential{Key: key, Value: secret.New(v), Pos: dsc.Pos{File: "t.dsc", Line: line}, Field: key + "_FIELD"}
+	return &dsc.Credential{Key: key, Value: secret.New(v), Pos: dsc.Pos{File: "t.dsc", Line: credLines[key]}, Field: key + "_FIELD"}
 }
 
 func step(kind dsc.StepKind, name string, ln int) dsc.Step {

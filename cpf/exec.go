@@ -3,7 +3,6 @@ package cpf
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -161,4 +160,3 @@ func Transcript(entries []Entry) string {
 	return b.String()
 }
 
-var errNoProfile = errors.New("no profile on the card")

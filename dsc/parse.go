@@ -46,7 +46,7 @@ func (p *parser) parse(src []byte) {
 		} else {
 			l, text = text, ""
 		}
-		l = strings.TrimSuffix(l, "\r")
+		l = strings.TrimRight(l, "\r") // CRLF (and stray CRs) end the line
 		p.line(line, l)
 	}
 	if p.cur == nil {

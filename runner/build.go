@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,23 +21,26 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
-// Profiles compiles and runs card profiles (.cpf) over PC/SC.
-// cpfProfiles (package cpf) is the real one.
+// Profiles compiles and runs card profiles (.cpf) over PC/SC. CPF (package
+// cpf) is the real one.
 type Profiles interface {
-	// Compile checks and compiles a profile with its ProfileParameters.
-	// Every error that can be found without a card is found here.
-	Compile(name string, src []byte, params []dsc.ProfileParam) (Profile, error)
-	// Erase returns the card to its virgin state (DeleteProfile over PC/SC).
-	Erase(ctx context.Context, card iso7816.Card) error
+	// Compile checks and compiles a profile with its ProfileParameters, for
+	// a job that fills the PIN variables named in pins (SEC_PIN1, …). Every
+	// error that can be found without a card is found here.
+	Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error)
+	// Erase returns the card to its virgin state (DeleteProfile over PC/SC),
+	// logging in with the PUK, else the PIN, else anonymously. A card that
+	// holds no profile is already erased.
+	Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error
 }
 
 // Profile is a compiled card profile.
 type Profile interface {
 	// Run executes the profile on the card. pins holds the PIN variables
 	// the description fills (SEC_PIN1, SEC_PIN2, SEC_PUK, SEC_OP). It
-	// returns the encrypted-PIN blob the profile wrote, if any (the content
-	// of the file holding the "Encrypted PINs" data object).
-	Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) (pinFile []byte, err error)
+	// returns the personalization content the profile wrote (the file that
+	// holds the "Encrypted PINs" data object), nil if none.
+	Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) (persInfo []byte, err error)
 }
 
 // Deps are what Build needs besides the plan.
@@ -177,7 +179,7 @@ func (j *job) stepFunc(ps *dsc.Step) (func(context.Context, *Session) error, err
 			if j.deps.Profiles == nil {
 				return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "card profiles are not available in this build")
 			}
-			p, err := j.deps.Profiles.Compile(ps.Init.Profile, ps.Init.ProfileSource, ps.Init.Params)
+			p, err := j.deps.Profiles.Compile(ps.Init.Profile, ps.Init.ProfileSource, ps.Init.Params, j.profilePINNames())
 			if err != nil {
 				f := j.vfail(api.CodeInvalidProfile, ps.Key, ps.Pos, "card profile %s", ps.Init.Profile)
 				f.Err = err
@@ -410,7 +412,18 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 		return err
 	}
 	if j.ownsCard() && j.deps.Profiles != nil {
-		if err := j.deps.Profiles.Erase(ctx, s.Conn); err != nil {
+		// The highest credential given: the PUK, else the PIN.
+		var pin, puk secret.Value
+		var err error
+		if c := j.plan.Credentials; c.InitialPUK != nil {
+			puk, err = j.value(ctx, s, c.InitialPUK, "PUK")
+		} else {
+			pin, err = j.value(ctx, s, c.PIN, "PIN")
+		}
+		if err != nil {
+			return err
+		}
+		if err := j.deps.Profiles.Erase(ctx, s.Conn, pin, puk); err != nil {
 			return fmt.Errorf("erasing the card: %w", err)
 		}
 	}
@@ -435,6 +448,21 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 		return fmt.Errorf("erasing the token: %w", err)
 	}
 	return nil
+}
+
+// profilePINNames are the PIN variables the job gives a card profile.
+func (j *job) profilePINNames() []string {
+	c := j.plan.Credentials
+	var out []string
+	for _, p := range []struct {
+		name string
+		c    *dsc.Credential
+	}{{dsc.ProfileVariable.PIN1, c.PIN}, {dsc.ProfileVariable.PIN2, c.SignPIN}, {dsc.ProfileVariable.PUK, c.InitialPUK}, {dsc.ProfileVariable.OP, c.Operator}} {
+		if p.c != nil {
+			out = append(out, p.name)
+		}
+	}
+	return out
 }
 
 // profilePINs are the PIN variables a card profile receives.
@@ -743,20 +771,22 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 	}
 	switch app.Action {
 	case dsc.AppGenerateKey:
-		id := make([]byte, 16)
-		rand.Read(id)
 		typ, bits := app.KeyType, app.KeySize
 		if typ == "" {
 			typ = "RSA"
 		}
-		key, err := t.GenerateKeyPair(KeySpec{Type: typ, Bits: bits, Label: label, ID: id})
+		key, err := t.GenerateKeyPair(KeySpec{Type: typ, Bits: bits, Label: label})
 		if err != nil {
 			return fmt.Errorf("generating a %s-%d key pair: %w", typ, bits, err)
 		}
+		id, err := KeyID(key.Public())
+		if err != nil {
+			return err
+		}
 		return j.certify(ctx, t, app, key, label, id)
 	case dsc.AppUseObject:
-		objs, err := t.Find(Criteria{Class: app.Criteria.ClassID, Attr: app.Criteria.AttrID, Value: app.Criteria.Bytes,
-			Int: app.Criteria.Int, IsInt: app.Criteria.Type == "int", Text: app.Criteria.String()})
+		c := app.Criteria
+		objs, err := t.Find(Criteria{Class: c.Class, ClassID: c.ClassID, Attr: c.Attribute, AttrID: c.AttrID, Type: c.Type, Text: c.Text, Bytes: c.Bytes})
 		if err != nil {
 			return fmt.Errorf("finding %s: %w", app.Criteria, err)
 		}
@@ -778,21 +808,12 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if err != nil {
 			return err
 		}
-		key, cert, chain, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
+		_, cert, _, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
 		if err != nil {
 			return fail(api.CodeInvalidField, err, "opening the PKCS#12 of Application_%s", app.ID)
 		}
-		id := keyID(cert)
-		if err := t.ImportKey(key, label, id); err != nil {
-			return fmt.Errorf("storing the private key: %w", err)
-		}
-		if err := t.WriteCertificate(cert.Raw, label, id); err != nil {
-			return fmt.Errorf("writing the certificate: %w", err)
-		}
-		for _, c := range chain {
-			if err := t.WriteCertificate(c.Raw, c.Subject.CommonName, keyID(c)); err != nil {
-				return fmt.Errorf("writing a chain certificate: %w", err)
-			}
+		if err := t.ImportPKCS12(app.P12, pw, label, keyID(cert)); err != nil {
+			return fmt.Errorf("storing the PKCS#12: %w", err)
 		}
 	case dsc.AppWriteCertKeyList:
 		var serials []string
@@ -810,20 +831,14 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 	return nil
 }
 
-// keyID is the CKA_ID given to a certificate written from outside: SHA-1 of
-// its public key (the RFC 5280 §4.2.1.2 method 1 key identifier), so that
-// the same key's certificates share it.
+// keyID is the CKA_ID of a certificate's key (KeyID).
 func keyID(cert *x509.Certificate) []byte {
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err == nil {
-		sum := sha1.Sum(spki.PublicKey.Bytes)
+	id, err := KeyID(cert.PublicKey)
+	if err != nil {
+		sum := sha1.Sum(cert.RawSubjectPublicKeyInfo)
 		return sum[:]
 	}
-	sum := sha1.Sum(cert.RawSubjectPublicKeyInfo)
-	return sum[:]
+	return id
 }
 
 // certify builds a PKCS#10 request with the token key, has the issuer sign

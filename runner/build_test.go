@@ -46,14 +46,14 @@ type testProfile struct {
 	p *testProfiles
 }
 
-func (p *testProfiles) Compile(name string, src []byte, params []dsc.ProfileParam) (Profile, error) {
+func (p *testProfiles) Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error) {
 	if strings.Contains(string(src), "ERROR") {
 		return nil, fmt.Errorf("%s:1:1: syntax error", name)
 	}
 	return &testProfile{p: p}, nil
 }
 
-func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card) error {
+func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error {
 	_, err := iso7816.Send(card, iso7816.DeleteFile(iso7816.MFID))
 	if errors.Is(err, iso7816.ErrFileNotFound) {
 		return nil

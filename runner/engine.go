@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/secret"
@@ -138,6 +139,45 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress
 			}
 			return failWith(f)
 		}
+	}
+	return res
+}
+
+// Retrieve lists the ICCSNs of all present cards (not skipped, not busy
+// with another job) into field, comma-separated and sorted by reader
+// (RetrieveAllTokens); nothing else runs. A card that cannot be read is
+// left out.
+func (e *Engine) Retrieve(ctx context.Context, sel Selection, field string) Result {
+	res := Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
+	list, err := e.Readers.List(ctx)
+	if err != nil {
+		res.Err = classify("retrieve", err).JobError()
+		return res
+	}
+	var ids []string
+	for _, r := range list {
+		if err := ctx.Err(); err != nil {
+			res.Err = classify("retrieve", err).JobError()
+			return res
+		}
+		if !r.Present || (sel.Skip != nil && sel.Skip(r.Name)) || (sel.Reader != "" && sel.Reader != r.Name) {
+			continue
+		}
+		if !e.locks.tryLock(r.Name) {
+			continue
+		}
+		c, err := e.Readers.Connect(ctx, r.Name)
+		if err == nil {
+			var s []byte
+			if s, err = c.Serial(); err == nil && len(s) > 0 {
+				ids = append(ids, identity(s, c.ATR(), sel.WithATR))
+			}
+			c.Close()
+		}
+		e.locks.unlock(r.Name)
+	}
+	if field != "" {
+		res.Fields[field] = strings.Join(ids, ",")
 	}
 	return res
 }

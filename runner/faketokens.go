@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cardwright/cardwright/secret"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // FakeTokens is an in-process PKCS#11 stand-in for tests and benchmarks: one
@@ -266,9 +267,13 @@ func (s *fakeSession) GenerateKeyPair(spec KeySpec) (crypto.Signer, error) {
 		if err != nil {
 			return err
 		}
+		id, err := KeyID(key.Public())
+		if err != nil {
+			return err
+		}
 		t.Objects = append(t.Objects,
-			FakeObject{Class: ckoPrivateKey, Label: spec.Label, ID: spec.ID, Key: key},
-			FakeObject{Class: ckoPublicKey, Label: spec.Label, ID: spec.ID, Key: key})
+			FakeObject{Class: ckoPrivateKey, Label: spec.Label, ID: id, Key: key},
+			FakeObject{Class: ckoPublicKey, Label: spec.Label, ID: id, Key: key})
 		return nil
 	})
 	return key, err
@@ -301,13 +306,21 @@ func (s *fakeSession) WriteCertificate(der []byte, label string, id []byte) erro
 	})
 }
 
-func (s *fakeSession) ImportKey(key crypto.PrivateKey, label string, id []byte) error {
-	return s.do("ImportKey", func(t *FakeToken) error {
-		if err := s.user(t, "importing a key"); err != nil {
+func (s *fakeSession) ImportPKCS12(p12 []byte, password secret.Value, label string, id []byte) error {
+	return s.do("ImportPKCS12", func(t *FakeToken) error {
+		if err := s.user(t, "importing a PKCS#12"); err != nil {
 			return err
 		}
+		key, cert, chain, err := pkcs12.DecodeChain(p12, password.Reveal())
+		if err != nil {
+			return fmt.Errorf("decoding the PKCS#12: %w", err)
+		}
 		sg, _ := key.(crypto.Signer)
-		t.Objects = append(t.Objects, FakeObject{Class: ckoPrivateKey, Label: label, ID: id, Key: sg})
+		t.Objects = append(t.Objects, FakeObject{Class: ckoPrivateKey, Label: label, ID: id, Key: sg},
+			FakeObject{Class: ckoCertificate, Label: label, ID: id, Value: cert.Raw})
+		for _, c := range chain {
+			t.Objects = append(t.Objects, FakeObject{Class: ckoCertificate, Label: c.Subject.CommonName, Value: c.Raw})
+		}
 		return nil
 	})
 }
@@ -319,19 +332,19 @@ func (s *fakeSession) Find(c Criteria) ([]Object, error) {
 			return err
 		}
 		for _, o := range t.Objects {
-			if o.Class != c.Class {
+			if o.Class != c.ClassID {
 				continue
 			}
 			var v []byte
-			switch c.Attr {
+			switch c.AttrID {
 			case ckaLabel:
 				v = []byte(o.Label)
 			case ckaID:
 				v = o.ID
 			default:
-				return fmt.Errorf("attribute %#x in the fake: %w", c.Attr, ErrNotSupported)
+				return fmt.Errorf("attribute %s in the fake: %w", c.Attr, ErrNotSupported)
 			}
-			if bytes.Equal(v, c.Value) {
+			if bytes.Equal(v, c.Bytes) {
 				out = append(out, Object{Class: o.Class, ID: o.ID, Label: o.Label})
 			}
 		}

@@ -3,6 +3,10 @@ package runner
 import (
 	"context"
 	"crypto"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 
@@ -49,23 +53,28 @@ type TokenInfo struct {
 	FixedLabel string
 }
 
-// KeySpec says what key pair to generate.
+// KeySpec says what key pair to generate. The token gives the keys the
+// CKA_ID KeyID(public key) (SHA-1 of the subjectPublicKey bits), so that
+// certificates written later with that id are linked to them.
 type KeySpec struct {
 	Type  string // "RSA" or "EC"
 	Bits  int    // RSA modulus bits, or EC curve size (256, 384, 521)
 	Label string
-	ID    []byte // CKA_ID shared by the private key, public key and certificate
 }
 
-// Criteria selects existing token objects (ObjectCriteria), in PKCS#11 terms.
+// Criteria selects existing token objects (ObjectCriteria): the names as
+// written in the description and their PKCS#11 v2.40 values.
 type Criteria struct {
-	Class uint   // CKO_*
-	Attr  uint   // CKA_*
-	Value []byte // attribute value as the module stores it (CK_ULONG: Int)
-	Int   uint64 // for integer attributes (Value empty)
-	IsInt bool
-	Text  string // as written, for messages
+	Class   string // "CKO_PUBLIC_KEY"
+	ClassID uint
+	Attr    string // "CKA_LABEL"
+	AttrID  uint
+	Type    string // string, hex, bool or int
+	Text    string // the value as written, quotes removed
+	Bytes   []byte // the value as PKCS#11 stores it (not for int)
 }
+
+func (c Criteria) String() string { return c.Class + "," + c.Attr + "," + c.Type + "," + c.Text }
 
 // Object is a token object found by Criteria.
 type Object struct {
@@ -90,15 +99,16 @@ type Token interface {
 	// SetPIN changes the PIN of whoever is logged in, the user PIN when no
 	// one is (C_SetPIN).
 	SetPIN(old, new secret.Value) error
-	// GenerateKeyPair makes a key pair on the token (user logged in) and
-	// returns a signer for its private key.
+	// GenerateKeyPair makes a key pair on the token (user logged in), with
+	// CKA_ID KeyID(public key), and returns a signer for its private key.
 	GenerateKeyPair(spec KeySpec) (crypto.Signer, error)
 	// Signer returns a signer for the private key with this CKA_ID.
 	Signer(id []byte) (crypto.Signer, error)
 	// WriteCertificate stores a DER certificate (user logged in).
 	WriteCertificate(der []byte, label string, id []byte) error
-	// ImportKey stores a private key from a PKCS#12 (user logged in).
-	ImportKey(key crypto.PrivateKey, label string, id []byte) error
+	// ImportPKCS12 stores the key, certificate and chain of a DER PKCS#12
+	// (user logged in), the key and certificate with CKA_ID id.
+	ImportPKCS12(p12 []byte, password secret.Value, label string, id []byte) error
 	// Find lists the objects that match (user logged in).
 	Find(c Criteria) ([]Object, error)
 	// WriteData stores or replaces a CKO_DATA object (user logged in).
@@ -147,4 +157,23 @@ func (e *PINError) Unwrap() []error {
 		return []error{ErrPINBlocked, e.Err}
 	}
 	return []error{ErrPINIncorrect, e.Err}
+}
+
+// KeyID is the CKA_ID of a key pair and its certificates: the SHA-1 of the
+// subjectPublicKey bits (RFC 5280 §4.2.1.2, method 1), as package p11 gives
+// keys it generates.
+func KeyID(pub any) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the public key: %w", err)
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, fmt.Errorf("decoding the public key: %w", err)
+	}
+	sum := sha1.Sum(spki.PublicKey.Bytes)
+	return sum[:], nil
 }

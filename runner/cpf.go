@@ -1,0 +1,81 @@
+package runner
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/cardwright/cardwright/cpf"
+	"github.com/cardwright/cardwright/dsc"
+	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// CPF is Profiles over package cpf: the generic ISO 7816 dialect and the
+// card models the configuration adds.
+type CPF struct {
+	Config  cpf.Config        // card model → dialect ([dialects])
+	PINCert *x509.Certificate // for PERSINFO_ENCRYPT_SEC() ([pins] encryption_cert)
+}
+
+type cpfProfile struct {
+	prog    *cpf.Program
+	values  map[string][]byte
+	pinCert *x509.Certificate
+}
+
+// Compile implements Profiles: it compiles the profile and prepares it once
+// with stand-in PINs, so that colliding parameters, a missing PIN-encryption
+// certificate or content that does not fit fail before any card I/O.
+func (c CPF) Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error) {
+	prog, err := cpf.Compile(name, src, c.Config)
+	if err != nil {
+		return nil, err
+	}
+	p := &cpfProfile{prog: prog, values: map[string][]byte{}, pinCert: c.PINCert}
+	for _, pp := range params {
+		p.values[pp.Name] = pp.Value
+	}
+	stand := map[string]secret.Value{}
+	for _, n := range pins {
+		stand[n] = secret.New("00000000")
+	}
+	if _, err := prog.Prepare(cpf.Params{Values: p.values, Secrets: stand, PINCert: c.PINCert}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Run implements Profile.
+func (p *cpfProfile) Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) ([]byte, error) {
+	plan, err := p.prog.Prepare(cpf.Params{Values: p.values, Secrets: pins, PINCert: p.pinCert})
+	if err != nil {
+		return nil, fmt.Errorf("preparing the profile: %w", err)
+	}
+	if _, err := plan.Execute(ctx, card); err != nil {
+		return nil, err
+	}
+	return plan.PersInfo, nil
+}
+
+// Erase implements Profiles with cpf.DeleteProfile. A card without an MF has
+// nothing to erase. A credential the card does not hold (6A88: a profile
+// without that PIN, or another card) is not a reason to refuse: the erase is
+// tried anonymously, which the profile allows or not.
+func (c CPF) Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error {
+	if _, err := iso7816.Send(card, iso7816.SelectMF()); errors.Is(err, iso7816.ErrFileNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("selecting the MF: %w", err)
+	}
+	login := cpf.LoginFor(pin, puk)
+	err := cpf.DeleteProfile(ctx, card, login)
+	if login != nil && errors.Is(err, iso7816.ErrDataNotFound) {
+		err = cpf.DeleteProfile(ctx, card, nil)
+	}
+	if errors.Is(err, cpf.ErrNoProfile) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,253 @@
+package runner
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"runtime"
+	"strings"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/cpf"
+	"github.com/cardwright/cardwright/dsc"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// Job is one encoding job as a portal, the CLI or a station sends it.
+type Job struct {
+	Name        string // description file name, for messages ("job.dsc")
+	Description []byte // .dsc text; empty when DSZ is set
+	DSZ         []byte // .dsz zip (or its base64); empty when Description is set
+	// Files holds the referenced .cpf/.apdu files of a bare .dsc (nil: none;
+	// a .dsz brings its own).
+	Files fs.FS
+	// Fields are the job's field values. They are secrets by type: any of
+	// them may be a PIN.
+	Fields map[string]secret.Value
+	// SecretOutputs are the output fields the caller accepts secrets in
+	// (encrypted datapool fields); decrypted PINs go only there.
+	SecretOutputs []string
+	Reader        string // explicit reader; empty lets the runner choose
+}
+
+// Runner validates and runs jobs: the description is checked, the plan made
+// with the job's values (dsc.NewPlan), the plan built into steps against the
+// dependencies (Build) — all before any card I/O — then executed by the
+// engine. It is safe for concurrent use; jobs on different readers run in
+// parallel.
+type Runner struct {
+	Engine   *Engine
+	Deps     Deps
+	Platform dsc.Platform // zero: this process's GOOS/GOARCH
+}
+
+// Run executes one job to the end and always returns a Result.
+func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Result {
+	plan, err := r.Plan(job)
+	if err != nil {
+		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
+	}
+	sel, steps, err := Build(plan, r.Deps)
+	if err != nil {
+		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
+	}
+	sel.Reader = job.Reader
+	var res Result
+	if sel.AllCards {
+		res = r.Engine.Retrieve(ctx, sel, retrieveField(plan))
+	} else {
+		res = r.Engine.Exec(ctx, sel, steps, progress)
+	}
+	// ClearFields never leave the runner, even from a failed job.
+	for _, f := range plan.Clear {
+		deleteFold(res.Fields, f)
+		for k, v := range res.Secrets {
+			if strings.EqualFold(k, f) {
+				v.Wipe()
+				delete(res.Secrets, k)
+			}
+		}
+	}
+	return res
+}
+
+func retrieveField(p *dsc.Plan) string {
+	for _, s := range p.Steps {
+		if s.Retrieve != nil {
+			return s.Retrieve.Field
+		}
+	}
+	return ""
+}
+
+// failure turns a validation error into a *Failure.
+func failure(err error) *Failure {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f
+	}
+	return fail(api.CodeInternal, err, "validating the job")
+}
+
+// Plan parses and checks the job's description and makes its plan with the
+// job's values. Errors are *Failure with a validation code and the position
+// of the first problem; no card is touched.
+func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
+	name, src, files, err := openJob(job)
+	if err != nil {
+		return nil, err
+	}
+	platform := r.Platform
+	if platform.IsZero() {
+		platform = dsc.Platform{OS: runtime.GOOS, Arch: runtime.GOARCH}
+	}
+	missing := dsc.SeverityWarning
+	if job.DSZ != nil {
+		missing = dsc.SeverityError
+	}
+	desc, diags := dsc.Load(name, src, dsc.CheckOptions{Platform: platform, Files: files, MissingFiles: missing})
+	if diags.HasErrors() || desc == nil {
+		errs := diags.Errors()
+		f := fail(api.CodeInvalidDescription, diags.Err(), "the description does not check")
+		f.Step = "validate"
+		if len(errs) > 0 {
+			f.File, f.Line = errs[0].Pos.File, errs[0].Pos.Line
+			f.Message = errs[0].Msg
+			f.Err = nil
+			if len(errs) > 1 {
+				f.Message += fmt.Sprintf(" (and %d more)", len(errs)-1)
+			}
+		}
+		return nil, f
+	}
+	fields := map[string]string{}
+	for k, v := range job.Fields {
+		fields[k] = v.Reveal()
+	}
+	secretOut := map[string]bool{}
+	for _, s := range job.SecretOutputs {
+		secretOut[s] = true
+	}
+	plan, err := dsc.NewPlan(desc, dsc.Job{Fields: fields, Secret: secretOut, Platform: platform, Files: files,
+		ProfileAssigns: profileAssigns})
+	clear(fields)
+	if err != nil {
+		return nil, planFailure(err)
+	}
+	return plan, nil
+}
+
+// planFailure maps dsc plan errors to the wire codes.
+func planFailure(err error) *Failure {
+	code := api.CodeInvalidDescription
+	switch {
+	case errors.Is(err, dsc.ErrSecretOutput):
+		code = api.CodeSecretOutput
+	case errors.Is(err, dsc.ErrInvalidField):
+		code = api.CodeInvalidField
+	case errors.Is(err, dsc.ErrMissingFile):
+		code = api.CodeMissingFile
+	case errors.Is(err, dsc.ErrPlatform):
+		code = api.CodePlatformUnsupported
+	}
+	f := &Failure{Code: code, Message: err.Error(), Step: "validate"}
+	var pes dsc.PlanErrors
+	var pe *dsc.PlanError
+	if errors.As(err, &pes) && len(pes) > 0 {
+		pe = pes[0]
+	} else if !errors.As(err, &pe) {
+		pe = nil
+	}
+	if pe != nil {
+		// The first error decides the code; the message lists them all.
+		for _, k := range []struct {
+			err  error
+			code api.Code
+		}{{dsc.ErrSecretOutput, api.CodeSecretOutput}, {dsc.ErrInvalidField, api.CodeInvalidField},
+			{dsc.ErrMissingFile, api.CodeMissingFile}, {dsc.ErrPlatform, api.CodePlatformUnsupported},
+			{dsc.ErrInvalidDescription, api.CodeInvalidDescription}} {
+			if errors.Is(pe, k.err) {
+				f.Code = k.code
+				break
+			}
+		}
+		f.Key, f.File, f.Line = pe.Key, pe.Pos.File, pe.Pos.Line
+	}
+	return f
+}
+
+// profileAssigns tells dsc which variables a card profile assigns itself.
+// A profile that does not parse assigns nothing here: Build reports it with
+// its positions (invalid_profile).
+func profileAssigns(name string, src []byte) ([]string, error) {
+	f, err := cpf.Parse(name, src)
+	if err != nil {
+		return nil, nil
+	}
+	var out []string
+	for _, st := range f.Stmts {
+		if a, ok := st.(*cpf.AssignStmt); ok {
+			out = append(out, a.Name)
+		}
+	}
+	return out, nil
+}
+
+// openJob returns the description's name, text and files: from the .dsz
+// when one is given, else the bare .dsc and job.Files.
+func openJob(job *Job) (string, []byte, fs.FS, error) {
+	if len(job.DSZ) == 0 {
+		if len(job.Description) == 0 {
+			return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "the job has no description", Step: "validate"}
+		}
+		name := job.Name
+		if name == "" {
+			name = "job.dsc"
+		}
+		return name, job.Description, job.Files, nil
+	}
+	data := job.DSZ
+	if !bytes.HasPrefix(data, []byte("PK")) {
+		// Card-management servers send the zip base64-encoded.
+		dec, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(data)), ""))
+		if err != nil {
+			return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "the .dsz is neither a zip nor base64 of one", Step: "validate"}
+		}
+		data = dec
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
+	}
+	var dscs []*zip.File
+	for _, f := range zr.File {
+		if strings.EqualFold(path.Ext(f.Name), ".dsc") {
+			dscs = append(dscs, f)
+		}
+	}
+	if len(dscs) != 1 {
+		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: fmt.Sprintf("the .dsz holds %d .dsc files, want exactly 1", len(dscs)), Step: "validate"}
+	}
+	rc, err := dscs[0].Open()
+	if err != nil {
+		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
+	}
+	defer rc.Close()
+	src, err := io.ReadAll(io.LimitReader(rc, 4<<20))
+	if err != nil {
+		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
+	}
+	var files fs.FS = zr
+	if dir := path.Dir(dscs[0].Name); dir != "." {
+		if files, err = fs.Sub(zr, dir); err != nil {
+			return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
+		}
+	}
+	return path.Base(dscs[0].Name), src, files, nil
+}

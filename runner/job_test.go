@@ -1,0 +1,196 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/secret"
+)
+
+const demoDir = "../testdata/demo"
+
+// demoJob is the demo description with its values.
+func demoJob(t testing.TB, fields map[string]string) *Job {
+	src, err := os.ReadFile(demoDir + "/demo.dsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]string{"PIN_FIELD": testPIN, "PUK_FIELD": testPUK,
+		"HOLDER": base64.StdEncoding.EncodeToString([]byte("Erika Mustermann")), "CARD_SERIAL": "CW-0001"}
+	for k, v := range fields {
+		vals[k] = v
+	}
+	j := &Job{Name: "demo.dsc", Description: src, Files: os.DirFS(demoDir), Fields: map[string]secret.Value{}}
+	for k, v := range vals {
+		j.Fields[k] = secret.New(v)
+	}
+	return j
+}
+
+func demoRunner(t testing.TB, r *rig) *Runner {
+	return &Runner{Engine: r.engine, Deps: Deps{Tokens: r.tokens, Issuer: r.issuer, Profiles: CPF{}}}
+}
+
+// TestRunDemo runs the demo description end to end on an in-memory card and
+// the token fake, with the real description checker, planner and card
+// profile engine, and checks the card independently afterwards.
+func TestRunDemo(t *testing.T) {
+	r := newRig(t, "R0")
+	run := demoRunner(t, r)
+	for i := range 2 { // the second run erases the first
+		res := run.Run(context.Background(), demoJob(t, nil), nil)
+		if res.Err != nil {
+			t.Fatalf("run %d: %+v", i+1, res.Err)
+		}
+		noSecrets(t, res)
+		if res.Fields["ICCSN"] != "CAFE00" {
+			t.Errorf("ICCSN = %q", res.Fields["ICCSN"])
+		}
+		for _, f := range []string{"PIN_FIELD", "PUK_FIELD"} {
+			if _, ok := res.Fields[f]; ok {
+				t.Errorf("cleared field %s returned", f)
+			}
+		}
+	}
+	card := r.readers.Card("R0")
+	if !card.Operational() {
+		t.Error("fuse not burnt")
+	}
+	// The card, read back with plain APDUs: the holder file and the PIN.
+	if _, err := iso7816.Send(card, iso7816.SelectPath(true, 0x5015, 0x5032)); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := iso7816.ReadBinary(0, 16)
+	data, err := iso7816.Send(card, cmd)
+	if err != nil || string(data) != "Erika Mustermann" {
+		t.Errorf("holder file = %q, %v", data, err)
+	}
+	if _, err := iso7816.Send(card, iso7816.Verify(0x81, []byte(testPIN))); err != nil {
+		t.Errorf("card PIN: %v", err)
+	}
+	tok := r.tokens.Token("R0", LocationDefault)
+	if s := tok.Snapshot(); s.Label != "cardwright demo" || s.PIN.Reveal() != testPIN || s.SO.Reveal() != testPUK {
+		t.Errorf("token label %q or PINs differ from the job's", s.Label)
+	}
+	certs := tok.Certificates()
+	if len(certs) != 2 {
+		t.Fatalf("%d certificates", len(certs))
+	}
+	for _, der := range certs {
+		c, err := x509.ParseCertificate(der)
+		if err != nil || c.Subject.SerialNumber != "CW-0001" {
+			t.Errorf("certificate %v: %v", c.Subject, err)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool(testCA.Certificate()), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("certificate does not chain to the CA: %v", err)
+		}
+	}
+}
+
+func pool(c *x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c)
+	return p
+}
+
+// TestRunValidation: bad jobs fail with their code before any card I/O.
+func TestRunValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		job   func(j *Job)
+		deps  func(d *Deps)
+		code  api.Code
+		inMsg string
+	}{
+		{"field not base64", func(j *Job) { j.Fields["HOLDER"] = secret.New("not base64!") }, nil, api.CodeInvalidField, "HOLDER"},
+		{"module not allowed", nil, func(d *Deps) { d.Tokens = &FakeTokens{Modules: []string{"/usr/lib/other.so"}} }, api.CodeModuleNotAllowed, "softhsm2"},
+		{"description error", func(j *Job) {
+			j.Description = []byte(strings.Replace(string(j.Description), "Type=1024,Chip", "Type=1024,Chip\nType=1,Magstripe", 1))
+		}, nil, api.CodeInvalidDescription, ""},
+		{"missing profile", func(j *Job) { j.Files = os.DirFS(t.TempDir()) }, nil, api.CodeMissingFile, "demo.cpf"},
+		{"profile error", func(j *Job) {
+			j.Files = mapFS{"demo.cpf": []byte("CardModel 'NOPE'\n")}
+		}, nil, api.CodeInvalidProfile, ""},
+		{"vendor-encrypted line", func(j *Job) { j.Description = append([]byte("^ABCDEF\n"), j.Description...) }, nil, api.CodeInvalidDescription, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "R0")
+			run := demoRunner(t, r)
+			if tc.deps != nil {
+				tc.deps(&run.Deps)
+			}
+			j := demoJob(t, nil)
+			if tc.job != nil {
+				tc.job(j)
+			}
+			res := run.Run(context.Background(), j, nil)
+			if res.Err == nil || res.Err.Code != tc.code || !strings.Contains(res.Err.Message, tc.inMsg) {
+				t.Fatalf("Err = %+v, want %s mentioning %q", res.Err, tc.code, tc.inMsg)
+			}
+			if res.Err.Line == 0 {
+				t.Errorf("no line: %+v", res.Err)
+			}
+			if n := len(r.readers.Card("R0").Transcript()); n != 0 {
+				t.Errorf("%d APDUs before validation failed", n)
+			}
+			if c := r.tokens.Calls(); len(c) != 0 {
+				t.Errorf("token used before validation failed: %v", c)
+			}
+			noSecrets(t, res)
+		})
+	}
+}
+
+// TestRunCardRemoved: the card leaves in the middle of the card profile;
+// the job ends with card_removed in that step.
+func TestRunCardRemoved(t *testing.T) {
+	r := newRig(t, "R0")
+	r.readers.Card("R0").FailAfter(8, iso7816.ErrCardRemoved)
+	res := demoRunner(t, r).Run(context.Background(), demoJob(t, nil), nil)
+	if res.Err == nil || res.Err.Code != api.CodeCardRemoved || res.Err.Step != "InitToken" {
+		t.Fatalf("Err = %+v, want card_removed in InitToken", res.Err)
+	}
+	noSecrets(t, res)
+}
+
+// mapFS is a minimal fs.FS of in-memory files.
+type mapFS map[string][]byte
+
+func (m mapFS) Open(name string) (fs.File, error) {
+	b, ok := m[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &memFile{name: name, r: bytes.NewReader(b), size: int64(len(b))}, nil
+}
+
+type memFile struct {
+	name string
+	r    *bytes.Reader
+	size int64
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f.name, f.size}, nil }
+func (f *memFile) Read(b []byte) (int, error) { return f.r.Read(b) }
+func (f *memFile) Close() error               { return nil }
+
+type memInfo struct {
+	name string
+	size int64
+}
+
+func (i memInfo) Name() string       { return i.name }
+func (i memInfo) Size() int64        { return i.size }
+func (i memInfo) Mode() fs.FileMode  { return 0o444 }
+func (i memInfo) ModTime() time.Time { return time.Time{} }
+func (i memInfo) IsDir() bool        { return false }
+func (i memInfo) Sys() any           { return nil }

@@ -17,7 +17,7 @@ type zentry struct {
 	data []byte
 }
 
-func makeZip(t *testing.T, entries ...zentry) []byte {
+func makeZip(t testing.TB, entries ...zentry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

@@ -136,7 +136,7 @@ func lookupKey(sec sectionKind, name string) *keyInfo {
 // suggest returns the candidate closest to s (case-insensitive edit
 // distance), or "" if none is close.
 func suggest(s string, candidates []string) string {
-	best, bestD := "", len(s)/3+2
+	best, bestD := "", min(3, len(s)/3)+1 // short names get no suggestion
 	ls := string(appendLower(nil, s))
 	for _, c := range candidates {
 		if d := editDistance(ls, string(appendLower(nil, c))); d < bestD {

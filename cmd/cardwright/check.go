@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/cardwright/cardwright/dsc"
+)
+
+// checkOptions are the flags of `cardwright check` that file checkers see.
+type checkOptions struct {
+	platform dsc.Platform
+	json     bool
+}
+
+// checkReport is what a file checker returns: diagnostics (positions name
+// the file as given on the command line) and, for --json, a value to print.
+type checkReport struct {
+	diags dsc.Diagnostics
+	json  any
+}
+
+// fileCheckers maps a file extension (lower case) to its checker. Other
+// file types (the card profile package's .cpf) add themselves here from
+// their own file's init.
+var fileCheckers = map[string]func(path string, data []byte, opts checkOptions) checkReport{
+	".dsc": checkDSCFile,
+	".dsz": checkDSZFile,
+}
+
+func init() {
+	register(&command{
+		name:    "check",
+		summary: "check encoding descriptions (.dsc, .dsz) without touching a card",
+		run:     runCheck,
+	})
+}
+
+func runCheck(_ context.Context, env *cmdEnv, args []string) int {
+	fl := flag.NewFlagSet("check", flag.ContinueOnError)
+	fl.SetOutput(env.stderr)
+	asJSON := fl.Bool("json", false, "print the checked model and a plan with placeholder field values as JSON")
+	plat := fl.String("platform", runtime.GOOS+"/"+runtime.GOARCH, "target platform GOOS/GOARCH, for the PKCS11Library* keys")
+	fl.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: cardwright check [--json] [--platform GOOS/GOARCH] FILE...")
+		fmt.Fprintln(env.stderr, "Checks .dsc and .dsz files; prints file:line:col: error|warning: message.")
+		fmt.Fprintln(env.stderr, "Exit status 0 without errors, 1 with errors, 2 on usage errors.")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fl.NArg() == 0 {
+		fl.Usage()
+		return exitUsage
+	}
+	p, err := dsc.ParsePlatform(*plat)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "cardwright check: %v\n", err)
+		return exitUsage
+	}
+	opts := checkOptions{platform: p, json: *asJSON}
+	for _, path := range fl.Args() {
+		if _, ok := fileCheckers[strings.ToLower(filepath.Ext(path))]; !ok {
+			fmt.Fprintf(env.stderr, "cardwright check: %s: unsupported file type (want %s)\n", path, checkerExts())
+			return exitUsage
+		}
+	}
+	var all dsc.Diagnostics
+	var docs []any
+	for _, path := range fl.Args() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			all = append(all, dsc.Diagnostic{Pos: dsc.Pos{File: path}, Msg: fmt.Sprintf("reading file: %v", unwrapPathError(err))})
+			continue
+		}
+		r := fileCheckers[strings.ToLower(filepath.Ext(path))](path, data, opts)
+		all = append(all, r.diags...)
+		if r.json != nil {
+			docs = append(docs, r.json)
+		}
+	}
+	all.Sort()
+	if opts.json {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		var v any = docs
+		if len(docs) == 1 {
+			v = docs[0]
+		}
+		if err := enc.Encode(v); err != nil {
+			fmt.Fprintf(env.stderr, "cardwright check: writing JSON: %v\n", err)
+			return exitFailure
+		}
+	} else {
+		for _, d := range all {
+			fmt.Fprintln(env.stdout, d.String())
+		}
+	}
+	if all.HasErrors() {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func checkerExts() string {
+	exts := make([]string, 0, len(fileCheckers))
+	for e := range fileCheckers {
+		exts = append(exts, e)
+	}
+	sort.Strings(exts)
+	return strings.Join(exts, ", ")
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// descriptionReport is the --json form of one checked description.
+type descriptionReport struct {
+	File        string           `json:"file"`
+	Diagnostics dsc.Diagnostics  `json:"diagnostics"`
+	Description *dsc.Description `json:"description,omitempty"`
+	Plan        *dsc.Plan        `json:"plan,omitempty"`
+	PlanErrors  dsc.PlanErrors   `json:"plan_errors,omitempty"`
+}
+
+// checkDSCFile checks a bare .dsc: referenced files are looked for beside
+// it and only warned about when absent (a server may send them per job).
+func checkDSCFile(path string, data []byte, opts checkOptions) checkReport {
+	files := os.DirFS(filepath.Dir(path))
+	return checkDescription(path, data, files, dsc.SeverityWarning, opts)
+}
+
+// checkDSZFile checks a .dsz (zip or base64 zip): it must hold every file
+// its description references.
+func checkDSZFile(path string, data []byte, opts checkOptions) checkReport {
+	b, err := dsc.OpenDSZ(data)
+	if err != nil {
+		return checkReport{diags: dsc.Diagnostics{{Pos: dsc.Pos{File: path}, Msg: err.Error()}},
+			json: descriptionReport{File: path, Diagnostics: dsc.Diagnostics{{Pos: dsc.Pos{File: path}, Msg: err.Error()}}}}
+	}
+	return checkDescription(path+"/"+b.Name, b.Description, b, dsc.SeverityError, opts)
+}
+
+func checkDescription(name string, data []byte, files fs.FS, missing dsc.Severity, opts checkOptions) checkReport {
+	d, diags := dsc.Load(name, data, dsc.CheckOptions{Platform: opts.platform, Files: files, MissingFiles: missing})
+	r := checkReport{diags: diags}
+	if !opts.json {
+		return r
+	}
+	rep := descriptionReport{File: name, Diagnostics: diags, Description: d}
+	if rep.Diagnostics == nil {
+		rep.Diagnostics = dsc.Diagnostics{}
+	}
+	if !diags.HasErrors() {
+		p, err := dsc.NewPlan(d, dsc.PlaceholderJob(opts.platform, files))
+		if err != nil {
+			rep.PlanErrors, _ = err.(dsc.PlanErrors)
+		}
+		rep.Plan = p
+	}
+	r.json = rep
+	return r
+}

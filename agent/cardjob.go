@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"sort"
@@ -72,18 +74,30 @@ type StatusResponse struct {
 
 const cardJobSession = "cardjob-http-session"
 
-var cardJobs struct {
+// cardJobs are the XML jobs running now, by origin NUL id, for cancel_job.
+type cardJobs struct {
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
 }
 
-func writeXML(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-	w.WriteHeader(status)
-	io.WriteString(w, xml.Header)
-	enc := xml.NewEncoder(w)
+// writeXML writes the document and flushes it; the error says whether it
+// reached the connection (results are acknowledged only then).
+func writeXML(w http.ResponseWriter, status int, v any) error {
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	enc := xml.NewEncoder(&b)
 	enc.Indent("", "  ")
-	enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(status)
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return err
+	}
+	return http.NewResponseController(w).Flush()
 }
 
 func statusErr(id string, e *api.JobError) *StatusResponse {
@@ -117,9 +131,9 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 	case "cancel_job":
 		var c CardJobCancel
 		xml.Unmarshal(body, &c)
-		cardJobs.mu.Lock()
-		cancel := cardJobs.running[r.Header.Get("Origin")+"\x00"+c.ID]
-		cardJobs.mu.Unlock()
+		s.xml.mu.Lock()
+		cancel := s.xml.running[r.Header.Get("Origin")+"\x00"+c.ID]
+		s.xml.mu.Unlock()
 		if cancel == nil {
 			writeXML(w, http.StatusOK, &StatusResponse{ID: c.ID, Status: "error", Code: api.CodeUnknownJob, Message: "no running job with this id"})
 			return
@@ -153,21 +167,21 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 	key := origin + "\x00" + id
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	cardJobs.mu.Lock()
-	if cardJobs.running == nil {
-		cardJobs.running = map[string]context.CancelFunc{}
+	s.xml.mu.Lock()
+	if s.xml.running == nil {
+		s.xml.running = map[string]context.CancelFunc{}
 	}
-	if cardJobs.running[key] != nil {
-		cardJobs.mu.Unlock()
+	if s.xml.running[key] != nil {
+		s.xml.mu.Unlock()
 		writeXML(w, http.StatusOK, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeBusy, Message: "a job with this id is running"})
 		return
 	}
-	cardJobs.running[key] = cancel
-	cardJobs.mu.Unlock()
+	s.xml.running[key] = cancel
+	s.xml.mu.Unlock()
 	defer func() {
-		cardJobs.mu.Lock()
-		delete(cardJobs.running, key)
-		cardJobs.mu.Unlock()
+		s.xml.mu.Lock()
+		delete(s.xml.running, key)
+		s.xml.mu.Unlock()
 	}()
 	stop := context.AfterFunc(s.baseCtx, cancel)
 	defer stop()
@@ -184,6 +198,21 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string]string{}
 	secrets := map[string]string{}
+	// Results are acknowledged in the journal only once the response is
+	// out; a crash or a broken connection before that leaves them there.
+	var done []string
+	ack := func() {
+		for _, rid := range done {
+			s.deps.Journal.Ack(origin, cardJobSession, rid)
+		}
+	}
+	reply := func(v any) {
+		if err := writeXML(w, http.StatusOK, v); err != nil {
+			s.log.Warn("card job response not delivered; results stay in the journal", "origin", origin, "id", id, "err", err)
+			return
+		}
+		ack()
+	}
 	for i, app := range req.Applications {
 		m := &api.Job{Type: api.TypeJob, ID: id, DSZ: strings.Join(strings.Fields(app.DSZ), ""), Fields: fields, Secret: secretOut, Reader: req.Reader}
 		if _, err := base64.StdEncoding.DecodeString(m.DSZ); err != nil {
@@ -196,9 +225,13 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 			writeXML(w, http.StatusOK, statusErr(req.ID, jerr))
 			return
 		}
-		res := s.runSync(ctx, origin, id+"#"+strconv.Itoa(i), job)
+		rid := id + "#" + strconv.Itoa(i)
+		res := s.runSync(ctx, origin, rid, job)
+		if res.Error == nil || res.Error.Code != api.CodeInternal {
+			done = append(done, rid)
+		}
 		if res.Error != nil {
-			writeXML(w, http.StatusOK, statusErr(req.ID, res.Error))
+			reply(statusErr(req.ID, res.Error))
 			return
 		}
 		for k, v := range res.Fields {
@@ -216,15 +249,19 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 		resp.Fields = append(resp.Fields, CardJobField{Name: k, Read: true, Secret: true, Value: v})
 	}
 	sort.Slice(resp.Fields, func(a, b int) bool { return resp.Fields[a].Name < resp.Fields[b].Name })
-	writeXML(w, http.StatusOK, resp)
+	reply(resp)
 }
 
-// runSync runs one job for the XML endpoint, journaled like a WebSocket job
-// and acknowledged once the response is written (a crash in between leaves
-// an interrupted or unacknowledged record to inspect).
+// runSync runs one job for the XML endpoint, journaled like a WebSocket job;
+// the caller acknowledges it once the response is written (a crash in
+// between leaves an interrupted or unacknowledged record to inspect).
 func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *api.Result {
 	seq, err := s.deps.Journal.Begin(origin, cardJobSession, reqID, job.Reader)
+	if errors.Is(err, ErrDuplicateJob) {
+		return &api.Result{Error: &api.JobError{Code: api.CodeBadRequest, Message: "a job with this id ran before and its response was never delivered; use another id"}}
+	}
 	if err != nil {
+		s.log.Error("journaling card job", "err", err)
 		return &api.Result{Error: &api.JobError{Code: api.CodeInternal, Message: "journal unavailable"}}
 	}
 	job.ID = strconv.FormatUint(seq, 10)
@@ -242,6 +279,5 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *a
 		code = string(wire.Error.Code)
 	}
 	s.log.Info("card job finished", "origin", origin, "id", reqID, "job", job.ID, "result", code, "ms", time.Since(started).Milliseconds())
-	s.deps.Journal.Ack(origin, cardJobSession, reqID)
 	return wire
 }

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -53,12 +56,87 @@ type Record struct {
 	State    string      `json:"state"`
 	Started  time.Time   `json:"started"`
 	Finished time.Time   `json:"finished,omitzero"`
-	Result   *api.Result `json:"result,omitempty"` // wire form, secrets included (file is 0600)
+	Result   *api.Result `json:"result,omitempty"` // wire form without Secrets
+	// Secret outputs never reach the disk in clear: Sealed is their JSON
+	// sealed with AES-256-GCM under a key that lives only in this
+	// process's memory (AAD: the record's key). Another process (after a
+	// crash or restart) cannot open them: the result is delivered with
+	// Result.SecretsLost naming them, and the portal reads them again
+	// from the card (decrypted PINs come from the card's PIN blob).
+	Sealed      []byte   `json:"sealed,omitempty"`
+	SecretNames []string `json:"secret_names,omitempty"`
 }
 
 // Journal is the on-disk job journal.
 type Journal struct {
-	db *bolt.DB
+	db   *bolt.DB
+	aead cipher.AEAD // per-process key for secret outputs
+}
+
+func newProcessAEAD() (cipher.AEAD, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(key)
+	clear(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// seal moves res.Secrets into r.Sealed.
+func (j *Journal) seal(r *Record, res *api.Result) error {
+	cp := *res
+	cp.Secrets = nil
+	r.Result = &cp
+	r.Sealed, r.SecretNames = nil, nil
+	if len(res.Secrets) == 0 {
+		return nil
+	}
+	for k := range res.Secrets {
+		r.SecretNames = append(r.SecretNames, k)
+	}
+	sort.Strings(r.SecretNames)
+	plain, err := json.Marshal(res.Secrets)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, j.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	r.Sealed = j.aead.Seal(nonce, nonce, plain, seqKey(r.Seq))
+	clear(plain)
+	return nil
+}
+
+// open returns the record's result with its secrets, or with SecretsLost
+// when they were sealed by another process.
+func (j *Journal) open(r *Record) *api.Result {
+	if r.Result == nil {
+		return nil
+	}
+	res := *r.Result
+	if len(r.Sealed) == 0 {
+		return &res
+	}
+	ns := j.aead.NonceSize()
+	if len(r.Sealed) > ns {
+		plain, err := j.aead.Open(nil, r.Sealed[:ns], r.Sealed[ns:], seqKey(r.Seq))
+		if err == nil {
+			var m map[string]string
+			err = json.Unmarshal(plain, &m)
+			clear(plain)
+			if err == nil {
+				res.Secrets = m
+				return &res
+			}
+		}
+	}
+	res.SecretsLost = r.SecretNames
+	return &res
 }
 
 // OpenJournal opens (creating) dir/journal.db. Every job still marked
@@ -72,7 +150,15 @@ func OpenJournal(dir string) (*Journal, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("opening journal %s: %w", dir, err)
 	}
-	j := &Journal{db: db}
+	// Batch groups concurrent commits into one fsync; the default 10 ms
+	// wait would be added to every single job's latency.
+	db.MaxBatchDelay = time.Millisecond
+	aead, err := newProcessAEAD()
+	if err != nil {
+		db.Close()
+		return nil, 0, fmt.Errorf("making the journal's secret key: %w", err)
+	}
+	j := &Journal{db: db, aead: aead}
 	n := 0
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketJobs)
@@ -185,7 +271,9 @@ func (j *Journal) Finish(seq uint64, res *api.Result) error {
 		}
 		r.State = StateDone
 		r.Finished = time.Now().UTC()
-		r.Result = res
+		if err := j.seal(&r, res); err != nil {
+			return err
+		}
 		nv, err := json.Marshal(&r)
 		if err != nil {
 			return err
@@ -199,7 +287,8 @@ func (j *Journal) Finish(seq uint64, res *api.Result) error {
 }
 
 // Pending returns the finished (done or interrupted) records of a session
-// in the order the jobs were submitted.
+// in the order the jobs were submitted, with their secret outputs opened
+// where this process sealed them.
 func (j *Journal) Pending(origin, session string) ([]Record, error) {
 	var out []Record
 	err := j.db.View(func(tx *bolt.Tx) error {
@@ -209,6 +298,7 @@ func (j *Journal) Pending(origin, session string) ([]Record, error) {
 				return err
 			}
 			if r.Origin == origin && r.Session == session && r.State != StateRunning {
+				r.Result = j.open(&r)
 				out = append(out, r)
 			}
 			return nil
@@ -218,7 +308,8 @@ func (j *Journal) Pending(origin, session string) ([]Record, error) {
 	return out, err
 }
 
-// All returns every record (for diagnostics and tests).
+// All returns every record as stored (secrets sealed), for diagnostics and
+// tests.
 func (j *Journal) All() ([]Record, error) {
 	var out []Record
 	err := j.db.View(func(tx *bolt.Tx) error {

@@ -126,6 +126,8 @@ type Server struct {
 	tls      bool
 	httpSrv  *http.Server
 
+	xml cardJobs
+
 	nconns    atomic.Int64
 	closing   atomic.Bool
 	jobsWG    sync.WaitGroup

@@ -42,9 +42,10 @@ const (
 type session struct {
 	origin, id string
 
-	mu   sync.Mutex
-	conn *conn
-	jobs map[string]*jobRun // running jobs by request id
+	mu      sync.Mutex
+	conn    *conn
+	jobs    map[string]*jobRun // running jobs by request id
+	dropped bool               // removed from Server.sessions; attach looks again
 }
 
 func (ss *session) running() int {
@@ -90,13 +91,22 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// closing is closed by closeWith; the writer then flushes what is
+	// queued, sends the close frame and shuts the socket.
+	closing     chan struct{}
+	closeOnce   sync.Once
+	closeCode   int
+	closeReason string
+	readDone    chan struct{}
+
 	mu      sync.Mutex
 	sess    *session
 	paired  bool
 	pairing bool
-	closed  bool
 	subs    map[string]context.CancelFunc
-	limiter rateLimiter
+
+	limiter rateLimiter // used by readLoop only
+	strikes int         // consecutive rate-limited messages
 }
 
 var upgrader = websocket.Upgrader{
@@ -141,7 +151,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	c := &conn{s: s, ws: ws, origin: origin, remote: r.RemoteAddr, out: make(chan any, outQueue),
-		done: make(chan struct{}), ctx: ctx, cancel: cancel, paired: st != originPairing,
+		done: make(chan struct{}), closing: make(chan struct{}), readDone: make(chan struct{}),
+		ctx: ctx, cancel: cancel, paired: st != originPairing,
 		subs: map[string]context.CancelFunc{}, limiter: newRateLimiter(s.cfg.RatePerSecond)}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -151,14 +162,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.readLoop()
 }
 
-// send queues v for the writer. A client that does not read its events
-// fills the queue and is disconnected; results stay in the journal.
+// send queues v for the writer. It never blocks: a client that does not
+// read its events fills the queue and is disconnected (its results stay in
+// the journal and are delivered again when it comes back).
 func (c *conn) send(v any) {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	select {
+	case <-c.closing:
 		return
+	default:
 	}
 	select {
 	case c.out <- v:
@@ -167,7 +178,16 @@ func (c *conn) send(v any) {
 	}
 }
 
+// writeLoop is the only writer of data frames. After closeWith it flushes
+// the queue (an error reply, a result) within a second, sends the close
+// frame with the reason, waits briefly for the reader to see the peer's
+// close, and shuts the socket.
 func (c *conn) writeLoop() {
+	defer func() {
+		c.ws.Close()
+		c.cancel()
+		close(c.done)
+	}()
 	for {
 		select {
 		case v := <-c.out:
@@ -176,37 +196,69 @@ func (c *conn) writeLoop() {
 				c.closeWith(closeGoingAway, "write failed")
 				return
 			}
-		case <-c.done:
+		case <-c.closing:
+			deadline := time.Now().Add(time.Second)
+			c.ws.SetWriteDeadline(deadline)
+		flush:
+			for {
+				select {
+				case v := <-c.out:
+					if c.ws.WriteJSON(v) != nil {
+						return
+					}
+				default:
+					break flush
+				}
+			}
+			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeReason), deadline)
+			t := time.NewTimer(2 * time.Second)
+			defer t.Stop()
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
 			return
 		}
 	}
 }
 
-// closeWith sends a close frame with a reason and tears the connection down.
-// Only this connection is affected.
+// closeWith starts closing the connection with a code and reason (RFC 6455
+// §7.4). It does not block; only this connection is affected.
 func (c *conn) closeWith(code int, reason string) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
+		close(c.closing)
+	})
+}
+
+// drain reads and discards frames after the agent started closing, so the
+// peer's data does not turn our close frame into a TCP reset, until the
+// peer's close frame, an error, or a deadline.
+func (c *conn) drain(r io.Reader) {
+	c.ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if r != nil {
+		io.Copy(io.Discard, r)
 	}
-	c.closed = true
-	c.mu.Unlock()
-	// Let queued messages (an error reply) go out first, briefly.
-	deadline := time.Now().Add(200 * time.Millisecond)
-	for len(c.out) > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	for {
+		_, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, r)
 	}
-	close(c.done)
-	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-	c.ws.Close()
-	c.cancel()
 }
 
 func (c *conn) readLoop() {
 	s := c.s
+	var pending io.Reader // unread rest of a refused frame
 	defer func() {
-		c.closeWith(closeNormal, "")
+		select {
+		case <-c.closing:
+			c.drain(pending)
+		default:
+			c.closeWith(closeNormal, "")
+		}
+		close(c.readDone)
 		c.detach()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -222,6 +274,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		if mt != websocket.TextMessage {
+			pending = r
 			c.closeWith(closeUnsupported, "only JSON text frames are accepted")
 			return
 		}
@@ -232,12 +285,9 @@ func (c *conn) readLoop() {
 		}
 		if n > max {
 			s.log.Warn("connection closed: message too large", "origin", c.origin, "limit", max)
+			pending = r
 			c.closeWith(closeTooBig, "message exceeds "+strconv.FormatInt(max, 10)+" bytes")
 			return
-		}
-		if !c.limiter.allow(time.Now()) {
-			c.send(&api.Error{Type: api.TypeError, Code: api.CodeRateLimited, Message: "too many messages; slow down"})
-			continue
 		}
 		var env api.Envelope
 		if err := json.Unmarshal(buf.Bytes(), &env); err != nil || env.Type == "" {
@@ -249,6 +299,20 @@ func (c *conn) readLoop() {
 			c.closeWith(closeInvalid, truncate(msg, 120))
 			return
 		}
+		if !c.limiter.allow(time.Now()) {
+			// A client that keeps sending for a whole second's worth of
+			// messages after being told is closed; the others are refused
+			// one by one and may slow down.
+			c.strikes++
+			if c.strikes > s.cfg.RatePerSecond {
+				s.log.Warn("connection closed: rate limit", "origin", c.origin, "rate", s.cfg.RatePerSecond)
+				c.closeWith(closePolicy, "rate limit exceeded")
+				return
+			}
+			c.send(&api.Error{Type: api.TypeError, ID: truncate(env.ID, 128), Code: api.CodeRateLimited, Message: "too many messages; slow down"})
+			continue
+		}
+		c.strikes = 0
 		c.dispatch(&env, buf.Bytes())
 	}
 }
@@ -341,7 +405,7 @@ func (c *conn) onHello(id string, raw []byte) {
 	}
 	if version == 0 {
 		c.fail(id, api.CodeUnsupportedVersion, fmt.Sprintf("this agent speaks protocol versions %d..%d", api.MinProtocolVersion, api.ProtocolVersion))
-		go c.closeWith(closePolicy, "no common protocol version")
+		c.closeWith(closePolicy, "no common protocol version")
 		return
 	}
 	sid := m.Session
@@ -352,39 +416,52 @@ func (c *conn) onHello(id string, raw []byte) {
 	if sid == "" {
 		sid = randomToken(sessionTokenBytes)
 	}
-	ss := c.s.attach(c, sid)
+	c.mu.Lock()
+	paired := c.paired
+	c.mu.Unlock()
+	welcome := &api.Welcome{Type: api.TypeWelcome, ID: id, Version: version, Agent: "cardwright/" + c.s.cfg.Version,
+		Session: sid, Paired: paired,
+		Limits: api.Limits{MaxMessageBytes: c.s.cfg.MaxMessageBytes, MaxJobs: c.s.cfg.MaxJobs, MaxRate: c.s.cfg.RatePerSecond}}
+	// Under the session lock, so that a job finishing meanwhile either is
+	// still running here (runJob sends its result to this connection) or
+	// is in the journal (sent below): never both, never neither. The
+	// welcome goes first, before any event of the session's running jobs.
+	ss, old := c.s.attach(c, sid)
 	pending, err := c.s.deps.Journal.Pending(c.origin, sid)
 	if err != nil {
 		c.s.log.Error("reading journal", "err", err)
 	}
-	c.mu.Lock()
-	paired := c.paired
-	c.mu.Unlock()
-	c.send(&api.Welcome{Type: api.TypeWelcome, ID: id, Version: version, Agent: "cardwright/" + c.s.cfg.Version,
-		Session: sid, Paired: paired, Pending: len(pending),
-		Limits: api.Limits{MaxMessageBytes: c.s.cfg.MaxMessageBytes, MaxJobs: c.s.cfg.MaxJobs, MaxRate: c.s.cfg.RatePerSecond}})
-	if !paired {
-		return // results go only to approved origins
-	}
+	var results []api.Result
 	for _, r := range pending {
+		if _, running := ss.jobs[r.ReqID]; running || r.Result == nil {
+			continue
+		}
 		res := *r.Result
 		res.Redelivered = true
-		c.send(&res)
+		results = append(results, res)
 	}
-	// Certificate requests of jobs still running wait for this session's
-	// answer: ask again on the new connection.
-	ss.mu.Lock()
-	var reqs []api.Request
-	for _, j := range ss.jobs {
-		j.mu.Lock()
-		for _, p := range j.requests {
-			reqs = append(reqs, p.msg)
+	welcome.Pending = len(results)
+	c.send(welcome)
+	if paired { // results and requests go only to approved origins
+		for i := range results {
+			c.send(&results[i])
 		}
-		j.mu.Unlock()
+		// Certificate requests of running jobs wait for this session's
+		// answer: ask again on the new connection.
+		for _, j := range ss.jobs {
+			j.mu.Lock()
+			for _, p := range j.requests {
+				c.send(&p.msg)
+			}
+			j.mu.Unlock()
+		}
 	}
 	ss.mu.Unlock()
-	for i := range reqs {
-		c.send(&reqs[i])
+	if old != nil && old != c {
+		old.mu.Lock()
+		old.sess = nil
+		old.mu.Unlock()
+		old.closeWith(closePolicy, "session resumed on another connection")
 	}
 }
 
@@ -401,30 +478,29 @@ func validToken(s string) bool {
 }
 
 // attach binds c to the session (origin, sid), taking it over from an
-// older connection.
-func (s *Server) attach(c *conn, sid string) *session {
+// older connection, which it returns. It returns with ss.mu held.
+func (s *Server) attach(c *conn, sid string) (ss *session, old *conn) {
 	key := c.origin + "\x00" + sid
-	s.mu.Lock()
-	ss := s.sessions[key]
-	if ss == nil {
-		ss = &session{origin: c.origin, id: sid, jobs: map[string]*jobRun{}}
-		s.sessions[key] = ss
+	for {
+		s.mu.Lock()
+		ss = s.sessions[key]
+		if ss == nil {
+			ss = &session{origin: c.origin, id: sid, jobs: map[string]*jobRun{}}
+			s.sessions[key] = ss
+		}
+		s.mu.Unlock()
+		ss.mu.Lock()
+		if !ss.dropped {
+			break
+		}
+		ss.mu.Unlock() // dropped between the lookup and the lock: look again
 	}
-	s.mu.Unlock()
-	ss.mu.Lock()
-	old := ss.conn
+	old = ss.conn
 	ss.conn = c
-	ss.mu.Unlock()
 	c.mu.Lock()
 	c.sess = ss
 	c.mu.Unlock()
-	if old != nil && old != c {
-		old.mu.Lock()
-		old.sess = nil
-		old.mu.Unlock()
-		go old.closeWith(closePolicy, "session resumed on another connection")
-	}
-	return ss
+	return ss, old
 }
 
 // detach unbinds c from its session; a session with no connection and no
@@ -456,10 +532,10 @@ func (s *Server) dropSession(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss.mu.Lock()
-	idle := ss.conn == nil && len(ss.jobs) == 0
-	ss.mu.Unlock()
-	if idle && s.sessions[key] == ss {
+	defer ss.mu.Unlock()
+	if ss.conn == nil && len(ss.jobs) == 0 && s.sessions[key] == ss {
 		delete(s.sessions, key)
+		ss.dropped = true
 	}
 }
 
@@ -541,15 +617,34 @@ func (c *conn) onReaders(id string, raw []byte) {
 	if m.Subscribe == nil || c.s.deps.Readers == nil {
 		return
 	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if *m.Subscribe {
+		ctx, cancel = context.WithCancel(c.ctx)
+	}
 	c.mu.Lock()
-	if cancel, ok := c.subs[id]; ok {
-		cancel()
+	if prev, ok := c.subs[id]; ok {
+		prev()
 		delete(c.subs, id)
 	}
-	if *m.Subscribe {
-		ctx, cancel := context.WithCancel(c.ctx)
+	if cancel != nil {
 		c.subs[id] = cancel
-		go c.s.deps.Readers.Watch(ctx, func(ev any) {
+	}
+	c.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	src := c.s.deps.Readers
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			if c.subs[id] != nil && ctx.Err() == nil {
+				delete(c.subs, id) // Watch ended by itself
+			}
+			c.mu.Unlock()
+			cancel()
+		}()
+		err := src.Watch(ctx, func(ev any) {
 			switch e := ev.(type) {
 			case api.ReaderEvent:
 				e.Type, e.ID = api.TypeReaderEvent, id
@@ -559,8 +654,11 @@ func (c *conn) onReaders(id string, raw []byte) {
 				c.send(&e)
 			}
 		})
-	}
-	c.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			c.s.log.Warn("reader events ended", "err", err)
+			c.fail(id, api.CodeReaderUnavailable, "reader events ended: "+truncate(err.Error(), 200))
+		}
+	}()
 }
 
 func (c *conn) onCertService(id string, raw []byte) {
@@ -748,11 +846,15 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *Job) 
 		wire = &api.Result{Type: api.TypeResult, ID: jr.reqID, Error: &api.JobError{Code: api.CodeInternal, Message: "the result could not be journaled"}}
 	}
 	wipe(job, &res)
+	// Remove the job and send its result under the session lock: see
+	// onHello for why.
 	ss.mu.Lock()
 	delete(ss.jobs, jr.reqID)
 	idle := ss.conn == nil && len(ss.jobs) == 0
+	if ss.conn != nil {
+		ss.conn.send(wire)
+	}
 	ss.mu.Unlock()
-	ss.send(wire)
 	s.log.Info("job finished", "origin", ss.origin, "id", jr.reqID, "job", job.ID, "result", code, "ms", time.Since(started).Milliseconds())
 	if idle {
 		s.dropSession(ss)

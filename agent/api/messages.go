@@ -268,6 +268,11 @@ type Result struct {
 	Started     string            `json:"started,omitempty"`  // RFC 3339
 	Finished    string            `json:"finished,omitempty"` // RFC 3339
 	Redelivered bool              `json:"redelivered,omitempty"`
+	// SecretsLost names secret outputs of a redelivered result that the
+	// agent can no longer give: they are never stored in clear, and the
+	// agent process that ran the job has ended. Read them from the card
+	// again.
+	SecretsLost []string `json:"secrets_lost,omitempty"`
 }
 
 // JobError describes why a job failed: a stable code, a message for people,

@@ -413,6 +413,10 @@ func (c *Client) Submit(ctx context.Context, job *api.Job) (*Job, error) {
 	}
 	j := &Job{ID: job.ID, events: make(chan any, 4096)}
 	c.mu.Lock()
+	if c.jobs[job.ID] != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("submitting job: id %q is already in use", job.ID)
+	}
 	c.jobs[job.ID] = j
 	c.mu.Unlock()
 	if err := c.call(ctx, job, nil); err != nil {

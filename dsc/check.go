@@ -53,10 +53,20 @@ func Check(f *File, opts CheckOptions) (*Description, Diagnostics) {
 }
 
 type checker struct {
-	f     *File
-	opts  CheckOptions
-	d     *Description
-	diags Diagnostics
+	f      *File
+	opts   CheckOptions
+	d      *Description
+	diags  Diagnostics
+	values []Value // backing store for the model's values
+}
+
+// newValue returns a Value from the checker's slab.
+func (c *checker) newValue() *Value {
+	if len(c.values) == cap(c.values) {
+		c.values = make([]Value, 0, 16)
+	}
+	c.values = c.values[:len(c.values)+1]
+	return &c.values[len(c.values)-1]
 }
 
 func (c *checker) errorf(pos Pos, format string, args ...any) {
@@ -83,6 +93,11 @@ func classify(name string) (sectionKind, string) {
 
 func (c *checker) run() {
 	d := c.d
+	n := 0
+	for _, s := range c.f.Sections {
+		n += len(s.Entries)
+	}
+	c.values = make([]Value, 0, n)
 	var seen [5]*Section
 	var apps []*Section
 	// [Fields] first, so that references resolve wherever the section is.
@@ -136,9 +151,11 @@ func (c *checker) run() {
 func (c *checker) fields(s *Section) {
 	d := c.d
 	d.fields = make(map[string]*Field, len(s.Entries))
+	slab := make([]Field, 0, len(s.Entries))
+	d.Fields = make([]*Field, 0, len(s.Entries))
 	for _, e := range s.Entries {
 		low := strings.ToLower(e.Key)
-		if prev := d.fields[low]; prev != nil {
+		if prev := d.Field(e.Key); prev != nil {
 			c.errorf(e.Pos, "duplicate field %s (first at line %d)", e.Key, prev.Pos.Line)
 			c.errorf(prev.Pos, "field %s is declared again at line %d", prev.Name, e.Pos.Line)
 			continue
@@ -146,7 +163,8 @@ func (c *checker) fields(s *Section) {
 		if strings.ContainsAny(e.Key, " \t,!#") {
 			c.errorf(e.Pos, "field name %q may not contain blanks, ',', '!' or '#'", e.Key)
 		}
-		f := &Field{Name: e.Key, Default: e.Value, Pos: e.Pos}
+		slab = append(slab, Field{Name: e.Key, Default: e.Value, Pos: e.Pos})
+		f := &slab[len(slab)-1]
 		d.fields[low] = f
 		d.Fields = append(d.Fields, f)
 	}
@@ -154,10 +172,17 @@ func (c *checker) fields(s *Section) {
 
 // entries resolves the keys of one section.
 func (c *checker) entries(s *Section, sec sectionKind, app *Application) {
-	first := make(map[**Value]*Entry, len(s.Entries))
-	pinOut := map[string]*Entry{}
+	type slotEntry struct {
+		slot **Value
+		e    *Entry
+	}
+	first := make([]slotEntry, 0, len(s.Entries))
+	var pinOut map[string]*Entry
 	for _, e := range s.Entries {
 		if sec == secDescription && len(e.Key) > len(pinOutputPrefix) && equalFold(e.Key[:len(pinOutputPrefix)], pinOutputPrefix) {
+			if pinOut == nil {
+				pinOut = map[string]*Entry{}
+			}
 			c.pinOutput(e, pinOut)
 			continue
 		}
@@ -172,12 +197,18 @@ func (c *checker) entries(s *Section, sec sectionKind, app *Application) {
 		} else {
 			slot = k.desc(c.d)
 		}
-		if prev := first[slot]; prev != nil {
+		var prev *Entry
+		for _, se := range first {
+			if se.slot == slot {
+				prev = se.e
+			}
+		}
+		if prev != nil {
 			c.errorf(e.Pos, "duplicate key %s (first at line %d)", e.Key, prev.Pos.Line)
 			c.errorf(prev.Pos, "key %s is set again at line %d", prev.Key, e.Pos.Line)
 			continue
 		}
-		first[slot] = e
+		first = append(first, slotEntry{slot, e})
 		v := c.value(e, k)
 		*slot = v
 		if k.kind == kCriteria && app != nil && v != nil && v.Text != "" {
@@ -232,7 +263,8 @@ const elided = "..."
 
 // value reads one key's value according to its kind.
 func (c *checker) value(e *Entry, k *keyInfo) *Value {
-	v := &Value{Key: e.Key, Raw: e.Value, Pos: e.Pos, ValPos: e.ValuePos}
+	v := c.newValue()
+	*v = Value{Key: e.Key, Raw: e.Value, Pos: e.Pos, ValPos: e.ValuePos}
 	raw := e.Value
 	switch {
 	case raw == "":
@@ -481,10 +513,9 @@ func (c *checker) encoding() {
 func (c *checker) description() {
 	d := c.d
 	s := &d.Settings
-	reserved := map[string]bool{"SEC_PIN1": true, "SEC_PIN2": true, "SEC_PUK": true, "SEC_OP": true}
 	if v := s.ProfileParameters; present(v) {
 		for item, col := range listItems(v.Raw, v.ValPos.Col) {
-			if reserved[strings.ToUpper(item)] {
+			if isReserved(item) {
 				c.errorf(Pos{File: v.Pos.File, Line: v.Pos.Line, Col: col}, "ProfileParameters: %s is reserved for PINs (set it with PIN, SignPIN, InitialPUK or Operator_Pin)", item)
 			}
 		}
@@ -692,4 +723,14 @@ func (c *checker) files() {
 			}
 		}
 	}
+}
+
+// isReserved reports the profile variables that carry PINs.
+func isReserved(name string) bool {
+	for _, r := range []string{ProfileVariable.PIN1, ProfileVariable.PIN2, ProfileVariable.PUK, ProfileVariable.OP} {
+		if equalFold(name, r) {
+			return true
+		}
+	}
+	return false
 }

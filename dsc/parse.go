@@ -28,6 +28,7 @@ type parser struct {
 	errs     Diagnostics
 	cur      *Section
 	comments []Comment // pending comment lines
+	slab     []Entry   // backing store for entries: one allocation per file
 }
 
 func (p *parser) errorf(pos Pos, msg string) {
@@ -39,6 +40,9 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 func (p *parser) parse(src []byte) {
 	src = bytes.TrimPrefix(src, bom)
 	text := string(src) // one copy; every key and value is a substring of it
+	// Capacity for one entry per line, so that appending never moves the
+	// entries that Section.Entries points to.
+	p.slab = make([]Entry, 0, strings.Count(text, "\n")+1)
 	for line := 1; len(text) > 0; line++ {
 		var l string
 		if i := strings.IndexByte(text, '\n'); i >= 0 {
@@ -135,7 +139,8 @@ func (p *parser) line(n int, l string) {
 		vcol++
 	}
 	v = strings.TrimRight(v, " \t")
-	e := &Entry{Key: key, Value: v, Pos: pos, ValuePos: Pos{File: pos.File, Line: n, Col: vcol}, Comments: p.comments}
+	p.slab = append(p.slab, Entry{Key: key, Value: v, Pos: pos, ValuePos: Pos{File: pos.File, Line: n, Col: vcol}, Comments: p.comments})
+	e := &p.slab[len(p.slab)-1]
 	p.comments = nil
 	p.cur.Entries = append(p.cur.Entries, e)
 }

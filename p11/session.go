@@ -180,26 +180,21 @@ func (s *Session) SetPIN(old, new secret.Value) error {
 func (m *Module) InitToken(t *Token, so secret.Value, label string) (*Token, error) {
 	m.initMu.Lock()
 	defer m.initMu.Unlock()
-	before, err := m.Tokens()
-	if err != nil {
-		return nil, err
-	}
+	var slot uint
 	known := map[string]bool{}
-	for _, bt := range before {
-		if bt.info.Initialized() {
-			known[bt.info.Serial] = true
-		}
-	}
-	slot := uint(0)
-	switch {
-	case t != nil:
+	if t != nil {
 		slot = t.slot
-	default:
+	} else {
+		before, err := m.Tokens()
+		if err != nil {
+			return nil, err
+		}
 		found := false
 		for _, bt := range before {
-			if !bt.info.Initialized() {
+			if bt.info.Initialized() {
+				known[bt.info.Serial] = true
+			} else if !found {
 				slot, found = bt.slot, true
-				break
 			}
 		}
 		if !found {
@@ -212,6 +207,12 @@ func (m *Module) InitToken(t *Token, so secret.Value, label string) (*Token, err
 		}
 		return nil, fmt.Errorf("initialising the token in slot %d as %q: %w", slot, label, err)
 	}
+	// Re-initialised in place: usually the same slot still holds it.
+	if t != nil {
+		if nt, err := m.TokenInSlot(slot); err == nil && nt.info.Serial == t.info.Serial && nt.info.Label == label {
+			return nt, nil
+		}
+	}
 	after, err := m.Tokens()
 	if err != nil {
 		return nil, err
@@ -222,7 +223,7 @@ func (m *Module) InitToken(t *Token, so secret.Value, label string) (*Token, err
 		}
 	}
 	for _, at := range after {
-		if at.info.Initialized() && at.info.Label == label && !known[at.info.Serial] {
+		if t == nil && at.info.Initialized() && at.info.Label == label && !known[at.info.Serial] {
 			return at, nil
 		}
 	}
@@ -239,9 +240,7 @@ func (m *Module) InitTokenAndPIN(t *Token, so, pin secret.Value, label string) (
 	if err := nt.InitPIN(so, pin); err != nil {
 		return nil, err
 	}
-	if _, err := nt.Refresh(); err != nil {
-		return nil, err
-	}
+	nt.info.Flags |= pkcs11.CKF_USER_PIN_INITIALIZED // set by a good C_InitPIN (v2.40 §5.6)
 	return nt, nil
 }
 

@@ -159,4 +159,3 @@ func Transcript(entries []Entry) string {
 	}
 	return b.String()
 }
-

@@ -25,7 +25,7 @@ func demoJob(t testing.TB, fields map[string]string) *Job {
 		t.Fatal(err)
 	}
 	vals := map[string]string{"PIN_FIELD": testPIN, "PUK_FIELD": testPUK,
-		"HOLDER": base64.StdEncoding.EncodeToString([]byte("Erika Mustermann")), "CARD_SERIAL": "CW-0001"}
+		"HOLDER": base64.StdEncoding.EncodeToString([]byte("Erika Mustermann")), "CARD_SERIAL": "CW-0001", "TOKEN_LABEL": "cardwright demo"}
 	for k, v := range fields {
 		vals[k] = v
 	}

@@ -126,7 +126,11 @@ func (b *planner) boolean(v *Value) bool {
 	}
 	t, ok := parseBool(s)
 	if !ok {
-		b.fail(ErrInvalidField, v, v.Text, "%s: field %s has %q, want true or false", v.Key, v.Text, s)
+		shown := strconv.Quote(s)
+		if b.isSecret(v.Text) {
+			shown = secret.Masked
+		}
+		b.fail(ErrInvalidField, v, v.Text, "%s: field %s has %s, want true or false", v.Key, v.Text, shown)
 	}
 	return t
 }

@@ -298,3 +298,100 @@ func TestCPFEraseOnStack(t *testing.T) {
 		})
 	}
 }
+
+// recorder keeps the command APDUs sent through it.
+type recorder struct {
+	iso7816.Card
+	cmds [][]byte
+}
+
+func (r *recorder) Transmit(cmd []byte) ([]byte, error) {
+	r.cmds = append(r.cmds, append([]byte(nil), cmd...))
+	return r.Card.Transmit(cmd)
+}
+
+// BenchmarkCPFSeedOnStack is the wall time of the seed profile on each
+// virtual card through pcscd. Metrics: apdus; floor-µs/apdu, a SELECT MF
+// round trip on the same card (the per-APDU floor of the pcsc benchmarks);
+// ratio-floor = wall time / (APDUs × floor), target ≤ 1.10; ratio-replay
+// = wall time / the same APDU bytes replayed raw, the engine's own share.
+//
+//	go test ./cmd/cardwright -run XXX -bench CPFSeedOnStack -benchtime 5x
+func BenchmarkCPFSeedOnStack(b *testing.B) {
+	s := stacktest.Require(b)
+	seed, err := os.ReadFile("../../cpf/testdata/seed.cpf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	prog, err := cpf.Compile("seed.cpf", seed, seedConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, cert, _ := cpfPINKey(b, b.TempDir())
+	plan, err := prog.Prepare(cpf.Params{PINCert: cert})
+	if err != nil {
+		b.Fatal(err)
+	}
+	selectMF := []byte{0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00}
+	for _, slot := range []string{"READER_VICC_1", "READER_OWN_1"} {
+		b.Run(slot, func(b *testing.B) {
+			reader := s.Get(b, slot)
+			ctx := context.Background()
+			card := freshCard(b, s, reader)
+			// undo brings back a card without the profile: the own card
+			// erases itself (the seed calls MakeCardEraseable()); vicc
+			// keeps DF names of deleted DFs, so it is restarted.
+			undo := func() {
+				if slot == "READER_OWN_1" {
+					if err := cpf.DeleteProfile(ctx, card, nil); err != nil {
+						b.Fatal(err)
+					}
+					return
+				}
+				card = freshCard(b, s, reader)
+			}
+			rec := &recorder{}
+			var apdus int
+			var run time.Duration
+			for b.Loop() {
+				rec.Card, rec.cmds = card, nil
+				start := time.Now()
+				res, err := plan.Execute(ctx, rec)
+				run += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				apdus = res.APDUs
+				b.StopTimer()
+				undo()
+				b.StartTimer()
+			}
+			b.StopTimer()
+			const replays = 3
+			var replay time.Duration
+			for range replays {
+				start := time.Now()
+				for _, c := range rec.cmds {
+					if _, err := card.Transmit(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				replay += time.Since(start)
+				undo()
+			}
+			const probes = 50
+			start := time.Now()
+			for range probes {
+				if _, err := card.Transmit(selectMF); err != nil {
+					b.Fatal(err)
+				}
+			}
+			floor := time.Since(start) / probes
+			perRun := run / time.Duration(b.N)
+			b.ReportMetric(float64(apdus), "apdus")
+			b.ReportMetric(float64(floor.Microseconds()), "floor-µs/apdu")
+			b.ReportMetric(float64(perRun)/float64(time.Duration(apdus)*floor), "ratio-floor")
+			b.ReportMetric(float64(perRun)/float64(replay/replays), "ratio-replay")
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -393,5 +394,56 @@ func BenchmarkCPFSeedOnStack(b *testing.B) {
 			b.ReportMetric(float64(perRun)/float64(time.Duration(apdus)*floor), "ratio-floor")
 			b.ReportMetric(float64(perRun)/float64(replay/replays), "ratio-replay")
 		})
+	}
+}
+
+// pullingCard stops the card emulator behind the reader before APDU n.
+type pullingCard struct {
+	iso7816.Card
+	n    int
+	pull func()
+}
+
+func (c *pullingCard) Transmit(cmd []byte) ([]byte, error) {
+	if c.n == 0 {
+		c.pull()
+	}
+	c.n--
+	return c.Card.Transmit(cmd)
+}
+
+// TestCPFCardPulledOnStack takes the own card out of its reader in the
+// middle of the seed profile: the error names the statement and what was
+// already written, and nothing panics.
+func TestCPFCardPulledOnStack(t *testing.T) {
+	s := stacktest.Require(t)
+	reader := s.Get(t, "READER_OWN_2")
+	seed, err := os.ReadFile("../../cpf/testdata/seed.cpf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := cpf.Compile("seed.cpf", seed, seedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cert, _ := cpfPINKey(t, t.TempDir())
+	plan, err := prog.Prepare(cpf.Params{PINCert: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := &pullingCard{Card: freshCard(t, s, reader), n: 6, pull: func() { s.StopCard(t, reader) }}
+	res, err := plan.Execute(context.Background(), card)
+	var ee *cpf.ExecError
+	if !errors.As(err, &ee) {
+		t.Fatalf("error %v, want an *cpf.ExecError", err)
+	}
+	if !errors.Is(err, iso7816.ErrCardRemoved) {
+		t.Errorf("error %v does not unwrap to iso7816.ErrCardRemoved", err)
+	}
+	if ee.Pos.Line != 87 || ee.Stmt != "CreateFiles()" || ee.What != "write EFCDF1 bytes 0..48" || len(res.Done) != 5 {
+		t.Errorf("error %v, done %q", err, res.Done)
+	}
+	if !strings.Contains(err.Error(), "seed.cpf:87:1: CreateFiles(): write EFCDF1 bytes 0..48: ") || !strings.Contains(err.Error(), "already written: MF created, DF DFPKCS15 (5015) created") {
+		t.Errorf("message %q", err)
 	}
 }

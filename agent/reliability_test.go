@@ -205,7 +205,10 @@ func TestManyClients(t *testing.T) {
 					}
 					// Jobs of one client run on distinct readers; MaxJobs
 					// (4) caps the session, so the fifth waits its turn.
-					var res *api.Result
+					var (
+						res *api.Result
+						err error
+					)
 					for {
 						res, err = c.Run(ctx, &api.Job{Description: "x", Fields: f, Reader: echo}, ca.issue, nil)
 						if ce, ok := err.(*client.Error); ok && ce.Code == api.CodeTooManyJobs {

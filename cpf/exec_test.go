@@ -348,3 +348,57 @@ func TestSecRandom(t *testing.T) {
 		t.Error("two random secrets are equal")
 	}
 }
+
+// TestDocExample keeps the complete example of docs/cpf.md working: it
+// must equal testdata/example.cpf, run on the in-memory card, make the
+// card operational and stay erasable.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/cpf.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := os.ReadFile("testdata/example.cpf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := strings.Cut(string(doc), "## A complete example")
+	_, block, _ := strings.Cut(after, "```\n")
+	block, _, _ = strings.Cut(block, "```")
+	if block != string(ex) {
+		t.Fatal("the example in docs/cpf.md differs from testdata/example.cpf")
+	}
+	cert, key := newKey(t)
+	prog := compileFile(t, "testdata/example.cpf", Config{})
+	plan, err := prog.Prepare(Params{PINCert: cert, Values: map[string][]byte{"HOLDER": []byte("Erika")},
+		Secrets: map[string]secret.Value{"SEC_PIN1": secret.New("1234"), "SEC_PUK": secret.New("12345678")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := memcard.New(memcard.Config{})
+	if _, err := plan.Execute(context.Background(), card); err != nil {
+		t.Fatal(err)
+	}
+	if !card.Operational() {
+		t.Error("the fuse is not burnt")
+	}
+	// EFTOKEN needs nothing to read; EFLOG needs PIN1.
+	if got := readEF(t, card, 5, 0x5015, 0x5032); string(got) != "Erika" {
+		t.Errorf("EFTOKEN = %q", got)
+	}
+	if _, err := iso7816.Send(card, iso7816.ReadRecord(6, 1, 8)); !errors.Is(err, iso7816.ErrSecurityStatus) {
+		t.Errorf("reading EFLOG without PIN1: %v", err)
+	}
+	if _, err := iso7816.Send(card, iso7816.Verify(0x81, []byte("1234"))); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := iso7816.Send(card, iso7816.ReadRecord(6, 1, 8)); err != nil || rec[7] != 1 {
+		t.Errorf("reading EFLOG with PIN1: %X %v", rec, err)
+	}
+	pins, err := pinblob.Open(readEF(t, card, len(plan.PersInfo), 0x5015, 0x4541), []pinblob.Key{key})
+	if err != nil || len(pins) != 3 || pins[0].Name != "PIN1" || pins[0].Value.Reveal() != "1234" {
+		t.Errorf("blob: %v %v", pins, err)
+	}
+	if err := DeleteProfile(context.Background(), card, nil); err != nil {
+		t.Errorf("anonymous erase: %v", err)
+	}
+}

@@ -354,7 +354,10 @@ type Plan struct {
 	// Module is the PKCS#11 library key chosen for Platform; nil when no
 	// step needs PKCS#11. Module.Text is the library path (the agent's
 	// allow-list decides whether it may be loaded).
-	Module      *Value      `json:"module,omitempty"`
+	Module *Value `json:"module,omitempty"`
+	// PKCS11 reports whether any step uses a PKCS#11 token (then a nil
+	// Module means: the agent's configured module).
+	PKCS11      bool        `json:"pkcs11,omitempty"`
 	Credentials Credentials `json:"credentials"`
 	Steps       []Step      `json:"steps"`
 	// Outputs are the fields the job returns (ClearFields excluded).

@@ -323,6 +323,7 @@ func (b *planner) finish() {
 		}
 		p.Outputs = outs
 	}
+	p.PKCS11 = b.p11 != nil
 	if b.p11 != nil && len(s.libraryKeysFound()) > 0 {
 		p.Module = s.Library(b.job.Platform)
 		if p.Module == nil {

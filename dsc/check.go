@@ -534,6 +534,13 @@ func (c *checker) description() {
 		a := d.Applications[0]
 		c.errorf(s.PINOutputs[0].Value.Pos, "%s may not be combined with applications ([%s] at line %d): decrypted PINs are read in the finalization step", s.PINOutputs[0].Value.Key, a.Section, a.Pos.Line)
 	}
+	for _, o := range s.PINOutputs {
+		for _, v := range []*Value{s.PIN, s.PUK, s.InitialPUK, s.OperatorPIN, s.SignPIN} {
+			if v.IsField() && equalFold(v.Text, o.Value.Text) {
+				c.errorf(v.ValPos, "%s: field %s receives a decrypted PIN only in the finalization step (%s, line %d); it cannot be used to log in in the same job", v.Key, v.Text, o.Value.Key, o.Value.Pos.Line)
+			}
+		}
+	}
 	if present(s.ApplicationList) && present(s.ApplicationListField) {
 		c.errorf(s.ApplicationListField.Pos, "ApplicationList and ApplicationListField are both set (line %d); use one", s.ApplicationList.Pos.Line)
 	}

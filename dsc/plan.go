@@ -375,7 +375,9 @@ type Job struct {
 	// default from [Fields].
 	Fields map[string]string
 	// Secret marks the fields the job declares secret/encrypted; only
-	// those may receive decrypted PINs.
+	// those may receive decrypted PINs. (Fields that feed PIN keys, PKCS#12
+	// passwords and ClearFields are treated as sensitive anyway: an APDU
+	// command carrying one is marked Secret.)
 	Secret map[string]bool
 	// Platform chooses the PKCS#11 library key.
 	Platform Platform

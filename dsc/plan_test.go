@@ -153,7 +153,7 @@ CertTempl=T
 	d := mustLoad(t, src)
 	p, err := NewPlan(d, Job{Platform: Platform{"linux", "amd64"}, Files: files,
 		Fields: map[string]string{"pin": pin, "PUK": puk, "NEWPUK": newPUK, "AID": "A000000063"},
-		Secret: map[string]bool{"PIN": true, "PUK": true, "NEWPUK": true}})
+		Secret: map[string]bool{"PUK": true, "NEWPUK": true}}) // PIN is sensitive as the PIN key's field
 	if err != nil {
 		t.Fatal(err)
 	}

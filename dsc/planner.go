@@ -86,6 +86,27 @@ func (b *planner) fieldValue(name string) (string, bool) {
 	return "", false
 }
 
+// sensitive reports a field whose value must not be shown: one the job
+// marks secret, one that feeds a PIN key or a PKCS#12 password, or one
+// listed in ClearFields.
+func (b *planner) sensitive(name string) bool {
+	if b.isSecret(name) {
+		return true
+	}
+	s := &b.d.Settings
+	for _, v := range []*Value{s.PIN, s.PUK, s.InitialPUK, s.OperatorPIN, s.SignPIN} {
+		if v.IsField() && equalFold(v.Text, name) {
+			return true
+		}
+	}
+	for _, a := range b.d.Applications {
+		if a.P12Password.IsField() && equalFold(a.P12Password.Text, name) {
+			return true
+		}
+	}
+	return containsFold(s.ClearFieldNames, name)
+}
+
 func (b *planner) isSecret(name string) bool {
 	if b.job.Secret[name] {
 		return true
@@ -127,7 +148,7 @@ func (b *planner) boolean(v *Value) bool {
 	t, ok := parseBool(s)
 	if !ok {
 		shown := strconv.Quote(s)
-		if b.isSecret(v.Text) {
+		if b.sensitive(v.Text) {
 			shown = secret.Masked
 		}
 		b.fail(ErrInvalidField, v, v.Text, "%s: field %s has %s, want true or false", v.Key, v.Text, shown)
@@ -628,7 +649,7 @@ func (b *planner) script(v *Value) {
 			return "", false, false
 		}
 		val, _ := b.fieldValue(f.Name)
-		return val, b.isSecret(f.Name), true
+		return val, b.sensitive(f.Name), true
 	})
 	if err != nil {
 		if b.job.placeholders {

@@ -2,10 +2,14 @@ package cpf
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cardwright/cardwright/iso7816/memcard"
+	"github.com/cardwright/cardwright/secret"
 )
 
 // FuzzParse checks that the lexer and parser never panic and that every
@@ -52,5 +56,53 @@ func FuzzParse(f *testing.F) {
 		}
 		// The checker must not panic either.
 		_ = Check("f.cpf", src, nil)
+	})
+}
+
+// FuzzRun compiles, prepares and executes profiles on the in-memory card:
+// whatever the profile, nothing panics, and every error is positioned.
+func FuzzRun(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.cpf")
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+	f.Add([]byte("CardModel 'ISO7816'\nMasterFile\nCreateEf A id=1 maxsize=auto\nEndfile\nFile Dynamic A\ndata = P\nEndfile\nCreateFiles()\nBurnFuse()\n"))
+	old := sealPINs
+	sealPINs = fakeSeal
+	defer func() { sealPINs = old }()
+	f.Fuzz(func(t *testing.T, src []byte) {
+		prog, err := Compile("f.cpf", src, siemens)
+		if err != nil {
+			return
+		}
+		params := Params{PINCert: testCert, Rand: seededRand(2), Values: map[string][]byte{},
+			Secrets: map[string]secret.Value{"SEC_PIN1": secret.New("1234"), "SEC_PUK": secret.New("12345678")}}
+		for name := range prog.free {
+			if !isReservedSecret(name) {
+				params.Values[name] = []byte(name)
+			}
+		}
+		for name := range prog.vars {
+			delete(params.Secrets, name)
+		}
+		plan, err := prog.Prepare(params)
+		if err != nil {
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("Prepare error %v is not an ErrorList", err)
+			}
+			return
+		}
+		_, err = plan.Execute(context.Background(), memcard.New(memcard.Config{Extended: plan.Dialect.Extended}))
+		if err != nil {
+			var ee *ExecError
+			if !errors.As(err, &ee) || !ee.Pos.IsValid() {
+				t.Fatalf("Execute error %v is not a positioned *ExecError", err)
+			}
+		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -180,7 +181,7 @@ func (s *Session) GenerateKeyPair(spec KeySpec, label string, id []byte) (*Key, 
 		if isUnsupported(err) {
 			err = &unsupportedError{what: "generating an " + spec.String() + " key pair", err: err}
 		}
-		return nil, fmt.Errorf("generating an %v key pair on token %q: %w", spec, s.t.info.Label, err)
+		return nil, fmt.Errorf("generating an %v key pair on token %q: %w", spec, s.t.label, err)
 	}
 	k := &Key{s: s, priv: priv, pub: pub, Label: label, ID: id}
 	if k.public, err = s.readPublic(pub); err != nil {
@@ -244,14 +245,16 @@ func (s *Session) readPublic(h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
 	return nil, fmt.Errorf("key type %#x is not supported", ulong(a[0].Value))
 }
 
-// ulong decodes a CK_ULONG attribute value (native byte order, as the
-// module wrote it).
+// ulong decodes a CK_ULONG attribute value (native size and byte order,
+// as the module wrote it).
 func ulong(b []byte) uint {
-	var v uint
-	for i := len(b) - 1; i >= 0; i-- { // little-endian hosts (amd64, arm64)
-		v = v<<8 | uint(b[i])
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
 	}
-	return v
+	return ^uint(0) // no valid CKO_/CKK_ value
 }
 
 // FindKey finds the private key with CKA_ID id (or, with id empty, CKA_LABEL

@@ -241,7 +241,7 @@ func (s *Session) EraseObjects() (int, error) {
 		return 0, err
 	}
 	if err := s.Destroy(objs...); err != nil {
-		return 0, fmt.Errorf("erasing the objects of token %q: %w", s.t.info.Label, err)
+		return 0, fmt.Errorf("erasing the objects of token %q: %w", s.t.label, err)
 	}
 	return len(objs), nil
 }
@@ -297,7 +297,7 @@ func (s *Session) writeCert(cert *x509.Certificate, label string, id []byte, cat
 		return err
 	})
 	if err != nil {
-		return Object{}, fmt.Errorf("writing certificate %q to token %q: %w", label, s.t.info.Label, err)
+		return Object{}, fmt.Errorf("writing certificate %q to token %q: %w", label, s.t.label, err)
 	}
 	return Object{Handle: uint(h), Class: pkcs11.CKO_CERTIFICATE, Label: label, ID: id}, nil
 }
@@ -364,7 +364,7 @@ func (s *Session) WriteCardSerial(serial []byte) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("writing the card serial number to token %q: %w", s.t.info.Label, err)
+		return fmt.Errorf("writing the card serial number to token %q: %w", s.t.label, err)
 	}
 	return nil
 }
@@ -426,7 +426,7 @@ func (s *Session) Certificates() ([]CertEntry, error) {
 			return nil, err
 		}
 		e := CertEntry{DER: der, ID: o.ID, Label: o.Label,
-			TokenLabel: s.t.info.Label, TokenSerial: s.t.info.Serial, TokenModel: s.t.info.Model}
+			TokenLabel: s.t.label, TokenSerial: s.t.info.Serial, TokenModel: s.t.info.Model}
 		if c, err := x509.ParseCertificate(der); err == nil {
 			e.Cert = c
 			switch p := c.PublicKey.(type) {

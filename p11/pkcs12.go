@@ -120,7 +120,7 @@ func (s *Session) ImportPKCS12(data []byte, password secret.Value, label string,
 	})
 	s.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("writing the PKCS#12 key to token %q: %w", s.t.info.Label, err)
+		return nil, fmt.Errorf("writing the PKCS#12 key to token %q: %w", s.t.label, err)
 	}
 	out := &Imported{Key: &Key{s: s, priv: hpriv, pub: hpub, ID: id, Label: label, public: cert.PublicKey}}
 	if out.Cert, err = s.writeCert(cert, label, id, certCategoryUser); err != nil {

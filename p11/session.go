@@ -30,7 +30,7 @@ type Session struct {
 func (t *Token) Open() (*Session, error) {
 	h, err := t.m.ctx.OpenSession(t.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
-		return nil, fmt.Errorf("opening a session with token %q (slot %d): %w", t.info.Label, t.slot, err)
+		return nil, fmt.Errorf("opening a session with token %q (slot %d): %w", t.label, t.slot, err)
 	}
 	return &Session{t: t, h: h, user: -1}, nil
 }
@@ -85,7 +85,7 @@ func (s *Session) login(user uint, pin secret.Value) error {
 		err = nil
 	}
 	if err != nil {
-		return fmt.Errorf("logging in to token %q: %w", s.t.info.Label, s.pinError(err, user == pkcs11.CKU_SO))
+		return fmt.Errorf("logging in to token %q: %w", s.t.label, s.pinError(err, user == pkcs11.CKU_SO))
 	}
 	s.user = int(user)
 	if user == pkcs11.CKU_USER {
@@ -102,7 +102,6 @@ func (s *Session) pinError(err error, so bool) error {
 	}
 	pe := &PINError{SO: so, Err: err}
 	if ti, e := s.t.m.ctx.GetTokenInfo(s.t.slot); e == nil {
-		s.t.info = tokenInfo(ti)
 		f := ti.Flags
 		if so {
 			pe.CountLow, pe.FinalTry, pe.Locked = f&pkcs11.CKF_SO_PIN_COUNT_LOW != 0, f&pkcs11.CKF_SO_PIN_FINAL_TRY != 0, f&pkcs11.CKF_SO_PIN_LOCKED != 0
@@ -120,7 +119,7 @@ func (s *Session) Logout() error {
 	s.pin.Wipe()
 	s.user = -1
 	if err := s.t.m.ctx.Logout(s.h); err != nil && !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
-		return fmt.Errorf("logging out of token %q: %w", s.t.info.Label, err)
+		return fmt.Errorf("logging out of token %q: %w", s.t.label, err)
 	}
 	return nil
 }
@@ -145,7 +144,7 @@ func (s *Session) InitPIN(pin secret.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.t.m.ctx.InitPIN(s.h, pin.Reveal()); err != nil {
-		return fmt.Errorf("setting the user PIN of token %q: %w", s.t.info.Label, err)
+		return fmt.Errorf("setting the user PIN of token %q: %w", s.t.label, err)
 	}
 	return nil
 }
@@ -161,10 +160,10 @@ func (s *Session) SetPIN(old, new secret.Value) error {
 		if so {
 			who = "SO PIN"
 			if isUnsupported(err) {
-				return &unsupportedError{what: fmt.Sprintf("changing the SO PIN of token %q", s.t.info.Label), err: err}
+				return &unsupportedError{what: fmt.Sprintf("changing the SO PIN of token %q", s.t.label), err: err}
 			}
 		}
-		return fmt.Errorf("changing the %s of token %q: %w", who, s.t.info.Label, s.pinError(err, so))
+		return fmt.Errorf("changing the %s of token %q: %w", who, s.t.label, s.pinError(err, so))
 	}
 	if !so && !s.pin.IsZero() {
 		s.pin = secret.FromBytes(new.Bytes())
@@ -209,7 +208,7 @@ func (m *Module) InitToken(t *Token, so secret.Value, label string) (*Token, err
 	}
 	// Re-initialised in place: usually the same slot still holds it.
 	if t != nil {
-		if nt, err := m.TokenInSlot(slot); err == nil && nt.info.Serial == t.info.Serial && nt.info.Label == label {
+		if nt, err := m.TokenInSlot(slot); err == nil && nt.serial == t.serial && nt.label == label {
 			return nt, nil
 		}
 	}
@@ -218,7 +217,7 @@ func (m *Module) InitToken(t *Token, so secret.Value, label string) (*Token, err
 		return nil, err
 	}
 	for _, at := range after {
-		if t != nil && t.info.Serial != "" && at.info.Serial == t.info.Serial && at.info.Label == label {
+		if t != nil && t.serial != "" && at.serial == t.serial && at.label == label {
 			return at, nil
 		}
 	}
@@ -240,7 +239,9 @@ func (m *Module) InitTokenAndPIN(t *Token, so, pin secret.Value, label string) (
 	if err := nt.InitPIN(so, pin); err != nil {
 		return nil, err
 	}
+	nt.mu.Lock()
 	nt.info.Flags |= pkcs11.CKF_USER_PIN_INITIALIZED // set by a good C_InitPIN (v2.40 §5.6)
+	nt.mu.Unlock()
 	return nt, nil
 }
 

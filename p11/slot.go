@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/miekg/pkcs11"
 )
@@ -110,9 +111,16 @@ func tokenInfo(ti pkcs11.TokenInfo) TokenInfo {
 // slot): keep the serial and find the token again rather than keep a Token
 // across jobs.
 type Token struct {
-	m    *Module
-	slot uint
+	m             *Module
+	slot          uint
+	label, serial string // fixed for the Token's life (C_InitToken gives a new Token)
+
+	mu   sync.Mutex // guards info, which Refresh rewrites
 	info TokenInfo
+}
+
+func makeToken(m *Module, slot uint, info TokenInfo) *Token {
+	return &Token{m: m, slot: slot, label: info.Label, serial: info.Serial, info: info}
 }
 
 // Module is the token's module.
@@ -123,17 +131,21 @@ func (t *Token) SlotID() uint { return t.slot }
 
 // Info is the token information as of when the token was found or last
 // refreshed.
-func (t *Token) Info() TokenInfo { return t.info }
+func (t *Token) Info() TokenInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.info
+}
 
 // Label and Serial are shorthands for Info().
-func (t *Token) Label() string  { return t.info.Label }
-func (t *Token) Serial() string { return t.info.Serial }
+func (t *Token) Label() string  { return t.label }
+func (t *Token) Serial() string { return t.serial }
 
 // ICCSN is the token serial used as the card's ICCSN: the hex-decoded
 // serialNumber when it is hex of even length (SoftHSM2 and most
 // middleware), else its ASCII bytes.
 func (t *Token) ICCSN() []byte {
-	s := t.info.Serial
+	s := t.serial
 	if len(s)%2 == 0 {
 		if b, err := hex.DecodeString(s); err == nil && len(b) > 0 {
 			return b
@@ -145,6 +157,8 @@ func (t *Token) ICCSN() []byte {
 // Refresh reads the token information again (C_GetTokenInfo).
 func (t *Token) Refresh() (TokenInfo, error) {
 	ti, err := t.m.ctx.GetTokenInfo(t.slot)
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if err != nil {
 		return t.info, fmt.Errorf("reading token info of slot %d: %w", t.slot, err)
 	}
@@ -158,7 +172,7 @@ func (m *Module) TokenInSlot(id uint) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the token in slot %d: %w", id, err)
 	}
-	return &Token{m: m, slot: id, info: tokenInfo(ti)}, nil
+	return makeToken(m, id, tokenInfo(ti)), nil
 }
 
 // Tokens lists the present tokens.
@@ -170,7 +184,7 @@ func (m *Module) Tokens() ([]*Token, error) {
 	var out []*Token
 	for _, s := range slots {
 		if s.TokenPresent {
-			out = append(out, &Token{m: m, slot: s.ID, info: s.Token})
+			out = append(out, makeToken(m, s.ID, s.Token))
 		}
 	}
 	return out, nil
@@ -250,7 +264,7 @@ func (m *Module) TokenForReader(reader string, loc Location, mappings []ReaderMa
 	if err != nil {
 		return nil, err
 	}
-	return &Token{m: m, slot: s.ID, info: s.Token}, nil
+	return makeToken(m, s.ID, s.Token), nil
 }
 
 // ChooseSlot is TokenForReader's rule over a slot list, without I/O.
@@ -260,7 +274,7 @@ func ChooseSlot(slots []Slot, reader string, loc Location, mappings []ReaderMapp
 		if !s.TokenPresent {
 			continue
 		}
-		t := &Token{slot: s.ID, info: s.Token}
+		t := makeToken(nil, s.ID, s.Token)
 		all = append(all, t)
 		if reader != "" && strings.Contains(s.Description, reader) {
 			named = append(named, t)

@@ -17,7 +17,6 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/issuer"
-	"github.com/cardwright/cardwright/pcsc"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 	"golang.org/x/term"
@@ -167,14 +166,10 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 		deps.Issuer = timedIssuer{ca, clock}
 	}
-	pc, err := pcsc.Open()
-	if err != nil {
-		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
-		return exitFailure
-	}
-	defer pc.Close()
+	readers := &pcscReaders{clock: clock}
+	defer readers.Close()
 	r := &runner.Runner{
-		Engine: &runner.Engine{Readers: &pcscReaders{ctx: pc, clock: clock}, Prompter: &termPrompter{env: env}},
+		Engine: &runner.Engine{Readers: readers, Prompter: &termPrompter{env: env}},
 		Deps:   deps,
 	}
 	if cfg.Headless {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,14 +57,38 @@ func (c *ioClock) addToken(start time.Time) {
 	}
 }
 
-// pcscReaders is runner.Readers over PC/SC.
+// pcscReaders is runner.Readers over PC/SC. The PC/SC context is
+// established on first use, so a job that fails validation never needs the
+// service.
 type pcscReaders struct {
+	once  sync.Once
 	ctx   *pcsc.Context
+	err   error
 	clock *ioClock
 }
 
+func (r *pcscReaders) open() (*pcsc.Context, error) {
+	r.once.Do(func() { r.ctx, r.err = pcsc.Open() })
+	if r.err != nil {
+		return nil, pcscErr(r.err)
+	}
+	return r.ctx, nil
+}
+
+// Close releases the PC/SC context, if one was established.
+func (r *pcscReaders) Close() error {
+	if r.ctx != nil {
+		return r.ctx.Close()
+	}
+	return nil
+}
+
 func (r *pcscReaders) List(context.Context) ([]runner.ReaderInfo, error) {
-	st, err := r.ctx.Status(nil)
+	pc, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	st, err := pc.Status(nil)
 	if err != nil {
 		return nil, pcscErr(err)
 	}
@@ -76,7 +101,11 @@ func (r *pcscReaders) List(context.Context) ([]runner.ReaderInfo, error) {
 
 func (r *pcscReaders) Connect(_ context.Context, reader string) (runner.Conn, error) {
 	defer r.clock.addCardTime(time.Now())
-	k, err := r.ctx.Connect(reader, pcsc.Shared)
+	pc, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	k, err := pc.Connect(reader, pcsc.Shared)
 	if err != nil {
 		return nil, pcscErr(err)
 	}

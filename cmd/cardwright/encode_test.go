@@ -518,4 +518,3 @@ func TestEncodeFailuresOnStack(t *testing.T) {
 		}
 	})
 }
-

@@ -402,3 +402,41 @@ func TestDocExample(t *testing.T) {
 		t.Errorf("anonymous erase: %v", err)
 	}
 }
+
+func TestReadFileAndPersInfoFile(t *testing.T) {
+	cert, key := newKey(t)
+	prog := compileFile(t, "testdata/seed.cpf", siemens)
+	path, ok := prog.PersInfoFile()
+	if !ok || len(path) != 2 || path[0] != 0x5015 || path[1] != 0x4541 {
+		t.Fatalf("PersInfoFile = %04X, %v", path, ok)
+	}
+	plan, err := prog.Prepare(Params{PINCert: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := memcard.New(memcard.Config{AlwaysGetResponse: true})
+	if _, err := plan.Execute(context.Background(), card); err != nil {
+		t.Fatal(err)
+	}
+	cont, err := ReadFile(context.Background(), card, path, 1<<16)
+	if err != nil || len(cont) != 6000 || !bytes.HasPrefix(cont, plan.PersInfo) {
+		t.Fatalf("ReadFile: %d bytes, %v", len(cont), err)
+	}
+	if pins, err := pinblob.Open(cont, []pinblob.Key{key}); err != nil || len(pins) != 8 {
+		t.Errorf("Open: %d PINs, %v", len(pins), err)
+	}
+	if _, err := ReadFile(context.Background(), card, []uint16{0x5015, 0x9999}, 100); !errors.Is(err, iso7816.ErrFileNotFound) || !strings.Contains(err.Error(), "selecting 3F00/5015/9999") {
+		t.Errorf("missing file: %v", err)
+	}
+	p2 := compileFile(t, "testdata/example.cpf", Config{})
+	if path, ok := p2.PersInfoFile(); !ok || len(path) != 2 || path[1] != 0x4541 {
+		t.Errorf("example: PersInfoFile = %04X, %v", path, ok)
+	}
+	p3, err := Compile("x.cpf", []byte("CardModel 'ISO7816'\nMasterFile\nCreateEf A id=1 maxsize=1\nEndfile\nFile Static A\ndata='a'\nEndfile\nCreateFiles()\n"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p3.PersInfoFile(); ok {
+		t.Error("a profile without PERSINFO_SEC() has a PersInfoFile")
+	}
+}

@@ -240,6 +240,15 @@ func TestCPFSeedOnStack(t *testing.T) {
 			if _, err := pinblob.Open(cont, []pinblob.Key{other}); err == nil || !strings.Contains(err.Error(), "no decryption key found matching #") {
 				t.Errorf("another key: %v", err)
 			}
+			// The engine's own read-back (the PIN-letter finalization step).
+			path, _ := prog.PersInfoFile()
+			back, err := cpf.ReadFile(context.Background(), card, path, 6000)
+			if err != nil || !bytes.HasPrefix(back, plan.PersInfo) {
+				t.Errorf("cpf.ReadFile: %d bytes, %v", len(back), err)
+			} else if pins, err := pinblob.Open(back, []pinblob.Key{key}); err != nil || len(pins) != 8 {
+				t.Errorf("opening what cpf.ReadFile read: %d PINs, %v", len(pins), err)
+			}
+			t.Logf("cpf.ReadFile read %d bytes of EFCERT1 from %s", len(back), reader)
 			// The DF is found by its AID too.
 			if _, err := iso7816.Send(card, iso7816.SelectAID([]byte("\xA0\x00\x00\x00\x63PKCS-15"))); err != nil {
 				t.Errorf("selecting DFPKCS15 by AID: %v", err)

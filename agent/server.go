@@ -22,10 +22,10 @@ import (
 
 // DefaultPort is the agent's first-choice port; FallbackPorts are tried in
 // order when it is taken. Portals (web/cardwright.js) probe the same list.
-const DefaultPort = 47800
+const DefaultPort = 27140
 
 // FallbackPorts follow DefaultPort when it is in use.
-var FallbackPorts = []int{47801, 47802, 47803}
+var FallbackPorts = []int{27141, 27142, 27143}
 
 // Config is what the agent enforces. Zero values take the defaults noted.
 type Config struct {
@@ -181,8 +181,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// Listen opens a loopback listener on addr ("127.0.0.1:47800", "[::1]:0",
-// "localhost:47800"). A non-loopback host is refused. When the port is
+// Listen opens a loopback listener on addr ("127.0.0.1:27140", "[::1]:0",
+// "localhost:27140"). A non-loopback host is refused. When the port is
 // DefaultPort and taken, FallbackPorts are tried in order.
 func Listen(addr string) (net.Listener, error) {
 	host, portStr, err := net.SplitHostPort(addr)

@@ -65,7 +65,7 @@ type Error struct {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// Dial connects to url (ws://127.0.0.1:47800/v1/ws) and says hello. The
+// Dial connects to url (ws://127.0.0.1:27140/v1/ws) and says hello. The
 // agent's welcome is in c.Welcome; results of earlier jobs of the session
 // that were not acknowledged arrive on Redelivered.
 func Dial(ctx context.Context, url string, o Options) (*Client, error) {

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/web"
+)
+
+// serveRunner builds the real job runner and reader source from the
+// configuration. It is set by the file that wires the hardware (pcsc, p11,
+// runner); until then `serve` needs --fake-runner.
+var serveRunner func(cfg *config.Config, log *slog.Logger) (agent.Runner, agent.ReaderSource, io.Closer, error)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func init() {
+	register(&command{
+		name:    "serve",
+		summary: "run the agent headless: WebSocket /v1/ws, POST /CardJob, /v1/health",
+		run:     runServe,
+	})
+}
+
+type serveFlags struct {
+	config, listen, journal, logFormat, demoAddr string
+	origins                                      stringList
+	demo, fake                                   bool
+}
+
+func runServe(ctx context.Context, env *cmdEnv, args []string) int {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.StringVar(&f.config, "config", "", "configuration `file` (default: $CARDWRIGHT_CONFIG, then the system and per-user files)")
+	fs.StringVar(&f.listen, "listen", "", "loopback `address` to listen on (overrides [server] listen)")
+	fs.Var(&f.origins, "allow-origin", "allow this web `origin` (repeatable; added to [server] origin)")
+	fs.StringVar(&f.journal, "journal", "", "journal `directory` (overrides [log] journal)")
+	fs.BoolVar(&f.demo, "demo-portal", false, "serve the demo portal on its own loopback origin and allow it")
+	fs.StringVar(&f.demoAddr, "demo-listen", "127.0.0.1:0", "loopback `address` of the demo portal")
+	fs.BoolVar(&f.fake, "fake-runner", false, "run jobs with the in-memory fake runner (no card is touched; for demos and tests)")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if err := serve(ctx, env, &f); err != nil {
+		fmt.Fprintf(env.stderr, "cardwright serve: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
+	start := time.Now()
+	path := f.config
+	if path == "" {
+		path = env.getenv(config.EnvVar)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return fmt.Errorf("loading configuration: %w", err)
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	if f.journal != "" {
+		cfg.Journal = f.journal
+	}
+	for _, o := range f.origins {
+		if err := agent.ValidateOrigin(o); err != nil {
+			return fmt.Errorf("--allow-origin: %w", err)
+		}
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+	}
+
+	logOut, closeLog, err := openLog(env, cfg.LogFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	log, err := newLogger(logOut, f.logFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+
+	dir := journalDir(env, cfg.Journal)
+	journal, interrupted, err := agent.OpenJournal(dir)
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+	if interrupted > 0 {
+		log.Warn("jobs interrupted by the previous run are recorded as interrupted", "count", interrupted)
+	}
+
+	var (
+		run     agent.Runner
+		readers agent.ReaderSource
+	)
+	switch {
+	case f.fake:
+		log.Warn("running with the fake runner: no card is touched")
+		run = &agent.FakeRunner{Readers: []string{"Fake Reader 0"}}
+		readers = &agent.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
+	case serveRunner != nil:
+		r, rs, closer, err := serveRunner(cfg, log)
+		if err != nil {
+			return fmt.Errorf("starting the job runner: %w", err)
+		}
+		if closer != nil {
+			defer closer.Close()
+		}
+		run, readers = r, rs
+	default:
+		return errors.New("no hardware job runner is wired into this build yet; use --fake-runner")
+	}
+
+	srv, err := agent.New(agent.Config{
+		AllowedOrigins: cfg.AllowedOrigins,
+		AllowedModules: cfg.Modules,
+		Headless:       true,
+		Version:        version,
+	}, agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log})
+	if err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := agent.Listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	scheme := "ws"
+	if tlsCfg != nil {
+		scheme = "wss"
+	}
+	agentURL := scheme + "://" + ln.Addr().String() + "/v1/ws"
+
+	var wg sync.WaitGroup
+	var demoSrv *http.Server
+	if f.demo {
+		dln, err := agent.Listen(f.demoAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("demo portal: %w", err)
+		}
+		origin := "http://" + dln.Addr().String()
+		if err := srv.AllowOrigin(origin); err != nil {
+			return err
+		}
+		demoSrv = &http.Server{Handler: demoHandler(agentURL), ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := demoSrv.Serve(dln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("demo portal", "err", err)
+			}
+		}()
+		log.Info("demo portal", "url", origin+"/")
+		fmt.Fprintf(env.stderr, "demo portal: %s/\n", origin)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln, tlsCfg) }()
+	log.Info("agent ready", "url", agentURL, "journal", dir, "startup_ms", float64(time.Since(start).Microseconds())/1000)
+	fmt.Fprintf(env.stderr, "listening on %s\n", agentURL)
+
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(sctx)
+		if demoSrv != nil {
+			demoSrv.Shutdown(sctx)
+		}
+		cancel()
+		if e := <-errc; err == nil {
+			err = e
+		}
+	}
+	wg.Wait()
+	return err
+}
+
+// demoHandler serves web/ and sends / to the demo page with the agent's
+// address.
+func demoHandler(agentURL string) http.Handler {
+	files := http.FileServer(http.FS(web.Files))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			http.Redirect(w, r, "/demo.html?agent="+agentURL, http.StatusFound)
+			return
+		}
+		if _, err := fs.Stat(web.Files, strings.TrimPrefix(r.URL.Path, "/")); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// journalDir: the flag or [log] journal; else systemd's StateDirectory;
+// else the per-user state directory.
+func journalDir(env *cmdEnv, configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if d := env.getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	if d := env.getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "cardwright")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "cardwright")
+	}
+	return filepath.Join(os.TempDir(), "cardwright")
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// openLog opens the log file ([log] file) with size-based rotation, or
+// returns stderr (journald collects it under systemd).
+func openLog(env *cmdEnv, path string) (io.Writer, func(), error) {
+	if path == "" {
+		return env.stderr, func() {}, nil
+	}
+	rw, err := newRotatingFile(path, 10<<20, 5)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening log file: %w", err)
+	}
+	return rw, func() { rw.Close() }, nil
+}
+
+// rotatingFile renames path to path.1 (… path.N) when it passes max bytes.
+type rotatingFile struct {
+	mu   sync.Mutex
+	path string
+	max  int64
+	keep int
+	f    *os.File
+	size int64
+}
+
+func newRotatingFile(path string, max int64, keep int) (*rotatingFile, error) {
+	r := &rotatingFile{path: path, max: max, keep: keep}
+	return r, r.open()
+}
+
+func (r *rotatingFile) open() error {
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.f, r.size = f, st.Size()
+	return nil
+}
+
+func (r *rotatingFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.size+int64(len(p)) > r.max && r.size > 0 {
+		r.f.Close()
+		for i := r.keep - 1; i >= 1; i-- {
+			os.Rename(fmt.Sprintf("%s.%d", r.path, i), fmt.Sprintf("%s.%d", r.path, i+1))
+		}
+		os.Rename(r.path, r.path+".1")
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	return n, err
+}
+
+func (r *rotatingFile) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.f.Close()
+}
+
+var _ = net.Listen

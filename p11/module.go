@@ -37,7 +37,7 @@ var (
 	// it exports no C_GetFunctionList (PKCS#11 v2.40 §5.2).
 	ErrNotModule = errors.New("not a PKCS#11 module (cannot load it, or it has no C_GetFunctionList)")
 	// ErrInitialize: C_Initialize returned an error.
-	ErrInitialize = errors.New("C_Initialize failed")
+	ErrInitialize = errors.New("initialising the module (C_Initialize)")
 )
 
 // ModuleError is a failure to load or initialise a module. It names the

@@ -102,3 +102,20 @@ func TestPINCountsDownLocksUnblocks(t *testing.T) {
 		t.Fatalf("change PUK with the SO PIN locked: %v", err)
 	}
 }
+
+// A token that refuses to change the PUK says so plainly.
+func TestChangePUKNotSupported(t *testing.T) {
+	m := pinLimit(t)
+	tok := newToken(t, m)
+	t.Setenv("PINLIMIT_REFUSE_SO_SETPIN", "1")
+	err := tok.ChangePUK(testSO, secret.New("new-puk-77"))
+	if !errors.Is(err, ErrNotSupported) || !errors.Is(err, pkcs11.Error(pkcs11.CKR_FUNCTION_NOT_SUPPORTED)) ||
+		!strings.Contains(err.Error(), "not supported by this token") {
+		t.Fatalf("ChangePUK = %v; want ErrNotSupported with CKR_FUNCTION_NOT_SUPPORTED", err)
+	}
+	t.Log(err)
+	noSecrets(t, err.Error())
+	if err := tok.UnblockPIN(testSO, testPIN); err != nil { // the PUK is unchanged
+		t.Fatal(err)
+	}
+}

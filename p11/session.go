@@ -282,6 +282,9 @@ func (t *Token) asSO(cred secret.Value, op func(*Session) error) error {
 	}
 	defer s.Close()
 	if err := s.LoginSO(cred); err != nil {
+		if isUnsupported(err) {
+			return &unsupportedError{what: fmt.Sprintf("logging in as SO to token %q", t.label), err: err}
+		}
 		return err
 	}
 	err = op(s)

@@ -6,6 +6,8 @@
  * show CKF_*_PIN_COUNT_LOW / _FINAL_TRY / _LOCKED (PKCS#11 v2.40 §5.5
  * CK_TOKEN_INFO); a locked PIN answers CKR_PIN_LOCKED without asking the
  * target; C_InitPIN (the SO unblocking the user PIN) resets the user count.
+ * With $PINLIMIT_REFUSE_SO_SETPIN set (read at each call), C_SetPIN in an SO
+ * session answers CKR_FUNCTION_NOT_SUPPORTED, as some cards do for the PUK.
  *
  * Built by the tests with: gcc -shared -fPIC -I<miekg/pkcs11 dir> pinlimit.c -ldl
  */
@@ -99,6 +101,15 @@ static CK_RV pl_InitPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 	return rv;
 }
 
+static CK_RV pl_SetPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old, CK_ULONG oldLen, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+	CK_SESSION_INFO si;
+	const char *refuse = getenv("PINLIMIT_REFUSE_SO_SETPIN");
+	if (refuse != NULL && *refuse != 0 && target->C_GetSessionInfo(h, &si) == CKR_OK && si.state == CKS_RW_SO_FUNCTIONS)
+		return CKR_FUNCTION_NOT_SUPPORTED;
+	return target->C_SetPIN(h, old, oldLen, pin, len);
+}
+
 static CK_RV pl_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR ti)
 {
 	struct counter *c;
@@ -141,6 +152,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 		list.C_Login = pl_Login;
 		list.C_InitPIN = pl_InitPIN;
 		list.C_GetTokenInfo = pl_GetTokenInfo;
+		list.C_SetPIN = pl_SetPIN;
 	}
 	*out = &list;
 	return CKR_OK;

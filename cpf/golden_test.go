@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/tools/txtar"
 
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/pinblob"
 	"github.com/cardwright/cardwright/secret"
@@ -46,12 +47,13 @@ func seededRand(seed byte) io.Reader { return mathrand.NewChaCha8([32]byte{seed}
 
 // goldenCase reads the parts of a txtar case: profile.cpf, params (lines
 // "model NAME=DIALECT", "param NAME=BASE64", "secret NAME=VALUE",
-// "card extended") and transcript.
+// "card extended", "card with-mf") and transcript.
 type goldenCase struct {
 	profile  []byte
 	cfg      Config
 	params   Params
 	cardCfg  memcard.Config
+	withMF   bool // the card has an MF already, as vicc has
 	expected []byte
 }
 
@@ -84,7 +86,14 @@ func readGolden(t *testing.T, path string) (*txtar.Archive, goldenCase) {
 				case "secret":
 					gc.params.Secrets[k] = secret.New(v)
 				case "card":
-					gc.cardCfg.Extended = rest == "extended"
+					switch rest {
+					case "extended":
+						gc.cardCfg.Extended = true
+					case "with-mf":
+						gc.withMF = true
+					default:
+						t.Fatalf("params: unknown card option %q", rest)
+					}
 				case "":
 				default:
 					t.Fatalf("params: unknown line %q", line)
@@ -113,6 +122,13 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("Prepare: %v", err)
 			}
 			card := memcard.New(gc.cardCfg)
+			if gc.withMF {
+				cmd, _ := iso7816.CreateFile(iso7816.FCP{FDB: iso7816.FDBDF, FID: iso7816.MFID})
+				if _, err := iso7816.Send(card, cmd); err != nil {
+					t.Fatal(err)
+				}
+				card.ClearTranscript()
+			}
 			res, err := plan.Execute(context.Background(), card)
 			if err != nil {
 				t.Fatalf("Execute: %v", err)

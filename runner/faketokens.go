@@ -25,6 +25,10 @@ type FakeTokens struct {
 	// FailOn makes the named operation ("InitToken", "Login",
 	// "GenerateKeyPair", "WriteCertificate", …) fail with the error.
 	FailOn map[string]error
+	// NewKey, if set, makes the key pairs instead of crypto/rand key
+	// generation (benchmarks hand out pre-made keys to measure the runner,
+	// not RSA).
+	NewKey func(spec KeySpec) (crypto.Signer, error)
 	// Fixed, if set, is reported as TokenInfo.FixedLabel (a configuration
 	// that finds the token by this label).
 	Fixed string
@@ -240,15 +244,18 @@ func (s *fakeSession) user(t *FakeToken, what string) error {
 
 func (s *fakeSession) GenerateKeyPair(spec KeySpec) (crypto.Signer, error) {
 	var key crypto.Signer
+	f := s.t.f
 	err := s.do("GenerateKeyPair", func(t *FakeToken) error {
 		if err := s.user(t, "generating a key pair"); err != nil {
 			return err
 		}
 		var err error
-		switch spec.Type {
-		case "RSA":
+		switch {
+		case f.NewKey != nil:
+			key, err = f.NewKey(spec)
+		case spec.Type == "RSA":
 			key, err = rsa.GenerateKey(rand.Reader, spec.Bits)
-		case "EC":
+		case spec.Type == "EC":
 			var c elliptic.Curve
 			switch spec.Bits {
 			case 256:

@@ -30,11 +30,16 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string) int {
+// run serves the card until ctx is done; it returns the exit code.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vcard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	host := fs.String("host", "127.0.0.1", "vpcd host")
 	port := fs.Int("port", 35963, "vpcd port of the reader")
 	atrHex := fs.String("atr", "", "answer to reset, hex (default: memcard's)")
@@ -46,22 +51,20 @@ func run(args []string) int {
 		return 2
 	}
 	if fs.NArg() != 0 || *port <= 0 || *port > 65535 {
-		fmt.Fprintln(os.Stderr, "usage: vcard --port N [--host H] [--atr HEX] [--serial HEX] [--extended] [--latency D] [-v]")
+		fmt.Fprintln(stderr, "usage: vcard --port N [--host H] [--atr HEX] [--serial HEX] [--extended] [--latency D] [-v]")
 		return 2
 	}
 	cfg := memcard.Config{Extended: *extended, Latency: *latency}
 	var err error
 	if cfg.ATR, err = parseHex(*atrHex); err != nil {
-		fmt.Fprintf(os.Stderr, "vcard: --atr: %v\n", err)
+		fmt.Fprintf(stderr, "vcard: --atr: %v\n", err)
 		return 2
 	}
 	if cfg.Serial, err = parseHex(*serialHex); err != nil {
-		fmt.Fprintf(os.Stderr, "vcard: --serial: %v\n", err)
+		fmt.Fprintf(stderr, "vcard: --serial: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	card := memcard.New(cfg)
 	addr := net.JoinHostPort(*host, strconv.Itoa(*port))
@@ -98,11 +101,16 @@ func serve(ctx context.Context, conn net.Conn, card *memcard.Card, verbose bool,
 		// Nagle delay here would add ~40 ms to every APDU.
 		_ = tc.SetNoDelay(true)
 	}
+	// vpcd writes a frame's length and its payload in two send calls on a
+	// socket with Nagle's algorithm on: the payload waits until the length
+	// is acknowledged, and a delayed ACK from this side costs ~40 ms per
+	// APDU. Quick ACKs (re-armed before each read) remove that wait.
+	quick := func() { quickAck(conn) }
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	var before int
 	for {
-		msg, err := readFrame(conn)
+		msg, err := readFrame(conn, quick)
 		if err != nil {
 			return err
 		}
@@ -156,27 +164,34 @@ func answer(card *memcard.Card, msg []byte) []byte {
 // maxFrame bounds a vpcd frame: the length prefix is two bytes.
 const maxFrame = 0xFFFF
 
-func readFrame(conn net.Conn) ([]byte, error) {
+// readFrame reads one length-prefixed frame; beforeRead (may be nil) runs
+// before each blocking read.
+func readFrame(r io.Reader, beforeRead func()) ([]byte, error) {
+	if beforeRead == nil {
+		beforeRead = func() {}
+	}
 	var hdr [2]byte
-	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+	beforeRead()
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(hdr[0])<<8 | int(hdr[1])
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(conn, buf); err != nil {
+	beforeRead()
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, fmt.Errorf("reading %d-byte frame: %w", n, err)
 	}
 	return buf, nil
 }
 
-func writeFrame(conn net.Conn, payload []byte) error {
+func writeFrame(w io.Writer, payload []byte) error {
 	if len(payload) > maxFrame {
 		return fmt.Errorf("response of %d bytes exceeds the vpcd frame", len(payload))
 	}
 	frame := make([]byte, 2+len(payload))
 	frame[0], frame[1] = byte(len(payload)>>8), byte(len(payload))
 	copy(frame[2:], payload)
-	_, err := conn.Write(frame)
+	_, err := w.Write(frame) // one write: length and payload in one segment
 	return err
 }
 

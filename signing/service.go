@@ -1,0 +1,115 @@
+package signing
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/certfilter"
+)
+
+// Service answers the agent's certificates, sign and authenticate requests
+// (it has the method set of agent.CertService). Failures are *api.JobError
+// with the code Code gives.
+//
+// The origin of an authenticate request is the connection's Origin header,
+// which the agent passes with WithOrigin; a page cannot choose it.
+type Service struct {
+	Store    Store
+	Prompter Prompter
+}
+
+type originKey struct{}
+
+// WithOrigin returns a context carrying the requesting page's origin for
+// Service.Authenticate.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// OriginFrom returns the origin WithOrigin stored, or "".
+func OriginFrom(ctx context.Context) string {
+	o, _ := ctx.Value(originKey{}).(string)
+	return o
+}
+
+// parseFilter parses a request's filter; absent or null admits everything.
+func parseFilter(raw []byte) (*certfilter.Filter, error) {
+	if len(raw) == 0 || strings.TrimSpace(string(raw)) == "null" {
+		return nil, nil
+	}
+	f, err := certfilter.Parse(raw)
+	if err != nil {
+		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "filter", Message: "invalid certificate filter: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
+	}
+	return f, nil
+}
+
+// Certificates lists the candidates the filter selects.
+func (s *Service) Certificates(ctx context.Context, req *api.Certificates) (*api.CertificateList, error) {
+	f, err := parseFilter(req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := List(ctx, s.Store, Selector{Filter: f})
+	if err != nil {
+		return nil, JobError(err)
+	}
+	out := &api.CertificateList{Certificates: []api.Certificate{}}
+	for _, c := range cands {
+		out.Certificates = append(out.Certificates, api.Certificate{
+			Token:       c.Token.Serial,
+			KeyID:       strings.ToUpper(hex.EncodeToString(c.KeyID)),
+			Certificate: base64.StdEncoding.EncodeToString(c.Cert.Raw),
+		})
+	}
+	return out, nil
+}
+
+// Sign signs the request's data (base64) with the one certificate the
+// filter selects.
+func (s *Service) Sign(ctx context.Context, req *api.Sign) (*api.Signature, error) {
+	f, err := parseFilter(req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	data, err := base64.StdEncoding.DecodeString(req.Data)
+	if err != nil {
+		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "data", Message: fmt.Sprintf("data is not base64: %v", err)}
+	}
+	r := Request{Select: Selector{Filter: f}, Data: data}
+	if req.Algorithm != "" {
+		if r.Algorithm, err = ParseAlgorithm(req.Algorithm); err != nil {
+			return nil, &api.JobError{Code: api.CodeInvalidField, Key: "algorithm", Message: err.Error()}
+		}
+	}
+	res, err := Sign(ctx, s.Store, s.Prompter, r)
+	if err != nil {
+		return nil, JobError(err)
+	}
+	return &api.Signature{
+		Signature:   base64.StdEncoding.EncodeToString(res.Signature),
+		Certificate: base64.StdEncoding.EncodeToString(res.Candidate.Cert.Raw),
+	}, nil
+}
+
+// Authenticate signs the challenge together with the origin WithOrigin put
+// in ctx. The answer's Signature and Certificate are those of the
+// AuthToken, whose algorithm is DefaultAlgorithm of the certificate's key.
+func (s *Service) Authenticate(ctx context.Context, req *api.Authenticate) (*api.Authentication, error) {
+	f, err := parseFilter(req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := Authenticate(ctx, s.Store, s.Prompter, AuthRequest{Select: Selector{Filter: f}, Origin: OriginFrom(ctx), Nonce: req.Challenge})
+	if err != nil {
+		return nil, JobError(err)
+	}
+	return &api.Authentication{
+		Signature:   base64.StdEncoding.EncodeToString(tok.Signature),
+		Certificate: base64.StdEncoding.EncodeToString(tok.Certificate),
+	}, nil
+}

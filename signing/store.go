@@ -3,9 +3,9 @@ package signing
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -108,7 +108,9 @@ func AdaptPrompter(p interface {
 }
 
 type adapted struct {
-	p                    interface{ Prompt(context.Context, string, string, string) (secret.Value, error) }
+	p interface {
+		Prompt(context.Context, string, string, string) (secret.Value, error)
+	}
 	refused, unavailable error
 }
 

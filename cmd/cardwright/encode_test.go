@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
@@ -50,7 +51,7 @@ func demoArgs(cfg string, extra ...string) []string {
 
 var demoEnv = map[string]string{"DEMO_PIN": demoPIN, "DEMO_PUK": demoPUK}
 
-func writeTestFile(t *testing.T, dir, name, content string) string {
+func writeTestFile(t testing.TB, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -248,8 +249,11 @@ func parallelJobs(args []string) int {
 		fmt.Println(err)
 		return 1
 	}
+	rounds := 1
+	fmt.Sscan(os.Getenv("CARDWRIGHT_ENCODE_ROUNDS"), &rounds)
 	results := make([]runner.Result, len(args)-2)
 	var wg sync.WaitGroup
+	start := time.Now()
 	for i, reader := range args[2:] {
 		wg.Add(1)
 		go func() {
@@ -257,11 +261,19 @@ func parallelJobs(args []string) int {
 			fields := map[string]secret.Value{"PIN_FIELD": secret.New(demoPIN), "PUK_FIELD": secret.New(demoPUK),
 				"HOLDER": secret.New("SG9sZGVy"), "CARD_SERIAL": secret.New(fmt.Sprint("CW-", i)),
 				"TOKEN_LABEL": secret.New(fmt.Sprint("cardwright demo ", i+1))}
-			results[i] = r.Run(context.Background(), &runner.Job{Name: "demo.dsc", Description: src,
-				Files: os.DirFS(demoDir), Fields: fields, Reader: reader}, nil)
+			for range rounds {
+				results[i] = r.Run(context.Background(), &runner.Job{Name: "demo.dsc", Description: src,
+					Files: os.DirFS(demoDir), Fields: fields, Reader: reader}, nil)
+				if results[i].Err != nil {
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()
+	if os.Getenv("CARDWRIGHT_ENCODE_ROUNDS") != "" {
+		fmt.Fprintf(os.Stderr, "elapsed-ms %f\n", float64(time.Since(start))/1e6)
+	}
 	json.NewEncoder(os.Stdout).Encode(results)
 	return 0
 }
@@ -269,7 +281,7 @@ func parallelJobs(args []string) int {
 // stackEnv prepares a SoftHSM2 token directory and a configuration that
 // maps the own-card readers to tokens.
 type stackEnv struct {
-	t      *testing.T
+	t      testing.TB
 	s      *stacktest.Stack
 	dir    string
 	conf   string // SOFTHSM2_CONF
@@ -517,4 +529,95 @@ func TestEncodeFailuresOnStack(t *testing.T) {
 			t.Errorf("new PIN does not log in: %+v", rep)
 		}
 	})
+}
+
+// BenchmarkDemoOnStack runs the demo job on the virtual stack (own card in
+// "Virtual PCD own 00 00", a SoftHSM2 token, the test CA) and splits its
+// time as `cardwright encode --timing` measures it: card I/O (PC/SC
+// connect, transaction, APDUs, reset), PKCS#11 (module calls, on-token key
+// generation and signing), the issuer, and the rest — ours (description,
+// plan, profile, requests). The process start of the child is not counted.
+func BenchmarkDemoOnStack(b *testing.B) {
+	s := stacktest.Require(b)
+	e := &stackEnv{t: b, s: s, dir: b.TempDir(), module: s.Get(b, "SOFTHSM_MODULE"),
+		own: [2]string{s.Get(b, "READER_OWN_1"), s.Get(b, "READER_OWN_2")}}
+	if err := os.Mkdir(filepath.Join(e.dir, "tokens"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	e.conf = writeTestFile(b, e.dir, "softhsm2.conf", "directories.tokendir = "+filepath.Join(e.dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n")
+	e.cfg = writeTestFile(b, e.dir, "cardwright.cfg", fmt.Sprintf("[pkcs11]\nmodule = %s\n[tokens]\n%s = %s, cardwright demo 1\n",
+		e.module, regexpQuote(e.own[0]), e.module))
+	e.ca = filepath.Join(e.dir, "ca")
+	var sum encodeTiming
+	for b.Loop() {
+		cmd := e.child("cli", "", nil, append([]string{"encode"}, demoArgs(e.cfg, "--reader", e.own[0], "--issuer-ca", e.ca, "--json", "--timing")...)...)
+		out, err := cmd.Output()
+		var res encodeResult
+		if jerr := json.Unmarshal(out, &res); err != nil || jerr != nil || res.Error != nil || res.Timing == nil {
+			b.Fatalf("%v %v %+v: %s", err, jerr, res.Error, out)
+		}
+		sum.TotalMS += res.Timing.TotalMS
+		sum.CardMS += res.Timing.CardMS
+		sum.TokenMS += res.Timing.TokenMS
+		sum.IssuerMS += res.Timing.IssuerMS
+		sum.OursMS += res.Timing.OursMS
+		sum.APDUs += res.Timing.APDUs
+	}
+	n := float64(b.N)
+	b.ReportMetric(sum.TotalMS/n, "job-ms")
+	b.ReportMetric(sum.CardMS/n, "card-io-ms")
+	b.ReportMetric(sum.TokenMS/n, "pkcs11-ms")
+	b.ReportMetric(sum.IssuerMS/n, "issuer-ms")
+	b.ReportMetric(sum.OursMS/n, "ours-ms")
+	b.ReportMetric(float64(sum.APDUs)/n, "apdus")
+}
+
+// BenchmarkStackThroughput runs demo jobs on one and on both own-card readers
+// of the stack at once, in one process, and reports jobs per second. The
+// demo job is bound by SoftHSM2's RSA key generation on the machine's CPUs,
+// so it shows how the runner scales when the token, not the card, is the
+// bottleneck.
+func BenchmarkStackThroughput(b *testing.B) {
+	s := stacktest.Require(b)
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("readers=%d", n), func(b *testing.B) {
+			// No '=' in the path: SoftHSM2's configuration parser splits on it.
+			dir, err := os.MkdirTemp("", "cw-throughput")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { os.RemoveAll(dir) })
+			e := &stackEnv{t: b, s: s, dir: dir, module: s.Get(b, "SOFTHSM_MODULE"),
+				own: [2]string{s.Get(b, "READER_OWN_1"), s.Get(b, "READER_OWN_2")}}
+			if err := os.Mkdir(filepath.Join(e.dir, "tokens"), 0o700); err != nil {
+				b.Fatal(err)
+			}
+			e.conf = writeTestFile(b, e.dir, "softhsm2.conf", "directories.tokendir = "+filepath.Join(e.dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n")
+			e.cfg = writeTestFile(b, e.dir, "cardwright.cfg", fmt.Sprintf("[pkcs11]\nmodule = %s\n[tokens]\n%s = %s, cardwright demo 1\n%s = %s, cardwright demo 2\n",
+				e.module, regexpQuote(e.own[0]), e.module, regexpQuote(e.own[1]), e.module))
+			e.ca = filepath.Join(e.dir, "ca")
+			rounds := 3
+			var jobs, ms float64
+			for b.Loop() {
+				cmd := e.child("parallel", "", []string{fmt.Sprint("CARDWRIGHT_ENCODE_ROUNDS=", rounds)}, append([]string{e.cfg, e.ca}, e.own[:n]...)...)
+				var errb bytes.Buffer
+				cmd.Stderr = &errb
+				out, err := cmd.Output()
+				var res []runner.Result
+				if jerr := json.Unmarshal(out, &res); err != nil || jerr != nil {
+					b.Fatalf("%v %v: %s %s", err, jerr, out, errb.String())
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						b.Fatalf("%+v", r.Err)
+					}
+				}
+				var el float64
+				fmt.Sscanf(strings.TrimSpace(errb.String()[strings.LastIndex(errb.String(), "elapsed-ms"):]), "elapsed-ms %f", &el)
+				jobs += float64(rounds * n)
+				ms += el
+			}
+			b.ReportMetric(jobs/(ms/1000), "jobs/s")
+		})
+	}
 }

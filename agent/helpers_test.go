@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"math/big"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/agent/api/schema"
 )
 
 const testOrigin = "https://portal.example"
@@ -114,6 +116,9 @@ func (ta *testAgent) dial(o client.Options) *client.Client {
 	ta.t.Helper()
 	if o.Origin == "" {
 		o.Origin = testOrigin
+	}
+	if o.Trace == nil {
+		o.Trace = schemaTrace(ta.t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -227,14 +232,52 @@ func (r *rawConn) sendJSON(t testing.TB, v any) {
 	}
 }
 
+// read reads one frame, checks it against its schema, and decodes it.
 func (r *rawConn) read(t testing.TB) map[string]any {
 	t.Helper()
 	r.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var m map[string]any
-	if err := r.ws.ReadJSON(&m); err != nil {
+	_, b, err := r.ws.ReadMessage()
+	if err != nil {
 		t.Fatalf("reading: %v", err)
 	}
+	if err := schema.Validate(b); err != nil {
+		t.Errorf("agent sent a frame outside its schema: %v\n%s", err, b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
 	return m
+}
+
+// schemaTrace validates every frame a Go client sends or receives. Errors
+// after the test ended are dropped.
+func schemaTrace(t testing.TB) func(bool, []byte) { return schemaTraceDir(t, true) }
+
+// schemaTraceReceived checks only frames from the agent (for tests that
+// send invalid messages on purpose).
+func schemaTraceReceived(t testing.TB) func(bool, []byte) { return schemaTraceDir(t, false) }
+
+func schemaTraceDir(t testing.TB, checkSent bool) func(bool, []byte) {
+	var mu sync.Mutex
+	over := false
+	t.Cleanup(func() { mu.Lock(); over = true; mu.Unlock() })
+	return func(sent bool, b []byte) {
+		if sent && !checkSent {
+			return
+		}
+		if err := schema.Validate(b); err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			if !over {
+				dir := "received"
+				if sent {
+					dir = "sent"
+				}
+				t.Errorf("frame %s outside its schema: %v\n%s", dir, err, b)
+			}
+		}
+	}
 }
 
 // hello says hello on a raw connection and returns the welcome.

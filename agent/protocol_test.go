@@ -202,6 +202,8 @@ func TestJobErrors(t *testing.T) {
 		{"dsz not base64", api.Job{DSZ: "!!"}, api.CodeInvalidDescription},
 		{"file not base64", api.Job{Description: "x", Files: map[string]string{"a.cpf": "!!"}}, api.CodeInvalidField},
 	}
+	// These jobs break the job schema on purpose.
+	c = ta.dial(client.Options{Trace: schemaTraceReceived(t)})
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.Submit(ctx, &tc.job)

@@ -186,7 +186,7 @@ func TestManyClients(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := client.Dial(ctx, ta.url, client.Options{Origin: testOrigin})
+			c, err := client.Dial(ctx, ta.url, client.Options{Origin: testOrigin, Trace: schemaTrace(t)})
 			if err != nil {
 				errs <- err
 				return

@@ -31,6 +31,9 @@ type Options struct {
 	TLS       *tls.Config // for wss://
 	Header    http.Header // extra handshake headers
 	ClientTag string      // hello's client field
+	// Trace, when set, sees every text frame: sent true for frames the
+	// client writes (tests validate them against agent/api/schema).
+	Trace func(sent bool, frame []byte)
 }
 
 // Client is one connection to the agent. Its methods are safe for
@@ -50,6 +53,7 @@ type Client struct {
 
 	prefix string
 	seq    atomic.Uint64
+	trace  func(sent bool, frame []byte)
 }
 
 type reply struct {
@@ -86,7 +90,7 @@ func Dial(ctx context.Context, url string, o Options) (*Client, error) {
 	}
 	pb := make([]byte, 6)
 	rand.Read(pb)
-	c := &Client{ws: ws, replies: map[string]chan reply{}, jobs: map[string]*Job{}, subs: map[string]chan any{},
+	c := &Client{ws: ws, trace: o.Trace, replies: map[string]chan reply{}, jobs: map[string]*Job{}, subs: map[string]chan any{},
 		done: make(chan struct{}), orphans: make(chan *api.Result, 1024), prefix: base64.RawURLEncoding.EncodeToString(pb)}
 	go c.readLoop()
 	versions := o.Versions
@@ -133,13 +137,18 @@ func (c *Client) Redelivered() <-chan *api.Result { return c.orphans }
 
 // Send writes one raw message (for tests of malformed input).
 func (c *Client) Send(v any) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.ws.WriteJSON(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding message: %w", err)
+	}
+	return c.SendRaw(b)
 }
 
 // SendRaw writes one text frame as is.
 func (c *Client) SendRaw(b []byte) error {
+	if c.trace != nil {
+		c.trace(true, b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.ws.WriteMessage(websocket.TextMessage, b)
@@ -157,6 +166,9 @@ func (c *Client) readLoop() {
 			}
 			c.mu.Unlock()
 			return
+		}
+		if c.trace != nil {
+			c.trace(false, b)
 		}
 		var env api.Envelope
 		if json.Unmarshal(b, &env) != nil {

@@ -110,6 +110,9 @@ func CheckNonce(nonce string) error {
 	if len(nonce) > MaxNonceLen {
 		return fmt.Errorf("%w: %d characters, at most %d", ErrInvalidNonce, len(nonce), MaxNonceLen)
 	}
+	if strings.IndexFunc(nonce, func(r rune) bool { return !isBase64Char(r, true) }) >= 0 {
+		return fmt.Errorf("%w: not base64", ErrInvalidNonce)
+	}
 	var b []byte
 	var err error
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
@@ -205,11 +208,11 @@ func ParseAuthToken(data []byte) (*AuthToken, *x509.Certificate, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: unknown algorithm %q", ErrInvalidToken, raw["algorithm"])
 	}
-	der, err := base64.StdEncoding.Strict().DecodeString(raw["certificate"])
+	der, err := decodeStd(raw["certificate"])
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: certificate: %w", ErrInvalidToken, err)
 	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(raw["signature"])
+	sig, err := decodeStd(raw["signature"])
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: signature: %w", ErrInvalidToken, err)
 	}
@@ -327,4 +330,27 @@ func tokenMembers(data []byte) (map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+// isBase64Char reports whether r is in the standard base64 alphabet or
+// padding, or with url in the URL alphabet. encoding/base64 skips CR and LF
+// even in strict mode; a token or nonce with them is rejected here.
+func isBase64Char(r rune, url bool) bool {
+	switch {
+	case 'A' <= r && r <= 'Z', 'a' <= r && r <= 'z', '0' <= r && r <= '9', r == '=':
+		return true
+	case r == '+' || r == '/':
+		return true
+	case url && (r == '-' || r == '_'):
+		return true
+	}
+	return false
+}
+
+// decodeStd decodes padded standard base64 (RFC 4648 §4) and nothing else.
+func decodeStd(s string) ([]byte, error) {
+	if i := strings.IndexFunc(s, func(r rune) bool { return !isBase64Char(r, false) }); i >= 0 {
+		return nil, fmt.Errorf("byte %d is not standard base64", i)
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
 }

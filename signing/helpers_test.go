@@ -159,3 +159,7 @@ func nonce(t testing.TB) string {
 	rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
 }
+
+func ecPub(c *x509.Certificate) *ecdsa.PublicKey { return c.PublicKey.(*ecdsa.PublicKey) }
+
+var wrongPINValue = secret.New("pin-wrong-881204")

@@ -30,7 +30,7 @@ var keyKinds = []struct {
 }
 
 // oneKeyStore holds a single certificate for kind.
-func oneKeyStore(t *testing.T, ca *testCA, kind string) *MemStore {
+func oneKeyStore(t testing.TB, ca *testCA, kind string) *MemStore {
 	k := testKey(t, kind)
 	return &MemStore{Keys: []MemKey{{Cert: ca.issue(t, "Key "+kind, k.Public()), Key: k, KeyID: []byte(kind), PIN: testPIN,
 		Token: TokenInfo{Serial: "0001", Label: "soft " + kind}}}}

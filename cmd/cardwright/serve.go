@@ -3,14 +3,16 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/web"
 )
 
@@ -178,7 +181,11 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		if err := srv.AllowOrigin(origin); err != nil {
 			return err
 		}
-		demoSrv = &http.Server{Handler: demoHandler(agentURL), ReadHeaderTimeout: 5 * time.Second}
+		ca, err := issuer.OpenLocalCA(filepath.Join(dir, "demo-ca"))
+		if err != nil {
+			return fmt.Errorf("demo portal CA: %w", err)
+		}
+		demoSrv = &http.Server{Handler: demoHandler(agentURL, f.fake, ca, log), ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -213,13 +220,23 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	return err
 }
 
-// demoHandler serves web/ and sends / to the demo page with the agent's
-// address.
-func demoHandler(agentURL string) http.Handler {
+// demoHandler serves web/, sends / to the demo page with the agent's
+// address, and issues certificates for the page's requests from a local
+// test CA (POST /issue {csr, template} → {certificate, chain}), standing in
+// for the portal's CA.
+func demoHandler(agentURL string, fake bool, ca *issuer.LocalCA, log *slog.Logger) http.Handler {
 	files := http.FileServer(http.FS(web.Files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" {
-			http.Redirect(w, r, "/demo.html?agent="+agentURL, http.StatusFound)
+			q := url.Values{"agent": {agentURL}}
+			if fake {
+				q.Set("fake", "1")
+			}
+			http.Redirect(w, r, "/demo.html?"+q.Encode(), http.StatusFound)
+			return
+		}
+		if r.URL.Path == "/issue" {
+			demoIssue(w, r, ca, log)
 			return
 		}
 		if _, err := fs.Stat(web.Files, strings.TrimPrefix(r.URL.Path, "/")); err != nil {
@@ -229,6 +246,38 @@ func demoHandler(agentURL string) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		files.ServeHTTP(w, r)
 	})
+}
+
+func demoIssue(w http.ResponseWriter, r *http.Request, ca *issuer.LocalCA, log *slog.Logger) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	var req struct{ CSR, Template, Application string }
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	csr, err := base64.StdEncoding.DecodeString(req.CSR)
+	if err != nil {
+		http.Error(w, "csr is not base64", http.StatusBadRequest)
+		return
+	}
+	cert, chain, err := ca.Issue(r.Context(), issuer.Request{CSR: csr, Application: req.Application})
+	if err != nil {
+		log.Warn("demo CA refused a request", "err", err)
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	out := struct {
+		Certificate string   `json:"certificate"`
+		Chain       []string `json:"chain"`
+	}{Certificate: base64.StdEncoding.EncodeToString(cert)}
+	for _, c := range chain {
+		out.Chain = append(out.Chain, base64.StdEncoding.EncodeToString(c))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(&out)
 }
 
 // journalDir: the flag or [log] journal; else systemd's StateDirectory;
@@ -332,5 +381,3 @@ func (r *rotatingFile) Close() error {
 	defer r.mu.Unlock()
 	return r.f.Close()
 }
-
-var _ = net.Listen

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/internal/stacktest"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// TestDemoPortalBrowser drives Debian's Chromium to the demo portal, which
+// connects to `cardwright serve`, runs two jobs in a row from the same page
+// (no reload), answers each job's certificate request from the demo CA,
+// shows and acknowledges the results. Runner: the fake runner for now (the
+// hardware runner is wired by cmd/cardwright's wiring file).
+func TestDemoPortalBrowser(t *testing.T) {
+	stacktest.Require(t)
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("needs Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
+	}
+	dir := t.TempDir()
+	_, demo, stop, logs := startServe(t, "--fake-runner", "--config", "/dev/null", "--listen", "127.0.0.1:0",
+		"--journal", dir, "--demo-portal")
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+
+	text := func(sel string) string {
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v\n%s", sel, err, logs())
+		}
+		return v
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(demo),
+		chromedp.WaitVisible(chromedp.CSS(`#status.ok`)),
+	); err != nil {
+		t.Fatalf("opening the demo portal: %v\n%s", err, logs())
+	}
+	if status := text("#status"); !strings.Contains(status, "connected to cardwright/") {
+		t.Fatalf("status %q", status)
+	}
+	// A marker that a reload would wipe.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.sameDocument = 4711`)); err != nil {
+		t.Fatal(err)
+	}
+	iccsn := regexp.MustCompile(`ICCSN=(FAKE[0-9A-F]{8})`)
+	seen := map[string]bool{}
+	for i, name := range []string{"Ada Lovelace", "Grace Hopper"} {
+		err := chromedp.Do(ctx,
+			chromedp.SetValue(chromedp.CSS(`#name`), name),
+			chromedp.Click(chromedp.CSS(`#encode`)),
+			chromedp.WaitVisible(chromedp.Search(`//span[@id="count" and text()="`+strconv.Itoa(i+1)+`"]`)),
+		)
+		if err != nil {
+			t.Fatalf("job %d: %v\n%s", i+1, err, logs())
+		}
+		result, log := text("#result"), text("#log")
+		m := iccsn.FindStringSubmatch(result)
+		if !strings.HasPrefix(result, "OK ") || !strings.Contains(result, "Echo="+name) ||
+			!regexp.MustCompile(`Certificate=[0-9A-F]+`).MatchString(result) || m == nil || seen[m[1]] {
+			t.Fatalf("job %d result on the page: %q\nlog:\n%s", i+1, result, log)
+		}
+		seen[m[1]] = true
+		if !strings.Contains(log, "certificate request 1 (DemoLogon)") {
+			t.Fatalf("job %d: the page saw no certificate request:\n%s", i+1, log)
+		}
+	}
+	marker, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.sameDocument`))
+	if err != nil || marker != 4711 {
+		t.Fatalf("the page was reloaded between jobs (%d, %v)", marker, err)
+	}
+	cancel()
+	cancelBrowser()
+	if code := stop(); code != exitOK {
+		t.Fatalf("serve exit %d", code)
+	}
+	out := logs()
+	if n := strings.Count(out, `"msg":"job finished"`); n != 2 {
+		t.Fatalf("%d jobs finished in the agent log, want 2:\n%s", n, out)
+	}
+	// Both results were acknowledged from the page: the journal is empty.
+	j, _, err := agent.OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if recs, _ := j.All(); len(recs) != 0 {
+		t.Fatalf("journal holds %d unacknowledged results", len(recs))
+	}
+}

@@ -1,0 +1,123 @@
+// The demo portal: connects to the agent, runs jobs from a form, answers
+// certificate requests through the demo server's test CA (POST /issue on
+// this page's own origin), shows progress and the result, acknowledges it.
+import { connect } from "./cardwright.js";
+
+const $ = id => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+// With ?fake=1 (cardwright serve --fake-runner --demo-portal) the page adds
+// the fields that steer the fake runner; a real runner reads the description.
+const fake = params.get("fake") === "1";
+let agent, running = null, count = 0;
+
+function log(line) {
+  $("log").textContent += line + "\n";
+}
+
+function setStatus(text, cls) {
+  $("status").textContent = text;
+  $("status").className = cls || "";
+}
+
+async function issue(req) {
+  const resp = await fetch("/issue", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ csr: req.csr, template: req.template, application: req.application }),
+  });
+  if (!resp.ok) return { error: `issuing failed: HTTP ${resp.status}` };
+  return resp.json(); // {certificate, chain}
+}
+
+function show(result) {
+  if (result.ok) {
+    const f = result.fields || {};
+    const parts = Object.keys(f).sort().map(k => `${k}=${f[k]}`);
+    $("result").textContent = "OK " + parts.join(" ");
+    $("result").className = "ok";
+  } else {
+    $("result").textContent = `FAILED ${result.error.code}: ${result.error.message}`;
+    $("result").className = "bad";
+  }
+}
+
+async function runJob(ev) {
+  ev.preventDefault();
+  if (running) return;
+  const name = $("name").value;
+  const fields = { Name: name };
+  if (fake) {
+    Object.assign(fields, { Echo: name, Steps: "4", StepDelayMs: "40" });
+    if ($("request").checked) fields.Request = "DemoLogon";
+  }
+  const job = { description: $("description").value, fields };
+  if ($("reader").value) job.reader = $("reader").value;
+  $("encode").disabled = true;
+  $("cancel").disabled = false;
+  $("result").textContent = "running…";
+  $("result").className = "";
+  $("progress").value = 0;
+  log(`job for ${name}`);
+  running = agent.submit(job, {
+    onProgress: p => {
+      $("progress").max = p.total;
+      $("progress").value = p.n;
+      $("step").textContent = `${p.n}/${p.total} ${p.step}`;
+    },
+    onPrompt: p => log(`prompt ${p.kind}: ${p.state}`),
+    onRequest: async r => {
+      log(`certificate request ${r.request} (${r.template})`);
+      return issue(r);
+    },
+  });
+  try {
+    const result = await running.result;
+    show(result);
+    log(`result ${result.ok ? "ok" : result.error.code}`);
+    await agent.ack(running.id);
+    if (result.ok) {
+      count += 1;
+      $("count").textContent = String(count);
+    }
+  } catch (e) {
+    $("result").textContent = `FAILED ${e.code || "error"}: ${e.message}`;
+    $("result").className = "bad";
+  } finally {
+    running = null;
+    $("encode").disabled = false;
+    $("cancel").disabled = true;
+  }
+}
+
+async function main() {
+  try {
+    agent = await connect({ url: params.get("agent") || undefined, client: "demo-portal" });
+  } catch (e) {
+    setStatus(`no agent: ${e.message}`, "bad");
+    return;
+  }
+  agent.addEventListener("close", ev => setStatus(`disconnected (${ev.detail.code})`, "bad"));
+  agent.addEventListener("redelivered", async ev => {
+    show(ev.detail);
+    log(`earlier result ${ev.detail.id} delivered again`);
+    await agent.ack(ev.detail.id);
+  });
+  if (!agent.welcome.paired) {
+    setStatus("waiting for approval on this computer", "");
+    try {
+      await agent.pair(code => { $("pairing").textContent = `code ${code}`; });
+    } catch (e) {
+      setStatus(`not approved: ${e.message}`, "bad");
+      return;
+    }
+    $("pairing").textContent = "";
+  }
+  const readers = await agent.readers(ev => log(`${ev.type} ${ev.event} ${ev.reader}`));
+  log(`readers: ${readers.map(r => r.name + (r.card ? " (card)" : "")).join(", ") || "none"}`);
+  setStatus(`connected to ${agent.welcome.agent}`, "ok");
+  $("encode").disabled = false;
+}
+
+$("job").addEventListener("submit", runJob);
+$("cancel").addEventListener("click", () => running && running.cancel());
+main();

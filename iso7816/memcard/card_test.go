@@ -600,6 +600,13 @@ func TestTranscriptLimit(t *testing.T) {
 	if len(tr) != 3 || tr[0].Seq != 3 || tr[2].Seq != 5 {
 		t.Errorf("transcript %+v, want Seq 3..5", tr)
 	}
+	for range 5 {
+		c.ok(iso7816.GetChallenge(1))
+	}
+	tr = c.card.Transcript()
+	if len(tr) != 3 || tr[0].Seq != 8 || tr[1].Seq != 9 || tr[2].Seq != 10 {
+		t.Errorf("transcript after wrapping %+v, want Seq 8, 9, 10", tr)
+	}
 	c.card.ClearTranscript()
 	c.ok(iso7816.GetChallenge(1))
 	if tr := c.card.Transcript(); len(tr) != 1 || tr[0].Seq != 1 {

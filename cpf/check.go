@@ -1,7 +1,6 @@
 package cpf
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -1036,4 +1035,3 @@ func efSize(n *fnode, sizes map[*fnode]int) int {
 	return n.maxsize
 }
 
-var _ = fmt.Sprintf

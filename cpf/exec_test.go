@@ -440,3 +440,55 @@ func TestReadFileAndPersInfoFile(t *testing.T) {
 		t.Error("a profile without PERSINFO_SEC() has a PersInfoFile")
 	}
 }
+
+// TestCredentialsISO checks that credentials made by CreatePin behave as
+// ISO/IEC 7816-4 §11.5 says: VERIFY, CHANGE REFERENCE DATA, and RESET
+// RETRY COUNTER with the unblocking credential named by unblock=.
+func TestCredentialsISO(t *testing.T) {
+	src := "CardModel 'ISO7816'\nCreatePin PUK value=SEC_PUK retries=2\nCreatePin PIN1 value=SEC_PIN1 retries=3 minlen=4 unblock=PUK\n" +
+		"MasterFile\nCreateEf A id=0x1000 maxsize=4 read=PIN1\nEndfile\nFile Static A\ndata = 'abcd'\nEndfile\nCreateFiles()\nBurnFuse()\n"
+	prog, err := Compile("c.cpf", []byte(src), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := prog.Prepare(Params{Secrets: map[string]secret.Value{"SEC_PIN1": secret.New("1234"), "SEC_PUK": secret.New("99998888")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := memcard.New(memcard.Config{})
+	if _, err := plan.Execute(context.Background(), card); err != nil {
+		t.Fatal(err)
+	}
+	send := func(c iso7816.Command) error { _, err := iso7816.Send(card, c); return err }
+	rb, _ := iso7816.ReadBinary(0, 4)
+	if err := send(iso7816.SelectPath(true, 0x1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(rb); !errors.Is(err, iso7816.ErrSecurityStatus) {
+		t.Errorf("READ BINARY before VERIFY: %v", err)
+	}
+	for i := 0; i < 3; i++ {
+		send(iso7816.Verify(0x81, []byte("0000")))
+	}
+	if err := send(iso7816.Verify(0x81, []byte("1234"))); !errors.Is(err, iso7816.ErrAuthBlocked) {
+		t.Fatalf("PIN1 after three wrong tries: %v", err)
+	}
+	if err := send(iso7816.ResetRetryCounter(0x81, []byte("99998888"), []byte("5678"))); err != nil {
+		t.Fatalf("RESET RETRY COUNTER with the PUK: %v", err)
+	}
+	if err := send(iso7816.ChangeReferenceData(0x81, []byte("5678"), []byte("24680"))); err != nil {
+		t.Fatalf("CHANGE REFERENCE DATA: %v", err)
+	}
+	if err := send(iso7816.ChangeReferenceData(0x81, []byte("24680"), []byte("123"))); !errors.Is(err, iso7816.ErrWrongData) {
+		t.Errorf("a new PIN shorter than minlen=4: %v", err)
+	}
+	if err := send(iso7816.Verify(0x81, []byte("24680"))); err != nil {
+		t.Fatalf("VERIFY with the changed PIN: %v", err)
+	}
+	if b, err := iso7816.Send(card, rb); err != nil || string(b) != "abcd" {
+		t.Errorf("READ BINARY after VERIFY: %q %v", b, err)
+	}
+	if n, _ := card.Tries(0x84); n != 2 {
+		t.Errorf("PUK tries %d, want its retries=2", n)
+	}
+}

@@ -285,9 +285,17 @@ func TestCPFEraseOnStack(t *testing.T) {
 			prof := filepath.Join(dir, "erase.cpf")
 			os.WriteFile(prof, []byte(src), 0o600)
 			freshCard(t, s, reader).Close()
-			code, out, errs := cpfRun(t, env, "cpf", "run", "--reader", reader, "--secret-env", "SEC_PIN1=PIN", "--secret-env", "SEC_PUK=PUK", prof)
+			code, out, errs := cpfRun(t, env, "cpf", "run", "--reader", reader, "--transcript", "--secret-env", "SEC_PIN1=PIN", "--secret-env", "SEC_PUK=PUK", prof)
 			if code != exitOK {
 				t.Fatalf("cpf run: exit %d\n%s%s", code, out, errs)
+			}
+			if !strings.Contains(out, "00DA018408 <") && !strings.Contains(out, "00DA01840D <") {
+				t.Errorf("no masked PUT DATA for the PUK in the transcript:\n%s", out)
+			}
+			for _, v := range []string{"1234", "87654321", hexUpper("1234"), hexUpper("87654321")} {
+				if strings.Contains(out+errs, v) {
+					t.Errorf("the transcript shows the secret %s", v)
+				}
 			}
 			code, out, errs = cpfRun(t, env, "cpf", "erase", "--reader", reader)
 			if tc.anonymous != (code == exitOK) {

@@ -87,13 +87,25 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		}
 	}
 	sel := Selection{Skip: deps.Skip}
-	if plan.Module != nil {
-		j.module = plan.Module.Text
+	mod := plan.Module
+	if mod == nil && plan.Description != nil {
+		// The planner names a module only for steps it knows need one; the
+		// runner also reads encrypted PINs through the token, and after a
+		// card profile looks for a stand-in token.
+		mod = plan.Description.Settings.Library(plan.Platform)
+		if mod != nil && !anyStep(plan, dsc.StepReadEncryptedPINs) {
+			if deps.Tokens == nil || !deps.Tokens.Allowed(mod.Text) {
+				mod = nil // optional here: only a stand-in token would use it
+			}
+		}
+	}
+	if mod != nil {
+		j.module = mod.Text
 		if deps.Tokens == nil {
-			return sel, nil, j.vfail(api.CodeConfig, plan.Module.Key, plan.Module.Pos, "this job needs PKCS#11 and no token access is configured")
+			return sel, nil, j.vfail(api.CodeConfig, mod.Key, mod.Pos, "this job needs PKCS#11 and no token access is configured")
 		}
 		if !deps.Tokens.Allowed(j.module) {
-			return sel, nil, j.vfail(api.CodeModuleNotAllowed, plan.Module.Key, plan.Module.Pos,
+			return sel, nil, j.vfail(api.CodeModuleNotAllowed, mod.Key, mod.Pos,
 				"PKCS#11 module %q is not allowed by the configuration ([pkcs11] module)", j.module)
 		}
 	}
@@ -146,6 +158,15 @@ func (j *job) credentials() []*dsc.Credential {
 		}
 	}
 	return res
+}
+
+func anyStep(p *dsc.Plan, k dsc.StepKind) bool {
+	for _, s := range p.Steps {
+		if s.Kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 func needsToken(ps *dsc.Step) bool {
@@ -515,12 +536,21 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 	var t Token
 	label := init.Label
 	if j.module != "" {
-		var err error
-		if t, err = j.token(ctx, s, LocationDefault); err != nil {
+		tok, err := j.token(ctx, s, LocationDefault)
+		if err != nil {
 			return err
 		}
-		if label, err = j.checkLabel(t, label); err != nil {
+		ti, err := tok.Info()
+		if err != nil {
 			return err
+		}
+		if ti.StandIn {
+			// Card middleware sees the profile's work by itself; a stand-in
+			// token is set up below.
+			if label, err = j.checkLabel(tok, label); err != nil {
+				return err
+			}
+			t = tok
 		}
 	}
 	pins, err := j.profilePINs(ctx, s)
@@ -545,7 +575,9 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 		if _, err := j.login(ctx, s, LocationDefault, dsc.LoginUser); err != nil {
 			return err
 		}
-		if err := t.WriteData(pinblob.Label, blob); err != nil {
+		// A module that cannot store data objects leaves the blob on the
+		// card only (docs/runner.md).
+		if err := t.WriteData(pinblob.Label, blob); err != nil && !errors.Is(err, ErrNotSupported) {
 			return fmt.Errorf("storing the encrypted PINs on the token: %w", err)
 		}
 	}
@@ -982,17 +1014,19 @@ func (j *job) readPINs(ctx context.Context, s *Session, st *dsc.PINReadStep) err
 	case err != nil:
 		return fail(api.CodeCardError, err, "Error Accessing Smartcard (encrypted PINs)")
 	}
+	// An output whose PIN the blob does not hold stays unset; a blob with
+	// none of the wanted PINs is a card without encrypted PINs for this job.
+	found := 0
 	for _, o := range st.Outputs {
-		found := false
 		for _, p := range pins {
 			if p.Name == o.Name {
 				s.Secrets[o.Field] = p.Value
-				found = true
+				found++
 			}
 		}
-		if !found {
-			return fail(api.CodeNoEncryptedPins, nil, "the card's encrypted PINs hold no %s", o.Name)
-		}
+	}
+	if found == 0 {
+		return fail(api.CodeNoEncryptedPins, nil, "the card's encrypted PINs hold none of the PINs asked for")
 	}
 	return nil
 }

@@ -199,7 +199,7 @@ func newRig(t testing.TB, readers ...string) *rig {
 	for i, r := range readers {
 		cards[r] = memcard.New(memcard.Config{Serial: []byte{0xCA, 0xFE, byte(i)}})
 	}
-	r := &rig{readers: NewMemReaders(cards), tokens: &FakeTokens{}, issuer: newIssuer(t), profiles: &testProfiles{}}
+	r := &rig{readers: NewMemReaders(cards), tokens: &FakeTokens{StandIn: true}, issuer: newIssuer(t), profiles: &testProfiles{}}
 	r.engine = &Engine{Readers: r.readers}
 	return r
 }

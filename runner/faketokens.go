@@ -29,6 +29,9 @@ type FakeTokens struct {
 	// generation (benchmarks hand out pre-made keys to measure the runner,
 	// not RSA).
 	NewKey func(spec KeySpec) (crypto.Signer, error)
+	// StandIn marks the tokens as stand-ins for cards without middleware
+	// (TokenInfo.StandIn).
+	StandIn bool
 	// Fixed, if set, is reported as TokenInfo.FixedLabel (a configuration
 	// that finds the token by this label).
 	Fixed string
@@ -152,7 +155,7 @@ func (s *fakeSession) do(name string, fn func(t *FakeToken) error) error {
 func (s *fakeSession) Info() (ti TokenInfo, err error) {
 	f := s.t.f
 	err = s.do("Info", func(t *FakeToken) error {
-		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed}
+		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed, StandIn: f.StandIn}
 		return nil
 	})
 	return ti, err

@@ -48,8 +48,13 @@ type TokenInfo struct {
 	Serial      string // CK_TOKEN_INFO serialNumber
 	Initialized bool   // CKF_TOKEN_INITIALIZED
 	UserPIN     bool   // CKF_USER_PIN_INITIALIZED
-	// FixedLabel is set when the configuration finds this token by its label
-	// ([tokens] mapping): initialising it with another label would lose it.
+	// StandIn: the token stands in for a card that has no PKCS#11
+	// middleware of its own (a [tokens] mapping of the configuration, the
+	// test stack). After a card profile the runner initialises it with the
+	// job's SO credential, label and PIN, so both views agree.
+	StandIn bool
+	// FixedLabel is the label the configuration finds the token by; another
+	// label would lose it for the next job ("" when not found by label).
 	FixedLabel string
 }
 

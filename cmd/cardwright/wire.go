@@ -199,7 +199,7 @@ func (t *p11Tokens) Open(ctx context.Context, module, reader string, loc runner.
 		if loc == runner.LocationSignature {
 			return nil, fmt.Errorf("the configuration maps reader %q to one token, no signature token: %w", reader, runner.ErrTokenNotFound)
 		}
-		pt := &p11Token{m: m, fixed: tm.Label, clock: t.clock}
+		pt := &p11Token{m: m, fixed: tm.Label, standIn: true, clock: t.clock}
 		tok, err := m.FindToken(tm.Label)
 		if errors.Is(err, p11.ErrTokenNotFound) {
 			return pt, nil // not initialised yet: InitToken takes a free slot
@@ -258,11 +258,12 @@ func p11Err(err error) error {
 
 // p11Token is runner.Token over one p11 session.
 type p11Token struct {
-	m     *p11.Module
-	t     *p11.Token   // nil: a mapped token not initialised yet
-	s     *p11.Session // open while t is set
-	fixed string
-	clock *ioClock
+	m       *p11.Module
+	t       *p11.Token   // nil: a mapped token not initialised yet
+	s       *p11.Session // open while t is set
+	fixed   string
+	standIn bool // a [tokens] mapping: the token stands in for the card
+	clock   *ioClock
 }
 
 func (p *p11Token) open(t *p11.Token) error {
@@ -286,14 +287,14 @@ func (p *p11Token) do(op func(s *p11.Session) error) error {
 func (p *p11Token) Info() (runner.TokenInfo, error) {
 	defer p.clock.addToken(time.Now())
 	if p.t == nil {
-		return runner.TokenInfo{FixedLabel: p.fixed}, nil
+		return runner.TokenInfo{FixedLabel: p.fixed, StandIn: p.standIn}, nil
 	}
 	ti, err := p.t.Refresh()
 	if err != nil {
 		return runner.TokenInfo{}, p11Err(err)
 	}
 	return runner.TokenInfo{Label: ti.Label, Serial: ti.Serial, Initialized: ti.Initialized(),
-		UserPIN: ti.UserPINInitialized(), FixedLabel: p.fixed}, nil
+		UserPIN: ti.UserPINInitialized(), FixedLabel: p.fixed, StandIn: p.standIn}, nil
 }
 
 func (p *p11Token) InitToken(so secret.Value, label string) error {

@@ -1034,4 +1034,3 @@ func efSize(n *fnode, sizes map[*fnode]int) int {
 	}
 	return n.maxsize
 }
-

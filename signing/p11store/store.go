@@ -1,0 +1,168 @@
+// Package p11store is the PKCS#11 side of package signing: a signing.Store
+// over the tokens of loaded p11 modules. It is an adapter (it imports p11);
+// cmd/cardwright wires it, the agent sees only signing.Store.
+package p11store
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cardwright/cardwright/certfilter"
+	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/secret"
+	"github.com/cardwright/cardwright/signing"
+)
+
+// Store lists the certificates of every initialised token of its modules
+// and opens their keys. It is safe for concurrent use: each Key call has a
+// session of its own.
+type Store struct {
+	Modules []*p11.Module
+}
+
+// New returns a Store over the loaded modules.
+func New(mods ...*p11.Module) *Store { return &Store{Modules: mods} }
+
+// TokenType is token.type for a token: certfilter.TokenSoftware for
+// SoftHSM, else certfilter.TokenSmartCard.
+func TokenType(info p11.TokenInfo) string {
+	if strings.Contains(strings.ToLower(info.Model), "softhsm") || strings.Contains(strings.ToLower(info.Manufacturer), "softhsm") {
+		return certfilter.TokenSoftware
+	}
+	return certfilter.TokenSmartCard
+}
+
+// Candidates implements signing.Store. No login happens: the key of each
+// certificate is the one with the certificate's CKA_ID (PKCS#11 v2.40
+// §4.6.3), found at Key time. A token that cannot be read is skipped; the
+// errors are returned only when nothing could be listed.
+func (s *Store) Candidates(ctx context.Context) ([]*signing.Candidate, error) {
+	var out []*signing.Candidate
+	var errs []error
+	for _, m := range s.Modules {
+		toks, err := m.Tokens()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing tokens of %s: %w", m.Path(), mapErr(err)))
+			continue
+		}
+		for _, t := range toks {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			info := t.Info()
+			if !info.Initialized() {
+				continue
+			}
+			got, err := tokenCandidates(m, t, info)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reading token %q: %w", info.Label, mapErr(err)))
+				continue
+			}
+			out = append(out, got...)
+		}
+	}
+	if len(out) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func tokenCandidates(m *p11.Module, t *p11.Token, info p11.TokenInfo) ([]*signing.Candidate, error) {
+	sess, err := t.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	entries, err := sess.Certificates()
+	if err != nil {
+		return nil, err
+	}
+	tok := signing.TokenInfo{Module: m.Path(), Serial: info.Serial, Label: info.Label, Type: TokenType(info)}
+	var out []*signing.Candidate
+	for _, e := range entries {
+		if e.Cert == nil {
+			continue // not X.509 or not parsable: nothing to sign with
+		}
+		label := e.Label
+		if e.HasKey {
+			label = e.KeyLabel
+		}
+		out = append(out, &signing.Candidate{Cert: e.Cert, KeyID: e.ID, KeyLabel: label, Token: tok})
+	}
+	return out, nil
+}
+
+// Key implements signing.Store: it finds the token again by serial, opens
+// a session, logs the user in and finds the private key with the
+// candidate's CKA_ID whose public key is the certificate's (else any key
+// whose public key is). release closes the session.
+func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value) (crypto.Signer, func(), error) {
+	var mod *p11.Module
+	for _, m := range s.Modules {
+		if m.Path() == c.Token.Module {
+			mod = m
+		}
+	}
+	if mod == nil {
+		return nil, nil, fmt.Errorf("%w: module %s is not loaded", signing.ErrTokenNotFound, c.Token.Module)
+	}
+	t, err := mod.FindToken(c.Token.Serial)
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	if t.Serial() != c.Token.Serial {
+		return nil, nil, fmt.Errorf("%w: serial %s", signing.ErrTokenNotFound, c.Token.Serial)
+	}
+	sess, err := t.Open()
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	release := func() { sess.Close() }
+	if err := ctx.Err(); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if err := sess.Login(pin); err != nil {
+		release()
+		return nil, nil, mapErr(err)
+	}
+	var key *p11.Key
+	if len(c.KeyID) > 0 {
+		if k, err := sess.FindKey(c.KeyID, ""); err == nil && samePublic(k.Public(), c.Cert.PublicKey) {
+			key = k
+		}
+	}
+	if key == nil {
+		if key, err = sess.KeyFor(c.Cert); err != nil {
+			release()
+			return nil, nil, mapErr(err)
+		}
+	}
+	return key, release, nil
+}
+
+func samePublic(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && e.Equal(b)
+}
+
+// mapErr classifies p11's errors with signing's, keeping them in the chain.
+func mapErr(err error) error {
+	var pe *p11.PINError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return &signing.PINError{Retries: pe.Retries(), Blocked: pe.Locked, Err: err}
+	case errors.Is(err, p11.ErrTokenNotFound), errors.Is(err, p11.ErrAmbiguous):
+		return fmt.Errorf("%w: %w", signing.ErrTokenNotFound, err)
+	case errors.Is(err, p11.ErrObjectNotFound):
+		return fmt.Errorf("%w: %w", signing.ErrKeyNotFound, err)
+	case errors.Is(err, p11.ErrNotSupported):
+		return fmt.Errorf("%w: %w", signing.ErrNotSupported, err)
+	}
+	return fmt.Errorf("%w: %w", signing.ErrToken, err)
+}

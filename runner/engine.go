@@ -86,7 +86,11 @@ type Engine struct {
 // Exec chooses the card, locks its reader, opens a transaction and runs the
 // steps in order, reporting progress. It never panics on a step failure and
 // always returns a Result.
-func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress)) (res Result) {
+func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress)) Result {
+	return e.exec(ctx, sel, steps, progress, e.Prompter)
+}
+
+func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress), prompter Prompter) (res Result) {
 	res = Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
 	failWith := func(f *Failure) Result {
 		res.Err = f.JobError()
@@ -114,7 +118,7 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress
 		return failWith(classify("connect", err))
 	}
 	defer conn.End()
-	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: e.Prompter, Outputs: res.Fields, Secrets: res.Secrets}
+	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: prompter, Outputs: res.Fields, Secrets: res.Secrets}
 	defer s.end()
 	if s.Serial, err = conn.Serial(); err != nil {
 		return failWith(classify("connect", err))

@@ -12,10 +12,12 @@ import (
 	"path"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/cpf"
 	"github.com/cardwright/cardwright/dsc"
+	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -34,7 +36,51 @@ type Job struct {
 	// (encrypted datapool fields); decrypted PINs go only there.
 	SecretOutputs []string
 	Reader        string // explicit reader; empty lets the runner choose
+
+	// Headless: no local dialogs for this job (a job needing one fails
+	// validation with prompt_unavailable).
+	Headless bool
+	// Prompter, if set, replaces the engine's for this job (the agent
+	// tells the portal when a dialog is open).
+	Prompter Prompter
+	// Issuer, if set, replaces Deps.Issuer for this job (the agent asks
+	// the portal that sent the job).
+	Issuer issuer.Issuer
 }
+
+// Files is an in-memory fs.FS of a job's referenced files (flat names, as
+// a portal sends them).
+type Files map[string][]byte
+
+// Open implements fs.FS.
+func (f Files) Open(name string) (fs.File, error) {
+	b, ok := f[name]
+	if !ok || !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &memFile{name: name, r: bytes.NewReader(b)}, nil
+}
+
+type memFile struct {
+	name string
+	r    *bytes.Reader
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{path.Base(f.name), f.r.Size()}, nil }
+func (f *memFile) Read(b []byte) (int, error) { return f.r.Read(b) }
+func (f *memFile) Close() error               { return nil }
+
+type memInfo struct {
+	name string
+	size int64
+}
+
+func (i memInfo) Name() string       { return i.name }
+func (i memInfo) Size() int64        { return i.size }
+func (i memInfo) Mode() fs.FileMode  { return 0o444 }
+func (i memInfo) ModTime() time.Time { return time.Time{} }
+func (i memInfo) IsDir() bool        { return false }
+func (i memInfo) Sys() any           { return nil }
 
 // Runner validates and runs jobs: the description is checked, the plan made
 // with the job's values (dsc.NewPlan), the plan built into steps against the
@@ -53,7 +99,18 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 	if err != nil {
 		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
 	}
-	sel, steps, err := Build(plan, r.Deps)
+	deps := r.Deps
+	prompter := r.Engine.Prompter
+	if job.Issuer != nil {
+		deps.Issuer = job.Issuer
+	}
+	if job.Prompter != nil {
+		prompter = job.Prompter
+	}
+	if job.Headless {
+		deps.Headless, prompter = true, Refuse{}
+	}
+	sel, steps, err := Build(plan, deps)
 	if err != nil {
 		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
 	}
@@ -62,7 +119,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 	if sel.AllCards {
 		res = r.Engine.Retrieve(ctx, sel, retrieveField(plan))
 	} else {
-		res = r.Engine.Exec(ctx, sel, steps, progress)
+		res = r.Engine.exec(ctx, sel, steps, progress, prompter)
 	}
 	// ClearFields never leave the runner, even from a failed job.
 	for _, f := range plan.Clear {
@@ -107,11 +164,9 @@ func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
 	if platform.IsZero() {
 		platform = dsc.Platform{OS: runtime.GOOS, Arch: runtime.GOARCH}
 	}
-	missing := dsc.SeverityWarning
-	if job.DSZ != nil {
-		missing = dsc.SeverityError
-	}
-	desc, diags := dsc.Load(name, src, dsc.CheckOptions{Platform: platform, Files: files, MissingFiles: missing})
+	// A missing file is left to NewPlan, which reports it as such
+	// (missing_file), for a .dsz as for a bare .dsc.
+	desc, diags := dsc.Load(name, src, dsc.CheckOptions{Platform: platform, Files: files, MissingFiles: dsc.SeverityWarning})
 	if diags.HasErrors() || desc == nil {
 		errs := diags.Errors()
 		f := fail(api.CodeInvalidDescription, diags.Err(), "the description does not check")

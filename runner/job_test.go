@@ -1,15 +1,15 @@
 package runner
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"io/fs"
+	"github.com/cardwright/cardwright/issuer"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
@@ -118,7 +118,7 @@ func TestRunValidation(t *testing.T) {
 		}, nil, api.CodeInvalidDescription, ""},
 		{"missing profile", func(j *Job) { j.Files = os.DirFS(t.TempDir()) }, nil, api.CodeMissingFile, "demo.cpf"},
 		{"profile error", func(j *Job) {
-			j.Files = mapFS{"demo.cpf": []byte("CardModel 'NOPE'\n")}
+			j.Files = Files{"demo.cpf": []byte("CardModel 'NOPE'\n")}
 		}, nil, api.CodeInvalidProfile, ""},
 		{"vendor-encrypted line", func(j *Job) { j.Description = append([]byte("^ABCDEF\n"), j.Description...) }, nil, api.CodeInvalidDescription, ""},
 	} {
@@ -162,35 +162,99 @@ func TestRunCardRemoved(t *testing.T) {
 	noSecrets(t, res)
 }
 
-// mapFS is a minimal fs.FS of in-memory files.
-type mapFS map[string][]byte
-
-func (m mapFS) Open(name string) (fs.File, error) {
-	b, ok := m[name]
-	if !ok {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+func zipOf(t *testing.T, files map[string][]byte) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, b := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
 	}
-	return &memFile{name: name, r: bytes.NewReader(b), size: int64(len(b))}, nil
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
-type memFile struct {
-	name string
-	r    *bytes.Reader
-	size int64
+// TestRunDSZ runs the demo from a .dsz (zip and base64 of the zip, files in
+// a folder), and refuses containers without exactly one description.
+func TestRunDSZ(t *testing.T) {
+	j := demoJob(t, nil)
+	cpfSrc, err := os.ReadFile(demoDir + "/demo.cpf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := zipOf(t, map[string][]byte{"job/demo.dsc": j.Description, "job/demo.cpf": cpfSrc})
+	for name, data := range map[string][]byte{"zip": z, "base64": []byte(base64.StdEncoding.EncodeToString(z))} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, "R0")
+			j := demoJob(t, nil)
+			j.Description, j.Files, j.DSZ = nil, nil, data
+			if res := demoRunner(t, r).Run(context.Background(), j, nil); res.Err != nil {
+				t.Fatalf("%+v", res.Err)
+			}
+		})
+	}
+	for name, data := range map[string][]byte{
+		"two descriptions": zipOf(t, map[string][]byte{"a.dsc": j.Description, "b.dsc": j.Description}),
+		"no description":   zipOf(t, map[string][]byte{"demo.cpf": cpfSrc}),
+		"missing profile":  zipOf(t, map[string][]byte{"demo.dsc": j.Description}),
+		"not a zip":        []byte("this is not a zip!"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, "R0")
+			j := demoJob(t, nil)
+			j.Description, j.Files, j.DSZ = nil, nil, data
+			res := demoRunner(t, r).Run(context.Background(), j, nil)
+			want := api.CodeInvalidDescription
+			if name == "missing profile" {
+				want = api.CodeMissingFile
+			}
+			if res.Err == nil || res.Err.Code != want {
+				t.Fatalf("Err = %+v, want %s", res.Err, want)
+			}
+		})
+	}
 }
 
-func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f.name, f.size}, nil }
-func (f *memFile) Read(b []byte) (int, error) { return f.r.Read(b) }
-func (f *memFile) Close() error               { return nil }
-
-type memInfo struct {
-	name string
-	size int64
+// TestRunJobOverrides: a job's own issuer (with the template in its
+// context), prompter and headless flag.
+func TestRunJobOverrides(t *testing.T) {
+	r := newRig(t, "R0")
+	var templates []string
+	j := demoJob(t, nil)
+	j.Issuer = issuerFunc(func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+		templates = append(templates, req.Application+":"+CertTemplate(ctx))
+		return testCA.Issue(ctx, req)
+	})
+	run := demoRunner(t, r)
+	run.Deps.Issuer = nil
+	if res := run.Run(context.Background(), j, nil); res.Err != nil {
+		t.Fatalf("%+v", res.Err)
+	}
+	if strings.Join(templates, ",") != "A:DigitalSignature,B:Encryption" {
+		t.Errorf("templates %v", templates)
+	}
+	// A dialog PIN: the job's prompter answers; headless refuses before I/O.
+	iss := j.Issuer
+	j = demoJob(t, nil)
+	j.Issuer = iss
+	j.Description = []byte(strings.Replace(string(j.Description), "PIN=PIN_FIELD", "PIN=!FROM_USER_DIALOG_2_FIELD", 1))
+	asked := 0
+	j.Prompter = promptFunc(func() (secret.Value, error) { asked++; return secret.New(testPIN), nil })
+	if res := run.Run(context.Background(), j, nil); res.Err != nil || asked != 1 {
+		t.Fatalf("prompted %d times: %+v", asked, res.Err)
+	}
+	j.Headless = true
+	if res := run.Run(context.Background(), j, nil); res.Err == nil || res.Err.Code != api.CodePromptUnavailable || res.Err.Step != "validate" {
+		t.Fatalf("headless: %+v", res.Err)
+	}
 }
 
-func (i memInfo) Name() string       { return i.name }
-func (i memInfo) Size() int64        { return i.size }
-func (i memInfo) Mode() fs.FileMode  { return 0o444 }
-func (i memInfo) ModTime() time.Time { return time.Time{} }
-func (i memInfo) IsDir() bool        { return false }
-func (i memInfo) Sys() any           { return nil }
+type issuerFunc func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error)
+
+func (f issuerFunc) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+	return f(ctx, req)
+}

@@ -185,3 +185,10 @@ func (e *Engine) Retrieve(ctx context.Context, sel Selection, field string) Resu
 	}
 	return res
 }
+
+// Busy reports whether a job holds the reader.
+func (e *Engine) Busy(reader string) bool {
+	e.locks.mu.Lock()
+	defer e.locks.mu.Unlock()
+	return e.locks.busy[reader]
+}

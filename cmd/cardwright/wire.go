@@ -9,11 +9,14 @@ import (
 	"crypto"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -573,4 +576,74 @@ func newAgentRunner(cfg *config.Config, prompter runner.Prompter) (agent.Runner,
 		prompter = runner.Refuse{}
 	}
 	return agentRunner{r: &runner.Runner{Engine: &runner.Engine{Readers: &pcscReaders{}, Prompter: prompter}, Deps: deps}}, nil
+}
+
+func init() { serveRunner = newServeRunner }
+
+// newServeRunner wires `cardwright serve`: the runner over PC/SC and the
+// configured PKCS#11 modules (no local dialogs: serve is headless), and the
+// readers with their events.
+func newServeRunner(cfg *config.Config, log *slog.Logger) (agent.Runner, agent.ReaderSource, io.Closer, error) {
+	deps, err := runnerDeps(cfg, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	deps.Headless = true
+	readers := &pcscReaders{}
+	eng := &runner.Engine{Readers: readers, Prompter: runner.Refuse{}}
+	return agentRunner{r: &runner.Runner{Engine: eng, Deps: deps}},
+		&pcscSource{readers: readers, engine: eng, skip: cfg.SkipReader, log: log}, readers, nil
+}
+
+// pcscSource is agent.ReaderSource over PC/SC.
+type pcscSource struct {
+	readers *pcscReaders
+	engine  *runner.Engine
+	skip    func(string) bool
+	log     *slog.Logger
+}
+
+func (p *pcscSource) Readers(ctx context.Context) ([]api.Reader, error) {
+	pc, err := p.readers.open()
+	if err != nil {
+		return nil, err
+	}
+	st, err := pc.Status(nil)
+	if err != nil {
+		return nil, pcscErr(err)
+	}
+	out := make([]api.Reader, 0, len(st))
+	for _, s := range st {
+		r := api.Reader{Name: s.Name, Card: s.Present && !s.Mute, Busy: p.engine.Busy(s.Name), Skipped: p.skip(s.Name)}
+		if r.Card {
+			r.ATR = strings.ToUpper(hex.EncodeToString(s.ATR))
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Watch reports reader and card events until ctx ends.
+func (p *pcscSource) Watch(ctx context.Context, fn func(ev any)) error {
+	pc, err := p.readers.open()
+	if err != nil {
+		return err
+	}
+	ch, err := pc.Watch(ctx, nil)
+	if err != nil {
+		return pcscErr(err)
+	}
+	for ev := range ch {
+		switch ev.Kind {
+		case pcsc.ReaderAdded:
+			fn(api.ReaderEvent{Type: api.TypeReaderEvent, Event: api.EventReaderAdded, Reader: ev.Reader})
+		case pcsc.ReaderRemoved:
+			fn(api.ReaderEvent{Type: api.TypeReaderEvent, Event: api.EventReaderRemoved, Reader: ev.Reader})
+		case pcsc.CardInserted:
+			fn(api.CardEvent{Type: api.TypeCardEvent, Event: api.EventCardInserted, Reader: ev.Reader, ATR: strings.ToUpper(hex.EncodeToString(ev.ATR))})
+		case pcsc.CardRemoved:
+			fn(api.CardEvent{Type: api.TypeCardEvent, Event: api.EventCardRemoved, Reader: ev.Reader})
+		}
+	}
+	return nil
 }

@@ -26,8 +26,9 @@ type Result struct {
 	Candidate *Candidate
 }
 
-// check validates the request before any token is touched.
-func (r *Request) check() error {
+// Check validates the request before any token is touched (Sign calls it
+// first); callers may use it to report a malformed request early.
+func (r *Request) Check() error {
 	if r.Algorithm != "" {
 		if _, err := ParseAlgorithm(string(r.Algorithm)); err != nil {
 			return err
@@ -54,7 +55,7 @@ func (r *Request) check() error {
 // certificate before it is returned, so a key that does not belong to the
 // certificate is an error, not a useless signature.
 func Sign(ctx context.Context, store Store, p Prompter, req Request) (*Result, error) {
-	if err := req.check(); err != nil {
+	if err := req.Check(); err != nil {
 		return nil, err
 	}
 	c, err := choose(ctx, store, p, req.Select, req.Algorithm, PINSign)

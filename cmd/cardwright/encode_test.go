@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/internal/stacktest"
 	"github.com/cardwright/cardwright/iso7816"
@@ -619,5 +622,88 @@ func BenchmarkStackThroughput(b *testing.B) {
 			}
 			b.ReportMetric(jobs/(ms/1000), "jobs/s")
 		})
+	}
+}
+
+// TestServeJobOnStack runs the demo job through `cardwright serve` with the
+// real runner: a Go client submits it over the WebSocket, answers the two
+// certificate requests from a test CA, and gets the result.
+func TestServeJobOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	cmd := e.child("cli", "", nil, "serve", "--config", e.cfg, "--listen", "127.0.0.1:0", "--journal", filepath.Join(e.dir, "journal"),
+		"--allow-origin", "https://portal.example", "--log-format", "text")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var url string
+	var logs strings.Builder
+	timeout := time.After(20 * time.Second)
+	for url == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("serve ended:\n%s", logs.String())
+			}
+			logs.WriteString(l + "\n")
+			if u, ok := strings.CutPrefix(l, "listening on "); ok {
+				url = u
+			}
+		case <-timeout:
+			t.Fatalf("serve did not start:\n%s", logs.String())
+		}
+	}
+	go func() {
+		for l := range lines {
+			_ = l
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Origin: "https://portal.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, _ := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))
+	cpfSrc, _ := os.ReadFile(filepath.Join(demoDir, "demo.cpf"))
+	ca, err := issuer.OpenLocalCA(e.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var templates []string
+	job := &api.Job{Description: string(src), Files: map[string]string{"demo.cpf": base64.StdEncoding.EncodeToString(cpfSrc)},
+		Fields: map[string]string{"PIN_FIELD": demoPIN, "PUK_FIELD": demoPUK, "HOLDER": "SG9sZGVy", "CARD_SERIAL": "CW-7",
+			"TOKEN_LABEL": "cardwright demo 1"}, Reader: e.own[0]}
+	res, err := c.Run(ctx, job, func(ctx context.Context, req *api.Request) *api.Answer {
+		templates = append(templates, req.Template)
+		csr, _ := base64.StdEncoding.DecodeString(req.CSR)
+		der, _, err := ca.Issue(ctx, issuer.Request{CSR: csr, Application: req.Application})
+		if err != nil {
+			return &api.Answer{Error: err.Error()}
+		}
+		return &api.Answer{Certificate: base64.StdEncoding.EncodeToString(der)}
+	}, nil)
+	if err != nil || !res.OK {
+		t.Fatalf("job: %+v %v", res, err)
+	}
+	if res.Fields["ICCSN"] != e.s.Get(t, "SERIAL_OWN_1") || strings.Join(templates, ",") != "DigitalSignature,Encryption" {
+		t.Errorf("result fields %v, templates %v", res.Fields, templates)
+	}
+	rep := e.readBack("cardwright demo 1", demoPIN)
+	if len(rep.Certs) != 2 || rep.Linked != 2 || rep.Chained != 2 {
+		t.Errorf("token after the agent's job: %+v", rep)
 	}
 }

@@ -177,6 +177,12 @@ func (k *Card) Transmit(cmd []byte) ([]byte, error) {
 // useless, so it is dropped and later calls fail the same way.
 func (k *Card) fail(op string, err error) error {
 	kind := kindOf(err)
+	if kind == nil && errors.Is(err, scard.ErrNotTransacted) && k.gone() {
+		// pcscd reports a card pulled in the middle of an exchange as
+		// SCARD_E_NOT_TRANSACTED ("Transaction failed") with some
+		// drivers (vpcd among them); the reader state says what happened.
+		kind = iso7816.ErrCardRemoved
+	}
 	switch kind {
 	case ErrNoCard, iso7816.ErrCardRemoved:
 		kind = iso7816.ErrCardRemoved
@@ -185,6 +191,18 @@ func (k *Card) fail(op string, err error) error {
 		k.drop()
 	}
 	return &Error{Op: op, Reader: k.reader, Kind: kind, Err: err}
+}
+
+// gone reports whether the card has left the reader, per SCardStatus.
+func (k *Card) gone() bool {
+	if k.h == nil {
+		return true
+	}
+	st, err := k.h.Status()
+	if err != nil {
+		return kindOf(err) == iso7816.ErrCardRemoved || kindOf(err) == ErrNoCard
+	}
+	return st.State&scard.Present == 0
 }
 
 func (k *Card) drop() {

@@ -19,7 +19,7 @@ import (
 // alternately in one loop (so load from elsewhere hits both alike) and
 // reports ns/op of each and their ratio (ours/raw). b.N counts pairs.
 //
-//	go test -run '^$' -bench . -benchtime 20x ./p11
+//	go test -run '^$' -bench . -benchtime 20x -count 5 ./p11   (docs/tokens.md has the figures)
 
 type pair struct {
 	ours, raw time.Duration

@@ -570,3 +570,14 @@ func TestTwoReadersAtOnce(t *testing.T) {
 		t.Errorf("both jobs report ICCSN %s", res[0].Fields["ICCSN"])
 	}
 }
+
+// TestFailureSaysWhatIsDone: a job that fails after writing says which
+// steps completed.
+func TestFailureSaysWhatIsDone(t *testing.T) {
+	r := newRig(t, "R0")
+	r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: %w", ErrToken)}
+	res := r.run(t, fullPlan(), r.deps(), "R0")
+	if res.Err == nil || !strings.HasSuffix(res.Err.Message, "(done before: DeleteProfile, InitToken)") {
+		t.Fatalf("%+v", res.Err)
+	}
+}

@@ -141,6 +141,11 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) && f.Code == api.CodeCardError {
 				f = classify(st.Name, ctx.Err())
 			}
+			// Say what the card already holds: a failed job is never a
+			// silent half-personalisation.
+			for _, d := range steps[:i] {
+				f.Done = append(f.Done, d.Name)
+			}
 			return failWith(f)
 		}
 	}

@@ -93,6 +93,7 @@ type Failure struct {
 	File    string
 	Line    int
 	Err     error
+	Done    []string // steps that completed before this one (what the card holds)
 }
 
 func (f *Failure) Error() string {
@@ -109,6 +110,9 @@ func (f *Failure) JobError() *api.JobError {
 	msg := f.Message
 	if f.Err != nil {
 		msg += ": " + f.Err.Error()
+	}
+	if len(f.Done) > 0 {
+		msg += " (done before: " + strings.Join(f.Done, ", ") + ")"
 	}
 	return &api.JobError{Code: f.Code, Message: msg, Step: f.Step, Key: f.Key, File: f.File, Line: f.Line}
 }

@@ -129,17 +129,24 @@ func CheckNonce(nonce string) error {
 	return nil
 }
 
+// authContext starts every value an authentication token signs. Sign
+// refuses data that starts with it, so that a page allowed to ask for
+// signatures cannot have the agent sign an authentication value for
+// another origin (docs/signing.md, "Why the context prefix").
+const authContext = AuthFormat + "\x00"
+
 // SignedValue is what an authentication token signs for origin and nonce
-// (already checked and canonical): hash(origin) || hash(nonce), hash being
-// the algorithm's, over the UTF-8 text of each as sent. The signature then
-// hashes this value once more, as the algorithm prescribes.
+// (already checked and canonical): the context "cardwright-auth:1" and a
+// zero byte, then hash(origin) || hash(nonce) as Web eID signs them, hash
+// being the algorithm's, over the UTF-8 text of each as sent. The signature
+// then hashes this value once more, as the algorithm prescribes.
 func SignedValue(alg Algorithm, origin, nonce string) []byte {
 	h := alg.Hash()
 	a := h.New()
 	a.Write([]byte(origin))
 	b := h.New()
 	b.Write([]byte(nonce))
-	return b.Sum(a.Sum(nil))
+	return b.Sum(a.Sum([]byte(authContext)))
 }
 
 // Authenticate answers a challenge: it checks the origin and the nonce,

@@ -84,21 +84,49 @@ func TestCheckNonce(t *testing.T) {
 	}
 }
 
-// TestSignedValue pins the binding: hash(origin) || hash(nonce), computed
-// here independently.
+// TestSignedValue pins the binding: the context, then hash(origin) ||
+// hash(nonce), computed here independently.
 func TestSignedValue(t *testing.T) {
 	o, n := "https://portal.example.com", "c29tZSBub25jZSBvZiBhdCBsZWFzdCAzMiBieXRlcyBsb25nLg=="
 	for _, alg := range Algorithms() {
 		h1, h2 := alg.Hash().New(), alg.Hash().New()
 		h1.Write([]byte(o))
 		h2.Write([]byte(n))
-		want := append(h1.Sum(nil), h2.Sum(nil)...)
+		want := append([]byte("cardwright-auth:1\x00"), h1.Sum(nil)...)
+		want = append(want, h2.Sum(nil)...)
 		if got := SignedValue(alg, o, n); string(got) != string(want) {
 			t.Errorf("%s: %x, want %x", alg, got, want)
 		}
 	}
 	if string(SignedValue(ES256, o+"x", n)) == string(SignedValue(ES256, o, n)) {
 		t.Error("origin not bound")
+	}
+}
+
+// TestSignRefusesAuthValue: a page allowed to ask for signatures cannot
+// get an authentication value for another origin signed through Sign.
+func TestSignRefusesAuthValue(t *testing.T) {
+	ca := newTestCA(t, "Auth CA")
+	store := oneKeyStore(t, ca, "p256")
+	n := nonce(t)
+	p := &pinPrompter{pin: testPIN}
+	_, err := Sign(context.Background(), store, p, Request{Algorithm: ES256, Data: SignedValue(ES256, "https://bank.example.com", n)})
+	if !errors.Is(err, ErrInvalidRequest) || len(p.reqs) != 0 {
+		t.Fatalf("Sign of an authentication value: %v (%d prompts)", err, len(p.reqs))
+	}
+	// Data that only resembles it (no context) signs, and is no token.
+	v := SignedValue(ES256, "https://bank.example.com", n)[len("cardwright-auth:1\x00"):]
+	res, err := Sign(context.Background(), store, p, Request{Algorithm: ES256, Data: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ecdsaRaw(ecPub(res.Candidate.Cert), res.Signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := (&AuthToken{Format: AuthFormat, Algorithm: ES256, Certificate: res.Candidate.Cert.Raw, Signature: raw}).Marshal()
+	if _, err := Verify(forged, "https://bank.example.com", n, ca.pool); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("a sign result passed as a token: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -14,6 +15,11 @@ type Request struct {
 	Algorithm Algorithm // "": DefaultAlgorithm of the chosen certificate's key
 	Data      []byte    // signed as the algorithm prescribes (hashed first)
 	Digest    []byte    // a precomputed hash: needs Algorithm, and its hash's length
+
+	// A digest can be the hash of an authentication value for any origin:
+	// take digests only from the local user (the CLI), never from a page,
+	// unless the certificates it may pick cannot authenticate (no
+	// clientAuth). Service does not offer it.
 }
 
 // Result is a signature and what made it.
@@ -46,6 +52,8 @@ func (r *Request) Check() error {
 		}
 	case r.Data == nil:
 		return fmt.Errorf("%w: nothing to sign (no data, no digest)", ErrInvalidRequest)
+	case bytes.HasPrefix(r.Data, []byte(authContext)):
+		return fmt.Errorf("%w: the data is an authentication value (use authenticate)", ErrInvalidRequest)
 	}
 	return nil
 }

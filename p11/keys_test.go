@@ -481,3 +481,41 @@ func TestParallelTokens(t *testing.T) {
 		}
 	}
 }
+
+// A key with CKA_ALWAYS_AUTHENTICATE needs a CKU_CONTEXT_SPECIFIC login
+// after each C_SignInit (PKCS#11 v2.40 §4.9); the key does it with the
+// session's PIN.
+func TestAlwaysAuthenticateKey(t *testing.T) {
+	m := softhsm(t)
+	tok := newToken(t, m)
+	s := userSession(t, tok)
+	params, _ := curveParams(ECP256.Curve)
+	id := []byte{0xAA}
+	_, _, err := m.ctx.GenerateKeyPair(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)},
+		[]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params), pkcs11.NewAttribute(pkcs11.CKA_ID, id)},
+		[]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true), pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_AUTHENTICATE, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.FindKey(id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.alwaysAuth {
+		t.Fatal("CKA_ALWAYS_AUTHENTICATE not seen")
+	}
+	checkSigner(t, k, k.Public())
+	checkSigner(t, k, k.Public())
+
+	// Without the context login the module refuses: the test means something.
+	h := sha256.Sum256([]byte("x"))
+	if err := m.ctx.SignInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}, k.priv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ctx.Sign(s.h, h[:]); !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)) {
+		t.Errorf("raw sign without the context login: %v, want CKR_USER_NOT_LOGGED_IN", err)
+	}
+}

@@ -70,7 +70,7 @@ func (s *Service) Certificates(ctx context.Context, req *api.Certificates) (*api
 }
 
 // Sign signs the request's data (base64) with the one certificate the
-// filter selects.
+// filter selects; the PIN prompt names the origin WithOrigin put in ctx.
 func (s *Service) Sign(ctx context.Context, req *api.Sign) (*api.Signature, error) {
 	f, err := parseFilter(req.Filter)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Service) Sign(ctx context.Context, req *api.Sign) (*api.Signature, erro
 	if err != nil {
 		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "data", Message: fmt.Sprintf("data is not base64: %v", err)}
 	}
-	r := Request{Select: Selector{Filter: f}, Data: data}
+	r := Request{Select: Selector{Filter: f}, Data: data, Origin: OriginFrom(ctx)}
 	if req.Algorithm != "" {
 		if r.Algorithm, err = ParseAlgorithm(req.Algorithm); err != nil {
 			return nil, &api.JobError{Code: api.CodeInvalidField, Key: "algorithm", Message: err.Error()}

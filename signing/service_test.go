@@ -38,9 +38,12 @@ func TestService(t *testing.T) {
 	}
 
 	data := []byte("document")
-	sig, err := svc.Sign(ctx, &api.Sign{Filter: alice, Data: base64.StdEncoding.EncodeToString(data), Algorithm: "PS384"})
+	sig, err := svc.Sign(WithOrigin(ctx, "https://portal.example.com"), &api.Sign{Filter: alice, Data: base64.StdEncoding.EncodeToString(data), Algorithm: "PS384"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if reqs := svc.Prompter.(*pinPrompter).reqs; len(reqs) != 1 || reqs[0].Origin != "https://portal.example.com" || !strings.HasSuffix(reqs[0].Label, " for https://portal.example.com") {
+		t.Errorf("sign prompt %+v", reqs)
 	}
 	rawSig, _ := base64.StdEncoding.DecodeString(sig.Signature)
 	if sig.Certificate != base64.StdEncoding.EncodeToString(store.Keys[0].Cert.Raw) ||

@@ -15,6 +15,7 @@ type Request struct {
 	Algorithm Algorithm // "": DefaultAlgorithm of the chosen certificate's key
 	Data      []byte    // signed as the algorithm prescribes (hashed first)
 	Digest    []byte    // a precomputed hash: needs Algorithm, and its hash's length
+	Origin    string    // the page that asks, shown in the PIN prompt; "" for the local user
 
 	// A digest can be the hash of an authentication value for any origin:
 	// take digests only from the local user (the CLI), never from a page,
@@ -83,7 +84,10 @@ func Sign(ctx context.Context, store Store, p Prompter, req Request) (*Result, e
 		digest = h.Sum(nil)
 	}
 	label := fmt.Sprintf("PIN of token %q to sign as %q", c.Token.Label, c.Cert.Subject.CommonName)
-	sig, err := signDigest(ctx, store, p, c, PINRequest{Kind: PINSign, Label: label, Candidate: c}, alg, digest)
+	if req.Origin != "" {
+		label += " for " + req.Origin
+	}
+	sig, err := signDigest(ctx, store, p, c, PINRequest{Kind: PINSign, Label: label, Candidate: c, Origin: req.Origin}, alg, digest)
 	if err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ type PINRequest struct {
 	Kind      PINKind
 	Label     string     // one line to show, e.g. `PIN of token "alice" to sign as "Alice"`
 	Candidate *Candidate // the certificate the PIN unlocks
-	Origin    string     // PINAuthenticate: the site that asks
+	Origin    string     // the site that asks; "" when the local user does
 }
 
 // Prompter asks the local user for a PIN. PINs come only from here, never

@@ -54,29 +54,13 @@ func Exchange(card Card, cmd Command, lim Limits) (Response, error) {
 	if !lim.extended() {
 		cmd.Ne = min(cmd.Ne, MaxShortNe)
 	}
-	data := cmd.Data
-	for len(data) > maxNc {
-		part := cmd
-		part.CLA |= claChaining
-		part.Data = data[:maxNc]
-		part.Ne = 0
-		r, err := transmit(card, part)
-		if err != nil {
-			return Response{}, err
-		}
-		if r.SW != SWOK {
-			return r, nil // the chain was refused; the caller sees why
-		}
-		data = data[maxNc:]
-	}
-	cmd.Data = data
-	r, err := transmit(card, cmd)
+	r, err := sendChain(card, cmd, maxNc)
 	if err != nil {
 		return Response{}, err
 	}
-	if r.SW1() == 0x6C { // wrong Le: re-issue with Le = SW2 (§5.3.4)
+	if r.SW1() == 0x6C { // wrong Le: re-issue with Le = SW2 (§5.3.4), the whole chain
 		cmd.Ne = shortNe(r.SW2())
-		if r, err = transmit(card, cmd); err != nil {
+		if r, err = sendChain(card, cmd, maxNc); err != nil {
 			return Response{}, err
 		}
 	}
@@ -98,6 +82,26 @@ func Exchange(card Card, cmd Command, lim Limits) (Response, error) {
 		out = append(out, r.Data...)
 	}
 	return Response{Data: out, SW: r.SW}, nil
+}
+
+// sendChain sends cmd, as a command chain when its data is longer than
+// maxNc. A part of the chain answered with anything but 9000 ends it; that
+// answer is returned.
+func sendChain(card Card, cmd Command, maxNc int) (Response, error) {
+	data := cmd.Data
+	for len(data) > maxNc {
+		part := cmd
+		part.CLA |= claChaining
+		part.Data = data[:maxNc]
+		part.Ne = 0
+		r, err := transmit(card, part)
+		if err != nil || r.SW != SWOK {
+			return r, err
+		}
+		data = data[maxNc:]
+	}
+	cmd.Data = data
+	return transmit(card, cmd)
 }
 
 // Send is Exchange with short APDUs, returning the data field on 9000 and

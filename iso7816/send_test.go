@@ -166,6 +166,18 @@ func TestExchangeScripted(t *testing.T) {
 			sw: 0x6884,
 		},
 		{
+			name: "6Cxx at the end of a chain re-sends the whole chain",
+			cmd:  iso7816.Command{INS: 0xA4, P1: 0x08, Data: seq(4), Ne: 2},
+			lim:  iso7816.Limits{MaxNc: 2},
+			steps: []step{
+				{"10A40800020001", "9000", nil},
+				{"00A4080002020302", "6C03", nil},
+				{"10A40800020001", "9000", nil},
+				{"00A4080002020303", "6203019000", nil},
+			},
+			data: "620301", sw: 0x9000,
+		},
+		{
 			name: "exactly MaxNc is not chained",
 			cmd:  iso7816.Command{INS: 0xDB, Data: seq(2)},
 			lim:  iso7816.Limits{MaxNc: 2},
@@ -177,6 +189,9 @@ func TestExchangeScripted(t *testing.T) {
 	}
 	// The last part of the chain carries Le.
 	tests[10].steps[2] = step{"00DB3FFF010600", "AB9000", nil}
+	if tests[10].name != "command chaining" {
+		t.Fatal("table order changed")
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &script{t: t, steps: tt.steps}
@@ -345,5 +360,31 @@ func TestExchangeMemcardNoChaining(t *testing.T) {
 	r, err = iso7816.Exchange(card, iso7816.Command{INS: 0xE0, Data: seq(20)}, iso7816.Limits{MaxNc: 255})
 	if err != nil || r.SW != 0x6700 {
 		t.Errorf("20 bytes to a MaxNc 8 card: %04X, %v; want 6700", r.SW, err)
+	}
+}
+
+// A SELECT by path sent as a chain with a short Le: the card answers 6Cxx
+// to the last part, and the whole chain must go again.
+func TestExchangeMemcardChainWrongLe(t *testing.T) {
+	card := memcard.New(memcard.Config{MaxNc: 2})
+	for _, f := range []iso7816.FCP{
+		{FID: 0x3F00, FDB: iso7816.FDBDF},
+		{FID: 0x5000, FDB: iso7816.FDBDF},
+		{FID: 0x5001, FDB: iso7816.FDBTransparent, Size: 3},
+	} {
+		c, _ := iso7816.CreateFile(f)
+		if _, err := iso7816.Exchange(card, c, card.Limits()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sel := iso7816.SelectPath(true, 0x5000, 0x5001)
+	sel.Ne = 2
+	r, err := iso7816.Exchange(card, sel, card.Limits())
+	if err != nil || r.SW != 0x9000 {
+		t.Fatalf("SELECT by path in a chain with Le 2: %X %04X, %v", r.Data, r.SW, err)
+	}
+	p, err := iso7816.ParseFCP(r.Data)
+	if err != nil || p.FID != 0x5001 {
+		t.Errorf("selected %+v, %v; want 5001", p, err)
 	}
 }

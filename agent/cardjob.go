@@ -265,7 +265,11 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *a
 		return &api.Result{Error: &api.JobError{Code: api.CodeInternal, Message: "journal unavailable"}}
 	}
 	job.ID = strconv.FormatUint(seq, 10)
-	s.jobsWG.Add(1)
+	if !s.beginJob() {
+		wire := &api.Result{Type: api.TypeResult, ID: reqID, Error: &api.JobError{Code: api.CodeShuttingDown, Message: "the agent is shutting down"}}
+		s.deps.Journal.Finish(seq, wire)
+		return wire
+	}
 	defer s.jobsWG.Done()
 	started := time.Now()
 	res := s.safeRun(ctx, job, Hooks{}) // no portal to issue certificates over this endpoint

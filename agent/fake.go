@@ -27,6 +27,7 @@ import (
 //	Request=TEMPL    make a P-256 key and CSR and ask the portal to issue it;
 //	                 the answer's public key must match
 //	Prompt=KIND      report a local prompt (waiting, then done)
+//	RemoveAt=N       the card is "pulled" during step N: card_removed
 //	Echo=TEXT        copied to the output field Echo
 //	PIN=TEXT         copied to the secret output PIN1 when the job declares
 //	                 PIN1 secret (tests grep logs for it)
@@ -86,6 +87,14 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 		}
 		delay = time.Duration(n) * time.Millisecond
 	}
+	removeAt := -1
+	if s := field("RemoveAt"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field RemoveAt is not a number", Key: "RemoveAt"}}
+		}
+		removeAt = n
+	}
 	out := map[string]string{"Reader": reader}
 	secrets := map[string]secret.Value{}
 
@@ -112,6 +121,9 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 		}
 		if ctx.Err() != nil {
 			return Result{Err: &api.JobError{Code: api.CodeCancelled, Message: "job cancelled", Step: "fake step " + strconv.Itoa(i)}}
+		}
+		if i == removeAt {
+			return Result{Err: &api.JobError{Code: api.CodeCardRemoved, Message: "the card was removed from " + reader, Step: "fake step " + strconv.Itoa(i)}}
 		}
 	}
 	if tmpl := field("Request"); tmpl != "" {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 )
@@ -386,4 +388,72 @@ func waitFor(t testing.TB, cond func() bool) {
 	}
 }
 
-var _ = context.Background
+// TestCardRemovedKeepsServing: a card pulled mid-job ends that job with
+// card_removed; the reader is free again and the next job works.
+func TestCardRemovedKeepsServing(t *testing.T) {
+	ta := startAgent(t)
+	c := ta.dial(client.Options{})
+	ctx := ctxT(t)
+	res, err := c.Run(ctx, &api.Job{Description: "x", Reader: "R", Fields: map[string]string{"Steps": "5", "RemoveAt": "2"}}, nil, nil)
+	if err != nil || res.OK || res.Error.Code != api.CodeCardRemoved || res.Error.Step != "fake step 2" {
+		t.Fatalf("pulled card: %+v %v", res, err)
+	}
+	res, err = c.Run(ctx, &api.Job{Description: "x", Reader: "R"}, nil, nil)
+	if err != nil || !res.OK {
+		t.Fatalf("next job: %+v %v", res, err)
+	}
+}
+
+func TestHeadlessPrompt(t *testing.T) {
+	ta := startAgent(t, func(c *agentConfig, _ *agentDeps) { c.Headless = true })
+	c := ta.dial(client.Options{})
+	var prompts int
+	res, err := c.Run(ctxT(t), &api.Job{Description: "x", Fields: map[string]string{"Prompt": "pin"}}, nil, func(ev any) {
+		if _, ok := ev.(*api.Prompt); ok {
+			prompts++
+		}
+	})
+	if err != nil || res.OK || res.Error.Code != api.CodePromptUnavailable || prompts != 0 {
+		t.Fatalf("headless prompt: %+v %v (%d prompts)", res, err, prompts)
+	}
+}
+
+// TestShutdown: a job still running when the grace period ends is
+// cancelled, its result journaled and delivered, then the socket is closed
+// with 1001 and a reason.
+func TestShutdown(t *testing.T) {
+	ta := startAgent(t)
+	raw := rawDial(t, ta, testOrigin)
+	raw.hello(t)
+	raw.send(t, `{"type":"job","id":"long","description":"x","fields":{"Steps":"1000","StepDelayMs":"20"}}`)
+	if m := raw.read(t); m["type"] != api.TypeAccepted {
+		t.Fatalf("%v", m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := ta.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	var result map[string]any
+	for {
+		raw.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var m map[string]any
+		if err := raw.ws.ReadJSON(&m); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || ce.Text != "agent shutting down" {
+				t.Fatalf("close: %v", err)
+			}
+			break
+		}
+		if m["type"] == api.TypeResult {
+			result = m
+		}
+	}
+	if result == nil || result["ok"] != false || result["error"].(map[string]any)["code"] != string(api.CodeCancelled) {
+		t.Fatalf("result before close: %v", result)
+	}
+	recs, _ := ta.journal.All()
+	if len(recs) != 1 || recs[0].State != "done" || recs[0].Result.Error.Code != api.CodeCancelled {
+		t.Fatalf("journal: %+v", recs)
+	}
+}

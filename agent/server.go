@@ -245,8 +245,8 @@ func (s *Server) Serve(ln net.Listener, tlsCfg *tls.Config) error {
 // cancels the rest (their results are journaled as cancelled), and closes
 // every socket with a reason.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
 	s.mu.Lock()
+	s.closing.Store(true) // under mu: see beginJob
 	hs := s.httpSrv
 	s.mu.Unlock()
 	var err error
@@ -274,6 +274,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("agent stopped")
 	return err
+}
+
+// beginJob counts a job in jobsWG unless the agent is shutting down; the
+// check and the Add happen under mu so Shutdown's Wait never races an Add.
+func (s *Server) beginJob() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.jobsWG.Add(1)
+	return true
 }
 
 // Port is the port Serve listens on (0 before Serve).

@@ -759,8 +759,16 @@ func (c *conn) onJob(id string, raw []byte) {
 	jr := &jobRun{reqID: id, requests: map[string]*pendingRequest{}}
 	ss.jobs[id] = jr // reserve before the journal write
 	ss.mu.Unlock()
+	if !s.beginJob() {
+		ss.mu.Lock()
+		delete(ss.jobs, id)
+		ss.mu.Unlock()
+		c.fail(id, api.CodeShuttingDown, "the agent is shutting down")
+		return
+	}
 	seq, err := s.deps.Journal.Begin(ss.origin, ss.id, id, job.Reader)
 	if err != nil {
+		s.jobsWG.Done()
 		ss.mu.Lock()
 		delete(ss.jobs, id)
 		ss.mu.Unlock()
@@ -776,7 +784,6 @@ func (c *conn) onJob(id string, raw []byte) {
 	jr.seq = seq
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	jr.cancel = cancel
-	s.jobsWG.Add(1)
 	c.send(&api.Accepted{Type: api.TypeAccepted, ID: id})
 	s.log.Info("job accepted", "origin", ss.origin, "session", ss.id[:6], "id", id, "job", job.ID, "reader", job.Reader)
 	go s.runJob(ctx, ss, jr, job)
@@ -1015,6 +1022,10 @@ func (c *conn) onAck(id string, raw []byte) {
 	c.mu.Lock()
 	ss := c.sess
 	c.mu.Unlock()
+	if ss == nil {
+		c.fail(id, api.CodeBadRequest, "send hello first")
+		return
+	}
 	if err := c.s.deps.Journal.Ack(ss.origin, ss.id, m.Job); err != nil {
 		if errors.Is(err, ErrUnknownJob) {
 			c.fail(id, api.CodeUnknownJob, "no finished, unacknowledged job "+strconv.Quote(m.Job))

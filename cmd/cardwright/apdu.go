@@ -48,6 +48,7 @@ func runAPDU(_ context.Context, env *cmdEnv, args []string) int {
 	}
 	// Every APDU is checked before anything is sent.
 	cmds := make([][]byte, fs.NArg())
+	anyExtended := 0
 	for i, arg := range fs.Args() {
 		raw, err := parseAPDUArg(arg, *extended)
 		if err != nil {
@@ -55,6 +56,9 @@ func runAPDU(_ context.Context, env *cmdEnv, args []string) int {
 			return exitUsage
 		}
 		cmds[i] = raw
+		if c, _ := iso7816.ParseCommand(raw); c.Extended() && anyExtended == 0 {
+			anyExtended = i + 1
+		}
 	}
 
 	pc, err := pcsc.Open()
@@ -73,6 +77,16 @@ func runAPDU(_ context.Context, env *cmdEnv, args []string) int {
 		return exitFailure
 	}
 	defer card.Close()
+	// A card that says in its ATR that it takes no extended lengths
+	// (ISO 7816-4 §8.1.1.2.7) is not sent any.
+	if anyExtended > 0 {
+		if a, err := iso7816.ParseATR(card.ATR()); err == nil {
+			if caps, ok := a.Capabilities(); ok && !caps.ExtendedLength {
+				fmt.Fprintf(env.stderr, "cardwright apdu: APDU %d: the card in %q takes no extended-length APDUs (its ATR says so); nothing sent\n", anyExtended, *reader)
+				return exitFailure
+			}
+		}
+	}
 
 	lim := iso7816.Limits{}
 	if *extended {

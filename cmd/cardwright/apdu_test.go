@@ -110,6 +110,14 @@ func TestAPDUOnStack(t *testing.T) {
 		t.Errorf("VERIFY echoed its data:\n%s", out)
 	}
 
+	// An extended APDU to cards whose ATR says they take none: refused, nothing sent.
+	for _, r := range []string{own, vicc} {
+		code, stdout, errOut := cliRun(t, "apdu", "--extended", "--reader", r, "0084000008", "00840000000101")
+		if code != exitFailure || stdout != "" || !strings.Contains(errOut, "APDU 2: the card in") || !strings.Contains(errOut, "nothing sent") {
+			t.Errorf("extended APDU to %q: exit %d, stdout %q, stderr %q", r, code, stdout, errOut)
+		}
+	}
+
 	// Unknown reader: one line naming the readers there are, exit 1.
 	code, stdout, errOut := cliRun(t, "apdu", "--reader", "No Such Reader 00 00", "0084000008")
 	if code != exitFailure || stdout != "" || !strings.Contains(errOut, `unknown reader "No Such Reader 00 00"`) ||

@@ -162,7 +162,7 @@ func TestRunCardRemoved(t *testing.T) {
 	noSecrets(t, res)
 }
 
-func zipOf(t *testing.T, files map[string][]byte) []byte {
+func zipOf(t testing.TB, files map[string][]byte) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, b := range files {

@@ -1,0 +1,58 @@
+package runner
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// FuzzPlan feeds untrusted job input — a .dsc text, or a .dsz (zip or its
+// base64) — through validation (openJob, dsc check and plan, Build): it may
+// refuse anything, but never panic, and every refusal is a *Failure with a
+// code.
+func FuzzPlan(f *testing.F) {
+	src, err := os.ReadFile(demoDir + "/demo.dsc")
+	if err != nil {
+		f.Fatal(err)
+	}
+	cpfSrc, _ := os.ReadFile(demoDir + "/demo.cpf")
+	z := zipOf(f, map[string][]byte{"demo.dsc": src, "demo.cpf": cpfSrc})
+	f.Add(false, src)
+	f.Add(true, z)
+	f.Add(true, []byte(base64.StdEncoding.EncodeToString(z)))
+	f.Add(false, []byte("[Description]\nInitToken=true\nChipProfile=demo.cpf\n"))
+	f.Add(true, []byte("PK\x03\x04garbage"))
+	r := &Runner{Engine: &Engine{Readers: NewMemReaders(nil)}, Deps: Deps{Tokens: &FakeTokens{}, Issuer: newIssuer(f), Profiles: CPF{}}}
+	fields := demoJob(f, nil).Fields
+	f.Fuzz(func(t *testing.T, dsz bool, data []byte) {
+		j := &Job{Fields: fields, Files: Files{"demo.cpf": cpfSrc}}
+		if dsz {
+			j.DSZ = data
+		} else {
+			j.Description = data
+		}
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				panic(fmt.Sprintf("Plan hangs on dsz=%v %q", dsz, data))
+			}
+		}()
+		defer close(done)
+		plan, err := r.Plan(j)
+		if err != nil {
+			if _, ok := err.(*Failure); !ok {
+				t.Fatalf("Plan error %T is not a *Failure: %v", err, err)
+			}
+			return
+		}
+		if _, _, err := Build(plan, r.Deps); err != nil {
+			if _, ok := err.(*Failure); !ok {
+				t.Fatalf("Build error %T is not a *Failure: %v", err, err)
+			}
+		}
+	})
+}

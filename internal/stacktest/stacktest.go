@@ -30,6 +30,11 @@ type Stack struct {
 var (
 	lockOnce sync.Once
 	lockErr  error
+	// lockFile holds the stack lock until the process exits. It must stay
+	// reachable: an unreachable *os.File is closed by its finalizer at the
+	// next GC, which silently released the lock to another test binary
+	// (one that restarts pcscd) in the middle of this one's tests.
+	lockFile *os.File
 )
 
 // Dir is the stack's state directory.
@@ -61,16 +66,34 @@ func Require(t testing.TB) *Stack {
 		t.Fatalf("the test stack is not running (%v): start it with 'scripts/teststack start' (or run 'make test')", err)
 	}
 	lockOnce.Do(func() {
-		var f *os.File
-		f, lockErr = os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		lockFile, lockErr = os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 		if lockErr == nil {
-			lockErr = syscall.Flock(int(f.Fd()), syscall.LOCK_EX) // held until exit; f is never closed
+			lockErr = syscall.Flock(int(lockFile.Fd()), syscall.LOCK_EX) // held until exit: lockFile is never closed
 		}
 	})
 	if lockErr != nil {
 		t.Fatalf("locking the test stack: %v", lockErr)
 	}
-	return &Stack{Dir: dir, Root: RepoRoot(), Env: env}
+	s := &Stack{Dir: dir, Root: RepoRoot(), Env: env}
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.diagnose(t)
+		}
+	})
+	return s
+}
+
+// diagnose logs the stack's state and the end of pcscd's log, so that a
+// failure in CI says whether pcscd or a card emulator was down.
+func (s *Stack) diagnose(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(s.Root, "scripts", "teststack"), "status").CombinedOutput()
+	t.Logf("stack after the failure (teststack status: %v):\n%s", err, out)
+	if log := s.Env["PCSCD_LOG"]; log != "" {
+		if tail, err := exec.Command("tail", "-n", "15", log).Output(); err == nil {
+			t.Logf("end of %s:\n%s", log, tail)
+		}
+	}
 }
 
 // Get returns a stack.env value or fails the test.

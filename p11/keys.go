@@ -128,7 +128,7 @@ func (k *Key) Public() crypto.PublicKey { return k.public }
 // CKA_LABEL label and CKA_ID id; an empty id becomes KeyID(public key),
 // set with C_SetAttributeValue after generation. The private key is
 // sensitive, not extractable, private, and may sign and decrypt (RSA) or
-// sign (EC). The user must be logged in.
+// sign and derive (EC: ECDH, see Key.ECDH). The user must be logged in.
 func (s *Session) GenerateKeyPair(spec KeySpec, label string, id []byte) (*Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,7 +161,7 @@ func (s *Session) GenerateKeyPair(spec KeySpec, label string, id []byte) (*Key, 
 		}
 		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}
 		pubT = append(pubT, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params))
-		privT = append(privT, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+		privT = append(privT, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_DERIVE, true))
 	case spec.RSABits == 2048 || spec.RSABits == 3072 || spec.RSABits == 4096:
 		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}
 		pubT = append(pubT, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
@@ -403,16 +403,25 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 }
 
 // Decrypt implements crypto.Decrypter for RSA keys: CKM_RSA_PKCS, or
-// CKM_RSA_PKCS_OAEP for *rsa.OAEPOptions.
+// CKM_RSA_PKCS_OAEP for *rsa.OAEPOptions (MGFHash 0 means Hash). A token
+// that refuses the OAEP parameters (SoftHSM2 2.6 takes SHA-1 only and
+// answers CKR_ARGUMENTS_BAD) gives an error wrapping ErrNotSupported; see
+// OAEPSupported and DecryptRaw.
 func (k *Key) Decrypt(_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	if _, ok := k.public.(*rsa.PublicKey); !ok {
 		return nil, fmt.Errorf("decrypting: key %q is not an RSA key", k.Label)
 	}
 	mech := pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
-	if o, ok := opts.(*rsa.OAEPOptions); ok {
+	o, oaep := opts.(*rsa.OAEPOptions)
+	if oaep {
 		hm, mgf, err := hashMech(o.Hash)
 		if err != nil {
 			return nil, fmt.Errorf("decrypting: %w", err)
+		}
+		if o.MGFHash != 0 && o.MGFHash != o.Hash {
+			if _, mgf, err = hashMech(o.MGFHash); err != nil {
+				return nil, fmt.Errorf("decrypting: MGF1 %w", err)
+			}
 		}
 		var src []byte
 		if len(o.Label) > 0 {
@@ -422,6 +431,9 @@ func (k *Key) Decrypt(_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byt
 	}
 	out, err := k.run(mech, msg, k.s.t.m.ctx.DecryptInit, k.s.t.m.ctx.Decrypt)
 	if err != nil {
+		if oaep && (isUnsupported(err) || is(err, pkcs11.CKR_ARGUMENTS_BAD) || is(err, pkcs11.CKR_MECHANISM_PARAM_INVALID)) {
+			err = &unsupportedError{what: fmt.Sprintf("RSA-OAEP with %v", o.Hash), err: err}
+		}
 		return nil, fmt.Errorf("decrypting with key %q: %w", k.Label, err)
 	}
 	return out, nil
@@ -434,13 +446,8 @@ func (k *Key) run(mech *pkcs11.Mechanism, data []byte,
 	initf func(pkcs11.SessionHandle, []*pkcs11.Mechanism, pkcs11.ObjectHandle) error,
 	opf func(pkcs11.SessionHandle, []byte) ([]byte, error)) ([]byte, error) {
 	s := k.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return nil, errClosed
-	}
 	var out []byte
-	attempt := func() error {
+	err := k.retry(func() error {
 		if err := initf(s.h, []*pkcs11.Mechanism{mech}, k.priv); err != nil {
 			return err
 		}
@@ -452,21 +459,35 @@ func (k *Key) run(mech *pkcs11.Mechanism, data []byte,
 		var err error
 		out, err = opf(s.h, data)
 		return err
+	})
+	return out, err
+}
+
+// retry runs attempt with the session locked and, when the module logged
+// the user out (CKR_USER_NOT_LOGGED_IN, or a dead key handle after a
+// logout), logs in again with the kept PIN, finds the key again and runs
+// attempt once more.
+func (k *Key) retry(attempt func() error) error {
+	s := k.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errClosed
 	}
 	err := attempt()
 	if err == nil || s.pin.IsZero() || !(is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) ||
 		is(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || is(err, pkcs11.CKR_KEY_HANDLE_INVALID)) {
-		return out, err
+		return err
 	}
 	// The module logged the user out (some do after each C_Sign). Private
 	// object handles may have died with the login (SoftHSM2 drops them):
 	// log in again, find the key again by CKA_ID and class, retry once.
 	if info, ierr := s.t.m.ctx.GetSessionInfo(s.h); ierr == nil &&
 		(info.State == pkcs11.CKS_RW_USER_FUNCTIONS || info.State == pkcs11.CKS_RO_USER_FUNCTIONS) && !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
-		return out, err // still logged in: the handle is simply bad
+		return err // still logged in: the handle is simply bad
 	}
 	if lerr := s.t.m.ctx.Login(s.h, pkcs11.CKU_USER, s.pin.Reveal()); lerr != nil && !is(lerr, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
-		return nil, fmt.Errorf("logging in again after %v: %w", err, s.pinError(lerr, false))
+		return fmt.Errorf("logging in again after %v: %w", err, s.pinError(lerr, false))
 	}
 	if len(k.ID) > 0 {
 		hs, ferr := s.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID)}, 2)
@@ -474,5 +495,5 @@ func (k *Key) run(mech *pkcs11.Mechanism, data []byte,
 			k.priv = hs[0]
 		}
 	}
-	return out, attempt()
+	return attempt()
 }

@@ -99,6 +99,7 @@ func (s *Session) ImportPKCS12(data []byte, password secret.Value, label string,
 		}
 		priv = append(priv,
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, true), // ECDH (Key.ECDH)
 			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, d))
 		pub = append(pub,

@@ -21,6 +21,7 @@ var (
 	ErrKeyNotFound       = errors.New("no private key for the certificate")
 	ErrKeyMismatch       = errors.New("the token key does not match the certificate")
 	ErrTokenNotFound     = errors.New("token not present")
+	ErrTokenBusy         = errors.New("token in use by another operation")
 	ErrToken             = errors.New("token operation failed")
 	ErrPromptRefused     = errors.New("PIN entry cancelled")
 	ErrPromptUnavailable = errors.New("no PIN dialog available")
@@ -92,6 +93,8 @@ func Code(err error) api.Code {
 		return api.CodeNotSupported
 	case errors.Is(err, ErrTokenNotFound):
 		return api.CodeTokenNotFound
+	case errors.Is(err, ErrTokenBusy):
+		return api.CodeBusy
 	case errors.Is(err, ErrKeyNotFound), errors.Is(err, ErrKeyMismatch), errors.Is(err, ErrToken), errors.Is(err, ErrBadSignature):
 		return api.CodeTokenError
 	}

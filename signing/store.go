@@ -59,8 +59,9 @@ type Store interface {
 	Candidates(ctx context.Context) ([]*Candidate, error)
 	// Key logs in to c's token with pin and returns the private key that
 	// goes with c.Cert; release ends what Key opened. A wrong PIN is a
-	// *PINError; other failures wrap ErrTokenNotFound, ErrKeyNotFound or
-	// ErrToken.
+	// *PINError; other failures wrap ErrTokenNotFound, ErrTokenBusy (the PIN
+	// cannot be checked now), ErrKeyNotFound or ErrToken. A store must
+	// never hand out a key without having checked pin.
 	Key(ctx context.Context, c *Candidate, pin secret.Value) (key crypto.Signer, release func(), err error)
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cardwright/cardwright/certfilter"
 	"github.com/cardwright/cardwright/p11"
@@ -18,9 +19,12 @@ import (
 
 // Store lists the certificates of every initialised token of its modules
 // and opens their keys. It is safe for concurrent use: each Key call has a
-// session of its own.
+// session of its own, and Key calls on one token wait for each other.
 type Store struct {
 	Modules []*p11.Module
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per module path + token serial
 }
 
 // New returns a Store over the loaded modules.
@@ -95,10 +99,31 @@ func tokenCandidates(m *p11.Module, t *p11.Token, info p11.TokenInfo) ([]*signin
 	return out, nil
 }
 
+// tokenLock returns the lock of one token.
+func (s *Store) tokenLock(module, serial string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locks == nil {
+		s.locks = map[string]*sync.Mutex{}
+	}
+	k := module + "\x00" + serial
+	if s.locks[k] == nil {
+		s.locks[k] = new(sync.Mutex)
+	}
+	return s.locks[k]
+}
+
 // Key implements signing.Store: it finds the token again by serial, opens
 // a session, logs the user in and finds the private key with the
 // candidate's CKA_ID whose public key is the certificate's (else any key
-// whose public key is). release closes the session.
+// whose public key is). release logs out and closes the session.
+//
+// Login state belongs to the application, not the session (PKCS#11 v2.40
+// §5.6): while another session of this process is logged in, C_Login
+// answers CKR_USER_ALREADY_LOGGED_IN without looking at the PIN, and any
+// PIN would do. Key therefore refuses with ErrTokenBusy when the token's
+// private keys are visible before it logs in, and holds the token's lock
+// from login to logout so that its own calls never meet that case.
 func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value) (crypto.Signer, func(), error) {
 	var mod *p11.Module
 	for _, m := range s.Modules {
@@ -116,19 +141,40 @@ func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value)
 	if t.Serial() != c.Token.Serial {
 		return nil, nil, fmt.Errorf("%w: serial %s", signing.ErrTokenNotFound, c.Token.Serial)
 	}
+	lock := s.tokenLock(c.Token.Module, c.Token.Serial)
+	lock.Lock()
 	sess, err := t.Open()
 	if err != nil {
+		lock.Unlock()
 		return nil, nil, mapErr(err)
 	}
-	release := func() { sess.Close() }
+	loggedIn := false
+	release := func() {
+		if loggedIn {
+			sess.Logout()
+		}
+		sess.Close()
+		lock.Unlock()
+	}
 	if err := ctx.Err(); err != nil {
 		release()
 		return nil, nil, err
+	}
+	// The private keys of a token are private objects (CKA_PRIVATE): seen
+	// before C_Login, they mean the token is logged in already.
+	// TODO(p11): ask the session state (C_GetSessionInfo) once p11 exposes it.
+	if privs, err := sess.Find(p11.Criteria{p11.ClassIs(p11.ClassPrivateKey)}); err != nil {
+		release()
+		return nil, nil, mapErr(err)
+	} else if len(privs) > 0 {
+		release()
+		return nil, nil, fmt.Errorf("%w: token %q is logged in by another operation of this process, so its PIN cannot be checked now", signing.ErrTokenBusy, c.Token.Label)
 	}
 	if err := sess.Login(pin); err != nil {
 		release()
 		return nil, nil, mapErr(err)
 	}
+	loggedIn = true
 	var key *p11.Key
 	if len(c.KeyID) > 0 {
 		if k, err := sess.FindKey(c.KeyID, ""); err == nil && samePublic(k.Public(), c.Cert.PublicKey) {

@@ -9,6 +9,8 @@ const params = new URLSearchParams(location.search);
 // the fields that steer the fake runner; a real runner reads the description.
 const fake = params.get("fake") === "1";
 let agent, running = null, count = 0;
+// The job the demo server offers (cardwright serve --demo-job FILE), if any.
+let demoJob = null;
 
 function log(line) {
   $("log").textContent += line + "\n";
@@ -50,7 +52,12 @@ async function runJob(ev) {
     Object.assign(fields, { Echo: name, Steps: "4", StepDelayMs: "40" });
     if ($("request").checked) fields.Request = "DemoLogon";
   }
-  const job = { description: $("description").value, fields };
+  let job = { description: $("description").value, fields };
+  if (demoJob) {
+    job = structuredClone(demoJob);
+    job.fields = { ...(job.fields || {}), ...(fake ? fields : {}) };
+    if ("HOLDER_NAME" in job.fields) job.fields.HOLDER_NAME = name;
+  }
   if ($("reader").value) job.reader = $("reader").value;
   $("encode").disabled = true;
   $("cancel").disabled = false;
@@ -90,6 +97,18 @@ async function runJob(ev) {
 }
 
 async function main() {
+  try {
+    const resp = await fetch("/demo-job.json", { cache: "no-store" });
+    if (resp.ok) {
+      demoJob = await resp.json();
+      delete demoJob.id;
+      $("description").value = demoJob.description || "(.dsz job)";
+      $("description").readOnly = true;
+      if (demoJob.reader) $("reader").value = demoJob.reader;
+    }
+  } catch {
+    // no demo job: the form's description is used
+  }
   try {
     agent = await connect({ url: params.get("agent") || undefined, client: "demo-portal" });
   } catch (e) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,23 +25,11 @@ const chromiumPath = "/usr/bin/chromium"
 // hardware runner is wired by cmd/cardwright's wiring file).
 func TestDemoPortalBrowser(t *testing.T) {
 	stacktest.Require(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("needs Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
-	}
 	dir := t.TempDir()
 	_, demo, stop, logs := startServe(t, "--fake-runner", "--config", "/dev/null", "--listen", "127.0.0.1:0",
 		"--journal", dir, "--demo-portal")
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
-
+	ctx, done := newBrowser(t)
+	defer done()
 	text := func(sel string) string {
 		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 		if err != nil {
@@ -87,8 +76,7 @@ func TestDemoPortalBrowser(t *testing.T) {
 	if err != nil || marker != 4711 {
 		t.Fatalf("the page was reloaded between jobs (%d, %v)", marker, err)
 	}
-	cancel()
-	cancelBrowser()
+	done()
 	if code := stop(); code != exitOK {
 		t.Fatalf("serve exit %d", code)
 	}
@@ -104,5 +92,56 @@ func TestDemoPortalBrowser(t *testing.T) {
 	defer j.Close()
 	if recs, _ := j.All(); len(recs) != 0 {
 		t.Fatalf("journal holds %d unacknowledged results", len(recs))
+	}
+}
+
+// newBrowser starts headless Chromium for one test.
+func newBrowser(t *testing.T) (context.Context, func()) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("needs Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	return ctx, func() { cancel(); cancelBrowser(); cancelAlloc() }
+}
+
+// TestDemoPortalJobFile: with --demo-job the page submits that job (its
+// description, fields, secret outputs and reader) instead of the form's.
+func TestDemoPortalJobFile(t *testing.T) {
+	stacktest.Require(t)
+	jobFile := filepath.Join(t.TempDir(), "job.json")
+	os.WriteFile(jobFile, []byte(`{"description":"[Description]\nName=from the job file\n","fields":{"HOLDER_NAME":"","PIN":"24682468","Steps":"2"},"secret":["PIN1"],"reader":"Fake Reader 7"}`), 0o600)
+	_, demo, stop, logs := startServe(t, "--fake-runner", "--config", "/dev/null", "--listen", "127.0.0.1:0",
+		"--journal", t.TempDir(), "--demo-portal", "--demo-job", jobFile, "--demo-ca", t.TempDir())
+	ctx, done := newBrowser(t)
+	defer done()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(demo),
+		chromedp.WaitVisible(chromedp.CSS(`#status.ok`)),
+		chromedp.SetValue(chromedp.CSS(`#name`), "Alan Turing"),
+		chromedp.Click(chromedp.CSS(`#encode`)),
+		chromedp.WaitVisible(chromedp.Search(`//span[@id="count" and text()="1"]`)),
+	)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs())
+	}
+	desc, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`#description`)))
+	result, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
+	if !strings.Contains(desc, "Name=from the job file") || !strings.Contains(result, "Reader=Fake Reader 7") || !strings.Contains(result, "Echo=Alan Turing") {
+		t.Fatalf("description %q, result %q", desc, result)
+	}
+	// The secret output is not shown on the page.
+	if strings.Contains(result, "24682468") {
+		t.Fatalf("the page shows the secret output: %q", result)
+	}
+	done()
+	stop()
+	if strings.Contains(logs(), "24682468") {
+		t.Fatal("PIN in the agent log")
 	}
 }

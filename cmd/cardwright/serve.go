@@ -47,6 +47,7 @@ func init() {
 
 type serveFlags struct {
 	config, listen, journal, logFormat, demoAddr string
+	demoJob, demoCA                              string
 	origins                                      stringList
 	demo, fake                                   bool
 }
@@ -61,6 +62,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&f.journal, "journal", "", "journal `directory` (overrides [log] journal)")
 	fs.BoolVar(&f.demo, "demo-portal", false, "serve the demo portal on its own loopback origin and allow it")
 	fs.StringVar(&f.demoAddr, "demo-listen", "127.0.0.1:0", "loopback `address` of the demo portal")
+	fs.StringVar(&f.demoJob, "demo-job", "", "JSON `file` of the job (an api.Job: description, files, fields, secret, reader) the demo page submits")
+	fs.StringVar(&f.demoCA, "demo-ca", "", "`directory` of the demo portal's test CA (default: demo-ca in the journal directory)")
 	fs.BoolVar(&f.fake, "fake-runner", false, "run jobs with the in-memory fake runner (no card is touched; for demos and tests)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	if err := fs.Parse(args); err != nil {
@@ -181,11 +184,25 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		if err := srv.AllowOrigin(origin); err != nil {
 			return err
 		}
-		ca, err := issuer.OpenLocalCA(filepath.Join(dir, "demo-ca"))
+		caDir := f.demoCA
+		if caDir == "" {
+			caDir = filepath.Join(dir, "demo-ca")
+		}
+		ca, err := issuer.OpenLocalCA(caDir)
 		if err != nil {
 			return fmt.Errorf("demo portal CA: %w", err)
 		}
-		demoSrv = &http.Server{Handler: demoHandler(agentURL, f.fake, ca, log), ReadHeaderTimeout: 5 * time.Second}
+		var job []byte
+		if f.demoJob != "" {
+			if job, err = os.ReadFile(f.demoJob); err != nil {
+				return fmt.Errorf("demo job: %w", err)
+			}
+			var probe api.Job
+			if err := json.Unmarshal(job, &probe); err != nil {
+				return fmt.Errorf("demo job %s: %w", f.demoJob, err)
+			}
+		}
+		demoSrv = &http.Server{Handler: demoHandler(agentURL, f.fake, job, ca, log), ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -224,7 +241,10 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 // address, and issues certificates for the page's requests from a local
 // test CA (POST /issue {csr, template} → {certificate, chain}), standing in
 // for the portal's CA.
-func demoHandler(agentURL string, fake bool, ca *issuer.LocalCA, log *slog.Logger) http.Handler {
+//
+// With a demo job (--demo-job) the page submits that job (GET /demo-job.json)
+// with the name typed on the page in the field HOLDER_NAME when the job has it.
+func demoHandler(agentURL string, fake bool, job []byte, ca *issuer.LocalCA, log *slog.Logger) http.Handler {
 	files := http.FileServer(http.FS(web.Files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" {
@@ -237,6 +257,16 @@ func demoHandler(agentURL string, fake bool, ca *issuer.LocalCA, log *slog.Logge
 		}
 		if r.URL.Path == "/issue" {
 			demoIssue(w, r, ca, log)
+			return
+		}
+		if r.URL.Path == "/demo-job.json" {
+			if job == nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(job)
 			return
 		}
 		if _, err := fs.Stat(web.Files, strings.TrimPrefix(r.URL.Path, "/")); err != nil {

@@ -60,19 +60,20 @@ func (p *cpfProfile) Run(ctx context.Context, card iso7816.Card, pins map[string
 }
 
 // Erase implements Profiles with cpf.DeleteProfile. A card without an MF has
-// nothing to erase. A credential the card does not hold (6A88: a profile
-// without that PIN, or another card) is not a reason to refuse: the erase is
-// tried anonymously, which the profile allows or not.
+// nothing to erase. The erase is tried anonymously first and with the
+// credential only when the card refuses: the outcome is the one the
+// description asks for (log in with the highest credential given), but a
+// card whose profile allows an anonymous erase (MakeCardEraseable) never
+// loses a PUK try to a credential from another job.
 func (c CPF) Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error {
 	if _, err := iso7816.Send(card, iso7816.SelectMF()); errors.Is(err, iso7816.ErrFileNotFound) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("selecting the MF: %w", err)
 	}
-	login := cpf.LoginFor(pin, puk)
-	err := cpf.DeleteProfile(ctx, card, login)
-	if login != nil && errors.Is(err, iso7816.ErrDataNotFound) {
-		err = cpf.DeleteProfile(ctx, card, nil)
+	err := cpf.DeleteProfile(ctx, card, nil)
+	if login := cpf.LoginFor(pin, puk); login != nil && errors.Is(err, cpf.ErrNotErasable) {
+		err = cpf.DeleteProfile(ctx, card, login)
 	}
 	if errors.Is(err, cpf.ErrNoProfile) {
 		return nil

@@ -305,9 +305,45 @@ func newStackEnv(t *testing.T) *stackEnv {
 	e.cfg = writeTestFile(t, e.dir, "cardwright.cfg", fmt.Sprintf("[pkcs11]\nmodule = %s\n[tokens]\n%s = %s, cardwright demo 1\n%s = %s, cardwright demo 2\n",
 		e.module, regexpQuote(e.own[0]), e.module, regexpQuote(e.own[1]), e.module))
 	e.ca = filepath.Join(e.dir, "ca")
-	// The demo description erases the card first (DeleteProfile), so the
-	// cards are used as they are.
+	for _, r := range e.own {
+		freshOwnCard(t, s, r)
+	}
 	return e
+}
+
+// freshOwnCard puts a virgin card into reader (the emulator keeps its card in
+// memory: restarting it inserts a new one) and waits until it answers.
+func freshOwnCard(t testing.TB, s *stacktest.Stack, reader string) {
+	t.Helper()
+	for _, op := range []string{"card-stop", "card-start"} {
+		if out, err := exec.Command(filepath.Join(s.Root, "scripts", "teststack"), op, reader).CombinedOutput(); err != nil {
+			t.Fatalf("teststack %s %q: %v\n%s", op, reader, err, out)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := func() error {
+			pc, err := pcsc.Open()
+			if err != nil {
+				return err
+			}
+			defer pc.Close()
+			k, err := pc.Connect(reader, pcsc.Shared)
+			if err != nil {
+				return err
+			}
+			defer k.Close()
+			_, err = k.Transmit([]byte{0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00})
+			return err
+		}()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fresh card in %q does not answer: %v", reader, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func regexpQuote(s string) string {

@@ -57,6 +57,8 @@ async function runJob(ev) {
     job = structuredClone(demoJob);
     job.fields = { ...(job.fields || {}), ...(fake ? fields : {}) };
     if ("HOLDER_NAME" in job.fields) job.fields.HOLDER_NAME = name;
+    // HOLDER: a profile parameter, base64 of the name's UTF-8 bytes.
+    if ("HOLDER" in job.fields) job.fields.HOLDER = btoa(String.fromCharCode(...new TextEncoder().encode(name)));
   }
   if ($("reader").value) job.reader = $("reader").value;
   $("encode").disabled = true;

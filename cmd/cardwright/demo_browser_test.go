@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/internal/stacktest"
 )
 
@@ -143,5 +146,79 @@ func TestDemoPortalJobFile(t *testing.T) {
 	stop()
 	if strings.Contains(logs(), "24682468") {
 		t.Fatal("PIN in the agent log")
+	}
+}
+
+// TestDemoPortalRealJobOnStack is the browser end to end with the real
+// runner: Chromium opens the demo portal of `cardwright serve --demo-portal
+// --demo-job`, which runs the demo encoding job on the own virtual card
+// twice without reloading, each time answering the agent's two certificate
+// requests from the demo test CA; the test then reads the card and the
+// token independently.
+func TestDemoPortalRealJobOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	src, err := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpfSrc, err := os.ReadFile(filepath.Join(demoDir, "demo.cpf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := json.Marshal(api.Job{Description: string(src),
+		Files: map[string]string{"demo.cpf": base64.StdEncoding.EncodeToString(cpfSrc)},
+		Fields: map[string]string{"PIN_FIELD": demoPIN, "PUK_FIELD": demoPUK, "HOLDER": "", "CARD_SERIAL": "CW-0042",
+			"TOKEN_LABEL": "cardwright demo 1"},
+		Reader: e.own[0]})
+	jobFile := writeTestFile(t, e.dir, "demo-job.json", string(job))
+	_, demo, logs := e.serve("--demo-portal", "--demo-job", jobFile, "--demo-ca", e.ca)
+	ctx, done := newBrowser(t)
+	defer done()
+	text := func(sel string) string {
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v\n%s", sel, err, logs())
+		}
+		return v
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(demo), chromedp.WaitVisible(chromedp.CSS(`#status.ok`))); err != nil {
+		t.Fatalf("opening the demo portal: %v\n%s", err, logs())
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.sameDocument = 4711`)); err != nil {
+		t.Fatal(err)
+	}
+	serial := e.s.Get(t, "SERIAL_OWN_1")
+	names := []string{"Ada Lovelace", "Grace Hopper"}
+	for i, name := range names {
+		err := chromedp.Do(ctx,
+			chromedp.SetValue(chromedp.CSS(`#name`), name),
+			chromedp.Click(chromedp.CSS(`#encode`)),
+			chromedp.WaitVisible(chromedp.Search(`//span[@id="count" and text()="`+strconv.Itoa(i+1)+`"]`)),
+		)
+		if err != nil {
+			t.Fatalf("job %d: %v\nresult: %s\npage log:\n%s\nagent log:\n%s", i+1, err, text("#result"), text("#log"), logs())
+		}
+		result, log := text("#result"), text("#log")
+		if result != "OK ICCSN="+serial {
+			t.Fatalf("job %d result on the page: %q, want %q", i+1, result, "OK ICCSN="+serial)
+		}
+		for _, tmpl := range []string{"DigitalSignature", "Encryption"} {
+			if !strings.Contains(log, "("+tmpl+")") {
+				t.Fatalf("job %d: the page answered no %s certificate request:\n%s", i+1, tmpl, log)
+			}
+		}
+		noPINs(t, result, log)
+	}
+	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.sameDocument`)); err != nil || marker != 4711 {
+		t.Fatalf("the page was reloaded between jobs (%d, %v)", marker, err)
+	}
+	done()
+	noPINs(t, logs())
+	// The card holds the second job's holder name and PIN; the token its two
+	// keys with certificates from the demo CA.
+	readCard(t, e.own[0], names[1], demoPIN)
+	rep := e.readBack("cardwright demo 1", demoPIN)
+	if rep.Error != "" || rep.Label != "cardwright demo 1" || len(rep.Certs) != 2 || rep.Linked != 2 || rep.Chained != 2 {
+		t.Fatalf("token after the browser's jobs: %+v", rep)
 	}
 }

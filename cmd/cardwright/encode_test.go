@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -661,13 +662,16 @@ func BenchmarkStackThroughput(b *testing.B) {
 	}
 }
 
-// TestServeJobOnStack runs the demo job through `cardwright serve` with the
-// real runner: a Go client submits it over the WebSocket, answers the two
-// certificate requests from a test CA, and gets the result.
-func TestServeJobOnStack(t *testing.T) {
-	e := newStackEnv(t)
-	cmd := e.child("cli", "", nil, "serve", "--config", e.cfg, "--listen", "127.0.0.1:0", "--journal", filepath.Join(e.dir, "journal"),
-		"--allow-origin", "https://portal.example", "--log-format", "text")
+// serve starts `cardwright serve` with the real runner in a child process
+// (SoftHSM2 reads SOFTHSM2_CONF once per process) on the stack's
+// configuration, and returns the agent's URL, the demo portal's URL (when
+// --demo-portal is among args) and the log so far. The agent is stopped
+// with SIGINT when the test ends.
+func (e *stackEnv) serve(args ...string) (agentURL, demoURL string, logs func() string) {
+	t := e.t
+	t.Helper()
+	cmd := e.child("cli", "", nil, append([]string{"serve", "--config", e.cfg, "--listen", "127.0.0.1:0",
+		"--journal", filepath.Join(e.dir, "journal"), "--log-format", "text"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -675,37 +679,52 @@ func TestServeJobOnStack(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	lines := make(chan string, 100)
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	var mu sync.Mutex
+	var buf strings.Builder
+	logs = func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+	urls := make(chan [2]string, 1)
 	go func() {
+		var agentURL, demoURL string
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	var url string
-	var logs strings.Builder
-	timeout := time.After(20 * time.Second)
-	for url == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("serve ended:\n%s", logs.String())
+			l := sc.Text()
+			mu.Lock()
+			buf.WriteString(l + "\n")
+			mu.Unlock()
+			if u, ok := strings.CutPrefix(l, "demo portal: "); ok {
+				demoURL = u
 			}
-			logs.WriteString(l + "\n")
 			if u, ok := strings.CutPrefix(l, "listening on "); ok {
-				url = u
+				agentURL = u
 			}
-		case <-timeout:
-			t.Fatalf("serve did not start:\n%s", logs.String())
+			if agentURL != "" && (demoURL != "" || !slices.Contains(args, "--demo-portal")) && urls != nil {
+				urls <- [2]string{agentURL, demoURL}
+				urls = nil
+			}
 		}
-	}
-	go func() {
-		for l := range lines {
-			_ = l
+		if urls != nil {
+			close(urls)
 		}
 	}()
+	select {
+	case u, ok := <-urls:
+		if !ok {
+			t.Fatalf("serve ended:\n%s", logs())
+		}
+		return u[0], u[1], logs
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not start:\n%s", logs())
+	}
+	return "", "", nil
+}
+
+// TestServeJobOnStack runs the demo job through `cardwright serve` with the
+// real runner: a Go client submits it over the WebSocket, answers the two
+// certificate requests from a test CA, and gets the result.
+func TestServeJobOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	url, _, _ := e.serve("--allow-origin", "https://portal.example")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, url, client.Options{Origin: "https://portal.example"})

@@ -1,17 +1,23 @@
 package p11
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"io"
+	"math/big"
 	mrand "math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/cardwright/cardwright/pinblob"
 	"github.com/miekg/pkcs11"
 )
 
@@ -257,4 +263,89 @@ func BenchmarkNoiseFloor(b *testing.B) {
 		p.run(b, raw, raw)
 	}
 	p.report(b)
+}
+
+// BenchmarkDecryptRaw: one RSA-2048 private-key operation with
+// CKM_RSA_X_509 (Key.DecryptRaw), against the raw C_DecryptInit/C_Decrypt.
+func BenchmarkDecryptRaw(b *testing.B) {
+	m, s, k, _ := benchKey(b)
+	pub := k.Public().(*rsa.PublicKey)
+	c := new(big.Int).Exp(new(big.Int).Rsh(pub.N, 8), big.NewInt(int64(pub.E)), pub.N).FillBytes(make([]byte, pub.Size()))
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_X_509, nil)}
+	var p pair
+	for b.Loop() {
+		p.run(b, func() error { _, err := k.DecryptRaw(c); return err }, func() error {
+			if err := m.ctx.DecryptInit(s.h, mech, k.priv); err != nil {
+				return err
+			}
+			_, err := m.ctx.Decrypt(s.h, c)
+			return err
+		})
+	}
+	p.report(b)
+}
+
+// BenchmarkOAEPOverRaw: RSA-OAEP-SHA-256 decryption of a 32-byte content
+// key with a token key, the padding removed in software over CKM_RSA_X_509
+// (pinblob.OAEPDecrypter), as SoftHSM2 2.6 needs. The raw side is what the
+// token does natively, CKM_RSA_PKCS_OAEP with SHA-1, on a ciphertext of the
+// same size: the ratio is the cost of doing the padding in Go.
+func BenchmarkOAEPOverRaw(b *testing.B) {
+	m, s, k, _ := benchKey(b)
+	pub := k.Public().(*rsa.PublicKey)
+	d, err := pinblob.OAEPDecrypter(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, 32)
+	rand.Read(msg)
+	c256, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, msg, nil)
+	c1, _ := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, msg, nil)
+	opts := &rsa.OAEPOptions{Hash: crypto.SHA256, MGFHash: crypto.SHA256}
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP,
+		pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, nil))}
+	var p pair
+	for b.Loop() {
+		p.run(b, func() error {
+			got, err := d.Decrypt(nil, c256, opts)
+			if err == nil && !bytes.Equal(got, msg) {
+				err = errors.New("OAEP over raw: wrong plaintext")
+			}
+			return err
+		}, func() error {
+			if err := m.ctx.DecryptInit(s.h, mech, k.priv); err != nil {
+				return err
+			}
+			got, err := m.ctx.Decrypt(s.h, c1)
+			if err == nil && !bytes.Equal(got, msg) {
+				err = errors.New("native OAEP: wrong plaintext")
+			}
+			return err
+		})
+	}
+	p.report(b)
+}
+
+// BenchmarkPINBlobOpen: pinblob.Open of a blob with three secrets with a
+// token key, the whole read-side cost after the card file is read: RSA-2048
+// through OAEP over raw, EC through CKM_ECDH1_DERIVE (with the derived
+// object created, read and destroyed). No raw side: plain ns/op.
+func BenchmarkPINBlobOpen(b *testing.B) {
+	for _, spec := range []KeySpec{RSA2048, ECP256} {
+		b.Run(spec.String(), func(b *testing.B) {
+			m := softhsm(b)
+			s := userSession(b, newToken(b, m))
+			k, cert := tokenKeyWithCert(b, s, newCA(b), spec, "bench", "bench")
+			pk := pinKey(b, k, cert)
+			content, err := pinblob.Seal(rand.Reader, cert, testPINs())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := pinblob.Open(content, []pinblob.Key{pk}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

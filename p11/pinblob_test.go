@@ -28,7 +28,7 @@ import (
 
 // tokenKeyWithCert makes a key pair on the session's token, has the test
 // CA certify it and writes the certificate with certLabel.
-func tokenKeyWithCert(t *testing.T, s *Session, ca *testCA, spec KeySpec, label, certLabel string) (*Key, *x509.Certificate) {
+func tokenKeyWithCert(t testing.TB, s *Session, ca *testCA, spec KeySpec, label, certLabel string) (*Key, *x509.Certificate) {
 	t.Helper()
 	k, err := s.GenerateKeyPair(spec, label, nil)
 	if err != nil {
@@ -52,7 +52,7 @@ func tokenKeyWithCert(t *testing.T, s *Session, ca *testCA, spec KeySpec, label,
 // pinKey is what the runner does with a descriptor's key: the token's
 // own OAEP when it takes SHA-256, else raw RSA with the padding removed by
 // pinblob; EC keys as they are.
-func pinKey(t *testing.T, k *Key, cert *x509.Certificate) pinblob.Key {
+func pinKey(t testing.TB, k *Key, cert *x509.Certificate) pinblob.Key {
 	t.Helper()
 	var priv any = k
 	if _, ok := k.Public().(*rsa.PublicKey); ok {

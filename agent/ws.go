@@ -661,6 +661,16 @@ func (c *conn) onReaders(id string, raw []byte) {
 	}()
 }
 
+type requestOriginKey struct{}
+
+// RequestOrigin is the Origin of the connection a CertService call came
+// from (the checked Origin header, never a value the page chose); "" for a
+// context that did not come from a connection.
+func RequestOrigin(ctx context.Context) string {
+	o, _ := ctx.Value(requestOriginKey{}).(string)
+	return o
+}
+
 func (c *conn) onCertService(id string, raw []byte) {
 	cs := c.s.deps.Certs
 	if cs == nil {
@@ -669,6 +679,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 	}
 	var env api.Envelope
 	json.Unmarshal(raw, &env)
+	ctx := context.WithValue(c.ctx, requestOriginKey{}, c.origin)
 	go func() {
 		var (
 			reply any
@@ -681,7 +692,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 				return
 			}
 			var r *api.CertificateList
-			r, err = cs.Certificates(c.ctx, &m)
+			r, err = cs.Certificates(ctx, &m)
 			if r != nil {
 				r.Type, r.ID = api.TypeCertificateList, id
 			}
@@ -692,7 +703,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 				return
 			}
 			var r *api.Signature
-			r, err = cs.Sign(c.ctx, &m)
+			r, err = cs.Sign(ctx, &m)
 			if r != nil {
 				r.Type, r.ID = api.TypeSignature, id
 			}
@@ -703,7 +714,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 				return
 			}
 			var r *api.Authentication
-			r, err = cs.Authenticate(c.ctx, &m)
+			r, err = cs.Authenticate(ctx, &m)
 			if r != nil {
 				r.Type, r.ID = api.TypeAuthentication, id
 			}

@@ -109,6 +109,8 @@ func (s *Service) Authenticate(ctx context.Context, req *api.Authenticate) (*api
 		return nil, JobError(err)
 	}
 	return &api.Authentication{
+		Format:      tok.Format,
+		Algorithm:   string(tok.Algorithm),
 		Signature:   base64.StdEncoding.EncodeToString(tok.Signature),
 		Certificate: base64.StdEncoding.EncodeToString(tok.Certificate),
 	}, nil

@@ -338,8 +338,13 @@ type Authenticate struct {
 
 // Authentication answers authenticate.
 type Authentication struct {
-	Type        string `json:"type"`
-	ID          string `json:"id"`
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	// Format, Algorithm, Certificate and Signature are the members of the
+	// authentication token (docs/signing.md): the portal verifies exactly
+	// these four, with the origin it served the page from and its nonce.
+	Format      string `json:"format"`
+	Algorithm   string `json:"algorithm"`
 	Signature   string `json:"signature"`
 	Certificate string `json:"certificate"`
 }

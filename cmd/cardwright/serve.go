@@ -23,6 +23,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/web"
 )
 
@@ -145,12 +146,18 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		return errors.New("no hardware job runner is wired into this build yet; use --fake-runner")
 	}
 
+	// Headless: no PIN dialog, so sign and authenticate are refused with
+	// prompt_unavailable; certificates works. The fake runner has no tokens.
+	var certs agent.CertService
+	if !f.fake {
+		certs = newCertService(cfg, runner.Refuse{}, log)
+	}
 	srv, err := agent.New(agent.Config{
 		AllowedOrigins: cfg.AllowedOrigins,
 		AllowedModules: cfg.Modules,
 		Headless:       true,
 		Version:        version,
-	}, agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log})
+	}, agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs})
 	if err != nil {
 		return err
 	}

@@ -476,3 +476,34 @@ func (c *Client) Run(ctx context.Context, job *api.Job, issue Issuer, onEvent fu
 		}
 	}
 }
+
+// Certificates lists the certificates the filter (a certificate filter as
+// JSON; nil admits every one) selects.
+func (c *Client) Certificates(ctx context.Context, filter json.RawMessage) ([]api.Certificate, error) {
+	var l api.CertificateList
+	if err := c.call(ctx, &api.Certificates{Type: api.TypeCertificates, ID: c.NewID(), Filter: filter}, &l); err != nil {
+		return nil, err
+	}
+	return l.Certificates, nil
+}
+
+// Sign asks for a signature; req's Type and ID are filled in.
+func (c *Client) Sign(ctx context.Context, req api.Sign) (*api.Signature, error) {
+	req.Type, req.ID = api.TypeSign, c.NewID()
+	var s api.Signature
+	if err := c.call(ctx, &req, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Authenticate asks for an authentication token over the challenge; req's
+// Type and ID are filled in.
+func (c *Client) Authenticate(ctx context.Context, req api.Authenticate) (*api.Authentication, error) {
+	req.Type, req.ID = api.TypeAuthenticate, c.NewID()
+	var a api.Authentication
+	if err := c.call(ctx, &req, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}

@@ -93,7 +93,7 @@ func TestGoTypes(t *testing.T) {
 		&api.Sign{Type: api.TypeSign, ID: "1", Data: "AAAA"},
 		&api.Signature{Type: api.TypeSignature, ID: "1", Signature: "AAAA", Certificate: "AAAA"},
 		&api.Authenticate{Type: api.TypeAuthenticate, ID: "1", Challenge: "AAAA"},
-		&api.Authentication{Type: api.TypeAuthentication, ID: "1", Signature: "AAAA", Certificate: "AAAA"},
+		&api.Authentication{Type: api.TypeAuthentication, ID: "1", Format: "cardwright-auth:1", Algorithm: "ES256", Signature: "AAAA", Certificate: "AAAA"},
 	}
 	for _, m := range msgs {
 		b, _ := json.Marshal(m)

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/signing"
+	"github.com/cardwright/cardwright/signing/p11store"
+)
+
+// certService is the agent's certificates/sign/authenticate service over the
+// configured PKCS#11 modules ([pkcs11] module): signing.Service over
+// p11store. The modules are loaded at the first request, not at start-up,
+// so an agent that never signs never loads middleware; one that fails to
+// load is logged and left out (the others still answer).
+//
+// PINs come only from prompter, the local dialog; a headless agent has
+// none, so sign and authenticate answer prompt_unavailable there while
+// certificates (no PIN) works.
+type certService struct {
+	modules  []string
+	allow    func(string) bool
+	prompter signing.Prompter
+	log      *slog.Logger
+
+	once sync.Once
+	svc  *signing.Service
+}
+
+func newCertService(cfg *config.Config, prompter runner.Prompter, log *slog.Logger) *certService {
+	return &certService{
+		modules:  cfg.Modules,
+		allow:    cfg.ModuleAllowed,
+		prompter: signing.AdaptPrompter(prompter, runner.ErrPromptRefused, runner.ErrPromptUnavailable),
+		log:      log,
+	}
+}
+
+func (c *certService) service() *signing.Service {
+	c.once.Do(func() {
+		var mods []*p11.Module
+		for _, path := range c.modules {
+			m, err := p11.Load(path, c.allow)
+			if err != nil {
+				c.log.Warn("certificate service: module left out", "module", path, "err", err)
+				continue
+			}
+			mods = append(mods, m)
+		}
+		c.svc = &signing.Service{Store: p11store.New(mods...), Prompter: c.prompter}
+	})
+	return c.svc
+}
+
+// withOrigin hands the connection's checked Origin to signing: the PIN
+// prompt names it and authenticate binds it into the token.
+func withOrigin(ctx context.Context) context.Context {
+	return signing.WithOrigin(ctx, agent.RequestOrigin(ctx))
+}
+
+func (c *certService) Certificates(ctx context.Context, req *api.Certificates) (*api.CertificateList, error) {
+	return c.service().Certificates(withOrigin(ctx), req)
+}
+
+func (c *certService) Sign(ctx context.Context, req *api.Sign) (*api.Signature, error) {
+	return c.service().Sign(withOrigin(ctx), req)
+}
+
+func (c *certService) Authenticate(ctx context.Context, req *api.Authenticate) (*api.Authentication, error) {
+	return c.service().Authenticate(withOrigin(ctx), req)
+}

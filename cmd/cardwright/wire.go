@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,7 +28,6 @@ import (
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/pcsc"
-	"github.com/cardwright/cardwright/pinblob"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -486,20 +484,11 @@ func runnerDeps(cfg *config.Config, clock *ioClock) (runner.Deps, error) {
 		prof.PINCert = c
 	}
 	d.Profiles = prof
-	for _, k := range cfg.DecryptKeys {
-		if k.P12File == "" {
-			continue // PKCS#11 decryption keys: not wired yet
-		}
-		b, err := os.ReadFile(k.P12File)
-		if err != nil {
-			return d, fmt.Errorf("reading a PIN decryption key: %w", err)
-		}
-		key, err := pinblob.LoadPKCS12(b, k.P12Password)
-		if err != nil {
-			return d, fmt.Errorf("loading PIN decryption key %s: %w", k.P12File, err)
-		}
-		d.PINKeys = append(d.PINKeys, key)
+	keys, err := pinKeys(cfg) // pinkeys.go
+	if err != nil {
+		return d, err
 	}
+	d.PINKeys = keys
 	return d, nil
 }
 

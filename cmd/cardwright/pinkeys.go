@@ -1,0 +1,177 @@
+package main
+
+import (
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/pinblob"
+	"github.com/cardwright/cardwright/secret"
+)
+
+// pinKeys loads the configured decryption keys for encrypted PINs
+// ([pins] decrypt_p12…, decrypt_module…; docs/config.md, docs/pinblob.md),
+// in configuration order. It is called once, when a command builds its
+// runner: a missing file, a wrong password or PIN, or a key that is not on
+// its token stops start-up with an error naming the descriptor, never its
+// secret.
+//
+// A PKCS#11 key is opened here (session, login, key, certificate) to learn
+// its key id and what the token can do, then closed again: the token is
+// logged in only while a card's PINs are being decrypted (tokenPINKey).
+func pinKeys(cfg *config.Config) ([]pinblob.Key, error) {
+	var keys []pinblob.Key
+	for i, d := range cfg.DecryptKeys {
+		var k pinblob.Key
+		var err error
+		if d.P12File != "" {
+			k, err = p12PINKey(d)
+		} else {
+			k, err = openTokenPINKey(d, cfg.ModuleAllowed)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading PIN decryption key %d (%s): %w", i+1, describeDecryptKey(d), err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// describeDecryptKey names a descriptor without its secret.
+func describeDecryptKey(d config.DecryptKey) string {
+	if d.P12File != "" {
+		return "PKCS#12 " + d.P12File
+	}
+	slot := "any slot"
+	if d.Slot >= 0 {
+		slot = fmt.Sprintf("slot %d", d.Slot)
+	}
+	return fmt.Sprintf("PKCS#11 %s, %s, label %q", d.Module, slot, d.Label)
+}
+
+func p12PINKey(d config.DecryptKey) (pinblob.Key, error) {
+	b, err := os.ReadFile(d.P12File)
+	if err != nil {
+		return pinblob.Key{}, err
+	}
+	return pinblob.LoadPKCS12(b, d.P12Password)
+}
+
+// openTokenPINKey opens the token key once to pair it with its certificate
+// (or, when the token holds none, with its public key: the key id is a
+// hash of the DER SubjectPublicKeyInfo, the same bytes a certificate
+// carries) and, for RSA, to learn whether the token decrypts
+// RSA-OAEP-SHA-256 itself (SoftHSM2 2.6 does not: the padding is then
+// removed in software over CKM_RSA_X_509, pinblob.OAEPDecrypter).
+func openTokenPINKey(d config.DecryptKey, allowed func(string) bool) (pinblob.Key, error) {
+	m, err := p11.Load(d.Module, allowed)
+	if err != nil {
+		return pinblob.Key{}, err
+	}
+	k, err := m.OpenKey(d.Slot, d.Label, d.PIN)
+	if err != nil {
+		return pinblob.Key{}, err
+	}
+	defer k.Session().Close()
+	cert, err := k.Certificate()
+	if errors.Is(err, p11.ErrObjectNotFound) {
+		cert, err = publicKeyOnly(k.Public())
+	}
+	if err != nil {
+		return pinblob.Key{}, err
+	}
+	tk := &tokenPINKey{m: m, slot: d.Slot, label: d.Label, pin: d.PIN, pub: k.Public()}
+	switch k.Public().(type) {
+	case *rsa.PublicKey:
+		if tk.nativeOAEP, err = k.OAEPSupported(crypto.SHA256); err != nil {
+			return pinblob.Key{}, err
+		}
+	case *ecdsa.PublicKey:
+	default:
+		return pinblob.Key{}, fmt.Errorf("%w: %T key", pinblob.ErrUnsupported, k.Public())
+	}
+	return pinblob.NewKey(cert, tk)
+}
+
+// publicKeyOnly stands in for the certificate of a key that has none on its
+// token: pinblob needs only the SubjectPublicKeyInfo and the public key.
+func publicKeyOnly(pub crypto.PublicKey) (*x509.Certificate, error) {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the public key: %w", err)
+	}
+	return &x509.Certificate{RawSubjectPublicKeyInfo: spki, PublicKey: pub}, nil
+}
+
+// tokenPINKey is a configured PKCS#11 decryption key. Each use opens it
+// afresh (C_OpenSession, C_Login, find) and closes the session afterwards,
+// so the token is not held logged in between cards and a token that was
+// pulled or restarted meanwhile is found again. The login ends with the
+// last session of this process on the token (PKCS#11 v2.40 §5.6); no
+// C_Logout, which would also log out another session of this process
+// working on the same token. It is a crypto.Decrypter for RSA keys and a
+// pinblob.ECDHKey for EC keys.
+type tokenPINKey struct {
+	mu         sync.Mutex // one use at a time
+	m          *p11.Module
+	slot       int
+	label      string
+	pin        secret.Value
+	pub        crypto.PublicKey // as found at start
+	nativeOAEP bool             // the token does RSA-OAEP-SHA-256 itself
+}
+
+func (t *tokenPINKey) Public() crypto.PublicKey { return t.pub }
+
+// use opens the key, checks it is still the one found at start, and runs f.
+func (t *tokenPINKey) use(f func(k *p11.Key) error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k, err := t.m.OpenKey(t.slot, t.label, t.pin)
+	if err != nil {
+		return err
+	}
+	defer k.Session().Close()
+	if p, ok := t.pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(k.Public()) {
+		return fmt.Errorf("the key labelled %q is no longer the key found at start", t.label)
+	}
+	return f(k)
+}
+
+// Decrypt does RSA-OAEP on the token, or over its raw RSA operation.
+func (t *tokenPINKey) Decrypt(r io.Reader, c []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	var out []byte
+	err := t.use(func(k *p11.Key) error {
+		var d crypto.Decrypter = k
+		if !t.nativeOAEP {
+			var err error
+			if d, err = pinblob.OAEPDecrypter(k); err != nil {
+				return err
+			}
+		}
+		var err error
+		out, err = d.Decrypt(r, c, opts)
+		return err
+	})
+	return out, err
+}
+
+// ECDH derives the shared secret on the token (CKM_ECDH1_DERIVE).
+func (t *tokenPINKey) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
+	var out []byte
+	err := t.use(func(k *p11.Key) error {
+		var err error
+		out, err = k.ECDH(remote)
+		return err
+	})
+	return out, err
+}

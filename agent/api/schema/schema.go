@@ -11,6 +11,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"path"
 	"regexp"
@@ -81,6 +82,10 @@ func Validate(frame []byte) error {
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return fmt.Errorf("decoding frame: %w", err)
+	}
+	// One frame is one JSON value (RFC 8259 §2): nothing may follow it.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("decoding frame: data after the JSON object")
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
+	"github.com/miekg/pkcs11"
 )
 
 // Store lists the certificates of every initialised token of its modules
@@ -160,10 +161,11 @@ func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value)
 		release()
 		return nil, nil, err
 	}
-	// The private keys of a token are private objects (CKA_PRIVATE): seen
-	// before C_Login, they mean the token is logged in already.
+	// A private object (CKA_PRIVATE true, PKCS#11 v2.40 §4.4) seen before
+	// C_Login means the token is logged in already. Private keys stored
+	// with CKA_PRIVATE false are visible anyway and say nothing.
 	// TODO(p11): ask the session state (C_GetSessionInfo) once p11 exposes it.
-	if privs, err := sess.Find(p11.Criteria{p11.ClassIs(p11.ClassPrivateKey)}); err != nil {
+	if privs, err := sess.Find(p11.Criteria{p11.ClassIs(p11.ClassPrivateKey), privateObject}); err != nil {
 		release()
 		return nil, nil, mapErr(err)
 	} else if len(privs) > 0 {
@@ -189,6 +191,9 @@ func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value)
 	}
 	return key, release, nil
 }
+
+// privateObject matches objects with CKA_PRIVATE = CK_TRUE.
+var privateObject = p11.Attribute{Type: pkcs11.CKA_PRIVATE, Value: []byte{1}}
 
 func samePublic(a, b crypto.PublicKey) bool {
 	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })

@@ -348,4 +348,33 @@ func BenchmarkPINBlobOpen(b *testing.B) {
 			}
 		})
 	}
+	// As cardwright's configured token keys do it (cmd/cardwright
+	// pinkeys.go): OpenKey (session, C_Login, find) for each blob, then
+	// C_CloseSession.
+	b.Run("RSA-2048 OpenKey each", func(b *testing.B) {
+		m := softhsm(b)
+		tok := newToken(b, m)
+		s := userSession(b, tok)
+		_, cert := tokenKeyWithCert(b, s, newCA(b), RSA2048, "bench", "bench")
+		content, err := pinblob.Seal(rand.Reader, cert, testPINs())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close() // no other session keeps the token logged in
+		for b.Loop() {
+			k, err := m.OpenKey(int(tok.SlotID()), "bench", testPIN)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d, _ := pinblob.OAEPDecrypter(k)
+			pk, err := pinblob.NewKey(cert, d)
+			if err == nil {
+				_, err = pinblob.Open(content, []pinblob.Key{pk})
+			}
+			k.Session().Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -20,7 +20,8 @@ import (
 
 // Store lists the certificates of every initialised token of its modules
 // and opens their keys. It is safe for concurrent use: each Key call has a
-// session of its own, and Key calls on one token wait for each other.
+// session of its own; Key calls on one token, and listings of it, wait for
+// each other.
 type Store struct {
 	Modules []*p11.Module
 
@@ -61,7 +62,13 @@ func (s *Store) Candidates(ctx context.Context) ([]*signing.Candidate, error) {
 			if !info.Initialized() {
 				continue
 			}
+			// Under the token's lock: a Key call's C_Logout in the middle
+			// of the listing would invalidate the private-key handles it
+			// is reading (PKCS#11 v2.40 §5.6) and drop the token.
+			lock := s.tokenLock(m.Path(), info.Serial)
+			lock.Lock()
 			got, err := tokenCandidates(m, t, info)
+			lock.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("reading token %q: %w", info.Label, mapErr(err)))
 				continue

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/internal/stacktest"
 )
 
 // buildCardwright builds the binary once per benchmark run.
@@ -24,10 +29,27 @@ func buildCardwright(b *testing.B) string {
 	return bin
 }
 
-// startProcess runs `cardwright serve --fake-runner` and returns once a TCP
+// fakeArgs run the agent with the fake runner and no configuration.
+var fakeArgs = []string{"--fake-runner", "--config", "/dev/null"}
+
+// stackArgs run the agent as a production station does: the real runner
+// over PC/SC, the test stack's SoftHSM2 module allowed, the own-card readers
+// paired with tokens (testdata/demo/cardwright.cfg) and one allowed origin.
+func stackArgs(b *testing.B) []string {
+	s := stacktest.Require(b)
+	cfg := filepath.Join(b.TempDir(), "cardwright.cfg")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\norigin = %s\n[pkcs11]\nmodule = %s\n[tokens]\n%s = %s, cardwright demo 1\n",
+		memOrigin, s.Get(b, "SOFTHSM_MODULE"), regexpQuote(s.Get(b, "READER_OWN_1")), s.Get(b, "SOFTHSM_MODULE"))), 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return []string{"--config", cfg}
+}
+
+// startProcess runs `cardwright serve` with args and returns once a TCP
 // connection to the agent succeeds, with the address.
-func startProcess(b *testing.B, bin, journal string) (*exec.Cmd, string) {
-	cmd := exec.Command(bin, "serve", "--fake-runner", "--config", "/dev/null", "--listen", "127.0.0.1:0", "--journal", journal)
+func startProcess(b *testing.B, bin, journal string, args ...string) (*exec.Cmd, string) {
+	cmd := exec.Command(bin, append(append([]string{"serve"}, args...), "--listen", "127.0.0.1:0", "--journal", journal)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -53,15 +75,21 @@ func startProcess(b *testing.B, bin, journal string) (*exec.Cmd, string) {
 }
 
 // BenchmarkServeStartup: from exec to the first accepted TCP connection
-// (p50/p99 in ms), with an existing journal.
+// (p50/p99 in ms), with an existing journal; with the fake runner, and with
+// the real runner and the stack's configuration (needs the test stack).
 func BenchmarkServeStartup(b *testing.B) {
 	bin := buildCardwright(b)
+	b.Run("runner=fake", func(b *testing.B) { benchStartup(b, bin, fakeArgs) })
+	b.Run("runner=pcsc", func(b *testing.B) { benchStartup(b, bin, stackArgs(b)) })
+}
+
+func benchStartup(b *testing.B, bin string, args []string) {
 	journal := b.TempDir()
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		cmd, _ := startProcess(b, bin, journal)
+		cmd, _ := startProcess(b, bin, journal, args...)
 		lat = append(lat, time.Since(t0))
 		b.StopTimer()
 		cmd.Process.Signal(os.Interrupt)
@@ -76,12 +104,32 @@ func BenchmarkServeStartup(b *testing.B) {
 
 // BenchmarkServeIdle: resident memory one second after start-up, then CPU
 // time and context switches of all threads (wake-ups) over 10 idle
-// seconds. Run it with -benchtime 1x.
+// seconds. Run it with -benchtime 1x. runner=fake: the agent alone.
+// runner=pcsc,subscribed: the real runner and the stack's configuration,
+// with a portal connected and subscribed to reader and card events, so the
+// agent sits in SCardGetStatusChange the whole time (needs the test stack).
 func BenchmarkServeIdle(b *testing.B) {
 	bin := buildCardwright(b)
+	b.Run("runner=fake", func(b *testing.B) { benchIdle(b, bin, fakeArgs, false) })
+	b.Run("runner=pcsc,subscribed", func(b *testing.B) { benchIdle(b, bin, stackArgs(b), true) })
+}
+
+func benchIdle(b *testing.B, bin string, args []string, subscribe bool) {
 	for i := 0; i < b.N; i++ {
-		cmd, _ := startProcess(b, bin, b.TempDir())
+		cmd, addr := startProcess(b, bin, b.TempDir(), args...)
 		pid := cmd.Process.Pid
+		if subscribe {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, err := client.Dial(ctx, "ws://"+addr+"/v1/ws", client.Options{Origin: memOrigin})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if l, _, err := c.Subscribe(ctx); err != nil || len(l) == 0 {
+				b.Fatalf("subscribing: %d readers, %v", len(l), err)
+			}
+			cancel()
+			defer c.Close()
+		}
 		time.Sleep(time.Second)
 		rss := procStatus(b, pid, "VmRSS")
 		cpu0, sw0 := procCPU(b, pid), procStatus(b, pid, "voluntary_ctxt_switches")+procStatus(b, pid, "nonvoluntary_ctxt_switches")

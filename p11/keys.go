@@ -406,7 +406,8 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 // CKM_RSA_PKCS_OAEP for *rsa.OAEPOptions (MGFHash 0 means Hash). A token
 // that refuses the OAEP parameters (SoftHSM2 2.6 takes SHA-1 only and
 // answers CKR_ARGUMENTS_BAD) gives an error wrapping ErrNotSupported; see
-// OAEPSupported and DecryptRaw.
+// OAEPSupported and DecryptRaw. A ciphertext the token calls invalid
+// (CKR_ENCRYPTED_DATA_INVALID, _LEN_RANGE) gives rsa.ErrDecryption too.
 func (k *Key) Decrypt(_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	if _, ok := k.public.(*rsa.PublicKey); !ok {
 		return nil, fmt.Errorf("decrypting: key %q is not an RSA key", k.Label)
@@ -431,8 +432,13 @@ func (k *Key) Decrypt(_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byt
 	}
 	out, err := k.run(mech, msg, k.s.t.m.ctx.DecryptInit, k.s.t.m.ctx.Decrypt)
 	if err != nil {
-		if oaep && (isUnsupported(err) || is(err, pkcs11.CKR_ARGUMENTS_BAD) || is(err, pkcs11.CKR_MECHANISM_PARAM_INVALID)) {
+		switch {
+		case oaep && (isUnsupported(err) || is(err, pkcs11.CKR_ARGUMENTS_BAD) || is(err, pkcs11.CKR_MECHANISM_PARAM_INVALID)):
 			err = &unsupportedError{what: fmt.Sprintf("RSA-OAEP with %v", o.Hash), err: err}
+		case is(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || is(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE):
+			// Bad padding or size (PKCS#11 v2.40 §5.10): rsa.ErrDecryption
+			// as crypto/rsa gives it, the CKR kept in the chain.
+			err = fmt.Errorf("%w: %w", rsa.ErrDecryption, err)
 		}
 		return nil, fmt.Errorf("decrypting with key %q: %w", k.Label, err)
 	}

@@ -130,6 +130,32 @@ func TestPINBlobWithTokenKeys(t *testing.T) {
 			}
 			checkPINs(t, got, pins)
 
+			// A changed byte in the key field (wrapped key or ephemeral
+			// point) or in the ciphertext is an authentication failure,
+			// whatever the token makes of it.
+			blob, err := pinblob.FindDataObject(content, pinblob.Label)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk := pinKey(t, k, kc)
+			for _, off := range []int{28, 28 + 17, len(blob) - 1} {
+				changed := bytes.Clone(blob)
+				changed[off] ^= 0x80
+				_, err := pinblob.OpenBlob(changed, []pinblob.Key{pk})
+				if !errors.Is(err, pinblob.ErrAuthentication) && !errors.Is(err, pinblob.ErrMalformed) {
+					t.Errorf("byte %d changed: %v, want ErrAuthentication (or ErrMalformed for an EC point off the curve)", off, err)
+				}
+			}
+			if pub, ok := cert.PublicKey.(*rsa.PublicKey); ok {
+				// A wrapped key not below the modulus, which the token
+				// would refuse with an error of its own.
+				changed := bytes.Clone(blob)
+				copy(changed[28:28+pub.Size()], bytes.Repeat([]byte{0xFF}, pub.Size()))
+				if _, err := pinblob.OpenBlob(changed, []pinblob.Key{pk}); !errors.Is(err, pinblob.ErrAuthentication) {
+					t.Errorf("wrapped key >= n: %v, want ErrAuthentication", err)
+				}
+			}
+
 			// Another key of the same token: the error names the blob's id.
 			other, err := m.OpenKey(int(tok.SlotID()), name+" other", testPIN)
 			if err != nil {
@@ -263,6 +289,19 @@ func TestECDHAndDecryptRaw(t *testing.T) {
 				t.Errorf("OAEP %v: %v", h, err)
 			case !ok && !errors.Is(err, ErrNotSupported):
 				t.Errorf("OAEP %v refused with %v, want ErrNotSupported", h, err)
+			}
+			if !ok {
+				continue
+			}
+			// A ciphertext whose padding is wrong: CKR_ENCRYPTED_DATA_INVALID
+			// (PKCS#11 v2.40 §5.10) comes back as rsa.ErrDecryption, as
+			// from crypto/rsa; SoftHSM2 2.6 answers CKR_GENERAL_ERROR.
+			bad := bytes.Clone(c)
+			bad[len(bad)/2] ^= 1
+			_, err = k.Decrypt(nil, bad, &rsa.OAEPOptions{Hash: h, MGFHash: h})
+			t.Logf("OAEP %v, changed ciphertext: %v", h, err)
+			if !errors.Is(err, rsa.ErrDecryption) && !errors.Is(err, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)) {
+				t.Errorf("OAEP %v, changed ciphertext: %v, want rsa.ErrDecryption", h, err)
 			}
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 )
 
 // RawRSA is a bare RSA private-key operation, m = c^d mod n, as PKCS#11
@@ -48,6 +49,13 @@ func (d oaepDecrypter) Decrypt(_ io.Reader, c []byte, opts crypto.DecrypterOpts)
 	k := (d.pub.N.BitLen() + 7) / 8
 	const hLen = sha256.Size
 	if len(c) != k || k < 2*hLen+2 {
+		return nil, rsa.ErrDecryption
+	}
+	// RSADP step 1 (RFC 8017 §5.1.2): c must be below n. Checked here, on
+	// public data, because tokens refuse such input each in their own way
+	// (CKR_ENCRYPTED_DATA_INVALID, CKR_DATA_INVALID, …), not as a padding
+	// failure.
+	if new(big.Int).SetBytes(c).Cmp(d.pub.N) >= 0 {
 		return nil, rsa.ErrDecryption
 	}
 	m, err := d.raw.DecryptRaw(c)

@@ -24,6 +24,17 @@ func (r rawKey) DecryptRaw(c []byte) ([]byte, error) {
 	return m.Bytes(), nil // no left padding, like some tokens
 }
 
+// countingKey counts the raw operations.
+type countingKey struct {
+	rawKey
+	n *int
+}
+
+func (c countingKey) DecryptRaw(b []byte) ([]byte, error) {
+	*c.n++
+	return c.rawKey.DecryptRaw(b)
+}
+
 func testRSAKey(t *testing.T) (*x509.Certificate, *rsa.PrivateKey) {
 	t.Helper()
 	priv, err := x509.ParsePKCS8PrivateKey(readPEM(t, "testdata/rsa2048.key"))
@@ -75,6 +86,19 @@ func TestOAEPDecrypter(t *testing.T) {
 	}
 	if _, err := d.Decrypt(nil, c1[1:], opts); !errors.Is(err, rsa.ErrDecryption) {
 		t.Errorf("short ciphertext: %v", err)
+	}
+	// A ciphertext not below the modulus never reaches the raw key (a
+	// token would refuse it with some CKR of its own).
+	calls := 0
+	strict, _ := OAEPDecrypter(countingKey{rawKey{priv}, &calls})
+	allOnes := bytes.Repeat([]byte{0xFF}, priv.Size())
+	for _, b := range [][]byte{priv.N.FillBytes(make([]byte, priv.Size())), new(big.Int).Add(priv.N, big.NewInt(1)).FillBytes(make([]byte, priv.Size())), allOnes} {
+		if _, err := strict.Decrypt(nil, b, opts); !errors.Is(err, rsa.ErrDecryption) {
+			t.Errorf("ciphertext %X… >= n: %v", b[:4], err)
+		}
+	}
+	if calls != 0 {
+		t.Errorf("the raw key saw %d out-of-range ciphertexts", calls)
 	}
 
 	// Through Key: seals open, changed key fields do not.

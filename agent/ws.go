@@ -677,6 +677,10 @@ func (c *conn) onCertService(id string, raw []byte) {
 		c.fail(id, api.CodeNotSupported, "this agent has no certificate service")
 		return
 	}
+	// The goroutine decodes raw after the read loop has moved on, and the
+	// loop reuses its buffer for the next frame: without the copy, a sign
+	// request could sign the data of the one after it.
+	raw = bytes.Clone(raw)
 	var env api.Envelope
 	json.Unmarshal(raw, &env)
 	ctx := context.WithValue(c.ctx, requestOriginKey{}, c.origin)

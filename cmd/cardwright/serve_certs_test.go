@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -23,21 +26,27 @@ import (
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
 
-const certsOrigin = "https://portal.example"
+const (
+	certsOrigin      = "https://portal.example"
+	certsOtherOrigin = "https://other.example"
+	// Test credentials, easy to grep for in logs and output.
+	servePIN   = "pin-serve-7730"
+	serveWrong = "pin-serve-wrong-4182"
+	serveSO    = "so-serve-5521"
+)
 
 // pinDialog stands in for the tray's PIN dialog (not written yet): it
 // answers with pin, or with a wrong PIN while wrong is set, and records the
 // origin each request names. Each answer is a fresh value: the signer
 // wipes a PIN after use.
 type pinDialog struct {
-	pin string
-
 	mu      sync.Mutex
 	wrong   bool
 	origins []string
@@ -48,16 +57,69 @@ func (d *pinDialog) PIN(_ context.Context, req signing.PINRequest) (secret.Value
 	defer d.mu.Unlock()
 	d.origins = append(d.origins, req.Origin)
 	if d.wrong {
-		return secret.New("00000000"), nil
+		return secret.New(serveWrong), nil
 	}
-	return secret.New(d.pin), nil
+	return secret.New(servePIN), nil
+}
+
+// serveKey is a key pair to make on a test token and its certificate's
+// subject.
+type serveKey struct {
+	cn, ou string
+	spec   p11.KeySpec
+	id     byte
+}
+
+// makeServeToken initialises a SoftHSM2 token and puts on it, for each
+// key, a key pair, a PKCS#10 request signed on the token, and the LocalCA's
+// certificate for it under the key's CKA_ID. It returns the token serial.
+func makeServeToken(t *testing.T, m *p11.Module, ca *issuer.LocalCA, label string, keys []serveKey, certs map[string]*x509.Certificate) string {
+	t.Helper()
+	tok, err := m.InitTokenAndPIN(nil, secret.New(serveSO), secret.New(servePIN), label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tok.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Login(secret.New(servePIN)); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Logout()
+	for _, k := range keys {
+		key, err := s.GenerateKeyPair(k.spec, k.cn, []byte{k.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr, err := key.CertificateRequest(&x509.CertificateRequest{Subject: pkix.Name{
+			CommonName: k.cn, Organization: []string{"Example company"}, OrganizationalUnit: []string{k.ou}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _, err := ca.Issue(context.Background(), issuer.Request{CSR: csr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WriteCertificate(cert, k.cn, []byte{k.id}); err != nil {
+			t.Fatal(err)
+		}
+		certs[k.cn] = cert
+	}
+	return tok.Serial()
 }
 
 // TestServeCertsSoftHSM runs certificates, sign and authenticate over the
 // agent's real WebSocket with the certificate service `cardwright serve`
-// wires (signing over p11store over SoftHSM2), on a token holding an RSA and
-// an EC key with certificates from a test CA. SoftHSM2 reads SOFTHSM2_CONF
-// once per process, so the work runs in a child test process.
+// wires (signing over p11store over SoftHSM2), on two tokens holding RSA
+// and EC keys with certificates from issuer.LocalCA. SoftHSM2 reads
+// SOFTHSM2_CONF once per process, so the work runs in a child test process
+// with a token directory of its own.
 func TestServeCertsSoftHSM(t *testing.T) {
 	module := os.Getenv("CARDWRIGHT_SERVECERTS_TEST_MODULE")
 	if module == "" {
@@ -75,58 +137,48 @@ func TestServeCertsSoftHSM(t *testing.T) {
 		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestServeCertsSoftHSM")) {
 			t.Fatalf("child test: %v\n%s", err, out)
 		}
+		for _, p := range []string{servePIN, serveWrong, serveSO} {
+			if bytes.Contains(out, []byte(p)) {
+				t.Errorf("a PIN is in the child test's output")
+			}
+		}
 		t.Logf("child test:\n%s", out)
 		return
 	}
 
-	// A token with Samuel's RSA key (CKA_ID 01) and Bob's P-256 key (02).
+	// Token A: Samuel (RSA 2048, CKA_ID 01), Bob (P-256, 02), Carol
+	// (P-384, 03). Token B: Dave (RSA 2048, 01 — the same key id on
+	// another token).
 	m, err := p11.Load(module, p11.AllowList{module}.Allows)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const pinText = "pin-serve-7730"
-	tok, err := m.InitTokenAndPIN(nil, secret.New("so-serve-5521"), secret.New(pinText), "serve-certs")
+	ca, err := issuer.OpenLocalCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := tok.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Login(secret.New(pinText)); err != nil {
-		t.Fatal(err)
-	}
-	ca := newCertsCA(t)
 	certs := map[string]*x509.Certificate{}
-	for i, k := range []struct {
-		cn   string
-		spec p11.KeySpec
-		id   []byte
-	}{{"Samuel", p11.RSA2048, []byte{0x01}}, {"Bob", p11.ECP256, []byte{0x02}}} {
-		key, err := s.GenerateKeyPair(k.spec, k.cn, k.id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs[k.cn] = ca.issue(t, k.cn, int64(200+i), key.Public())
-		if _, err := s.WriteCertificate(certs[k.cn], k.cn, k.id); err != nil {
-			t.Fatal(err)
-		}
+	serialA := makeServeToken(t, m, ca, "serve-certs-a", []serveKey{
+		{"Samuel", "Signers", p11.RSA2048, 0x01}, {"Bob", "Staff", p11.ECP256, 0x02}, {"Carol", "Staff", p11.ECP384, 0x03}}, certs)
+	serialB := makeServeToken(t, m, ca, "serve-certs-b", []serveKey{{"Dave", "Signers", p11.RSA2048, 0x01}}, certs)
+	tokenOf := map[string]string{"Samuel": serialA, "Bob": serialA, "Carol": serialA, "Dave": serialB}
+	pick := func(cn string) json.RawMessage { // the filter that selects cn's certificate alone
+		return json.RawMessage(fmt.Sprintf(`{"value":[{"op":"eq","param":"token.id","value":%q},{"op":"eq","param":"key.id","value":%q}]}`,
+			tokenOf[cn], keyIDOf(cn)))
 	}
-	s.Logout()
-	s.Close()
 
 	// The agent with the service serve wires, the PIN dialog stand-in and,
 	// for the headless case, the prompter serve really uses.
 	var logBuf syncLog
 	logger := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dialog := &pinDialog{pin: pinText}
+	dialog := &pinDialog{}
 	cfg := &config.Config{Modules: []string{module}}
 	svc := newCertService(cfg, runner.Refuse{}, logger)
 	svc.prompter = dialog
 	url := startCertAgent(t, svc, logger)
 	headlessURL := startCertAgent(t, newCertService(cfg, runner.Refuse{}, logger), logger)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, url, client.Options{Origin: certsOrigin})
 	if err != nil {
@@ -134,14 +186,24 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	}
 	defer c.Close()
 
-	// certificates: a filter selects exactly the expected set.
+	// certificates: a filter selects exactly the expected set, and each
+	// entry names its token (serial) and key id.
 	for _, tc := range []struct {
 		filter string
 		want   string
 	}{
-		{"", "Bob,Samuel"},
-		{`{"op":"eq","param":"key.type","value":"RSA"}`, "Samuel"},
-		{`{"op":"eq","param":"key.id","value":"02"}`, "Bob"},
+		{"", "Bob,Carol,Dave,Samuel"},
+		{`null`, "Bob,Carol,Dave,Samuel"},
+		{`{"op":"eq","param":"key.type","value":"RSA"}`, "Dave,Samuel"},
+		{`{"value":[{"op":"eq","param":"key.type","value":"ECC"},{"op":"ge","param":"key.size","value":384}]}`, "Carol"},
+		{`{"op":"eq","param":"key.id","value":"01"}`, "Dave,Samuel"},
+		{`{"op":"and","value":[{"op":"eq","param":"key.id","value":"01"},{"op":"eq","param":"token.id","value":"` + serialB + `"}]}`, "Dave"},
+		{`{"op":"eq","param":"cert.subject.ou","value":"Staff"}`, "Bob,Carol"},
+		{`{"op":"eq","param":"cert.issuer.cn","value":"` + ca.Certificate().Subject.CommonName + `"}`, "Bob,Carol,Dave,Samuel"},
+		{`{"op":"co","param":"cert.keyusage","value":"keyAgreement"}`, "Bob,Carol"},
+		{`{"op":"or","value":[{"op":"eq","param":"cert.subject.cn","value":"Bob"},{"op":"sw","param":"cert.subject.cn","value":"Ca"}]}`, "Bob,Carol"},
+		{`{"op":"not","value":[{"op":"sw","param":"cert.subject.cn","value":"S"},{"op":"eq","param":"key.type","value":"ECC"}]}`, "Dave"},
+		{`{"op":"eq","param":"cert.subject.cn","value":"samuel"}`, ""}, // eq is case-sensitive
 		{`{"op":"eq","param":"cert.subject.cn","value":"Nobody"}`, ""},
 	} {
 		var f json.RawMessage
@@ -159,30 +221,41 @@ func TestServeCertsSoftHSM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cns = append(cns, cert.Subject.CommonName)
+			cn := cert.Subject.CommonName
+			cns = append(cns, cn)
+			if !cert.Equal(certs[cn]) || l.Token != tokenOf[cn] || l.KeyID != keyIDOf(cn) {
+				t.Errorf("certificates %s: entry %s: token %q key_id %q, want %q %q", tc.filter, cn, l.Token, l.KeyID, tokenOf[cn], keyIDOf(cn))
+			}
 		}
 		sort.Strings(cns)
 		if got := strings.Join(cns, ","); got != tc.want {
 			t.Errorf("certificates %s = %q, want %q", tc.filter, got, tc.want)
 		}
 	}
-	if _, err := c.Certificates(ctx, json.RawMessage(`{"op":"nope"}`)); err == nil {
-		t.Error("a malformed filter was accepted")
+	_, err = c.Certificates(ctx, json.RawMessage(`{"op":"and","value":[{"op":"eq","param":"key.type","value":"RSA"},{"op":"nope"}]}`))
+	if !hasCode(err, api.CodeInvalidField) || !strings.Contains(err.Error(), "value[1].op") {
+		t.Errorf("malformed filter: %v, want %s naming value[1].op", err, api.CodeInvalidField)
 	}
 
 	// sign: the signature verifies with the certificate that comes back.
 	data := []byte("document to sign")
+	signs := 0
 	for _, tc := range []struct {
-		cn, id, alg string
-		sigAlg      x509.SignatureAlgorithm
+		cn, alg string
+		sigAlg  x509.SignatureAlgorithm
 	}{
-		{"Samuel", "01", "RS256", x509.SHA256WithRSA},
-		{"Samuel", "01", "PS256", x509.SHA256WithRSAPSS},
-		{"Bob", "02", "ES256", x509.ECDSAWithSHA256},
-		{"Bob", "02", "", x509.ECDSAWithSHA256}, // the key's default
+		{"Samuel", "RS256", x509.SHA256WithRSA},
+		{"Samuel", "PS256", x509.SHA256WithRSAPSS},
+		{"Samuel", "RS512", x509.SHA512WithRSA},
+		{"Samuel", "", x509.SHA256WithRSA}, // the key's default
+		{"Dave", "PS384", x509.SHA384WithRSAPSS},
+		{"Bob", "ES256", x509.ECDSAWithSHA256},
+		{"Bob", "", x509.ECDSAWithSHA256},
+		{"Carol", "", x509.ECDSAWithSHA384}, // P-384's default
+		{"Carol", "ES512", x509.ECDSAWithSHA512},
 	} {
-		sig, err := c.Sign(ctx, api.Sign{Filter: json.RawMessage(`{"op":"eq","param":"key.id","value":"` + tc.id + `"}`),
-			Data: base64.StdEncoding.EncodeToString(data), Algorithm: tc.alg})
+		sig, err := c.Sign(ctx, api.Sign{Filter: pick(tc.cn), Data: base64.StdEncoding.EncodeToString(data), Algorithm: tc.alg})
+		signs++
 		if err != nil {
 			t.Fatalf("sign with %s %s: %v", tc.cn, tc.alg, err)
 		}
@@ -195,51 +268,149 @@ func TestServeCertsSoftHSM(t *testing.T) {
 			t.Errorf("signature of %s (%s) does not verify: %v", tc.cn, tc.alg, err)
 		}
 	}
-	// Two certificates match: refused, nothing signed.
-	if _, err := c.Sign(ctx, api.Sign{Data: base64.StdEncoding.EncodeToString(data)}); !hasCode(err, api.CodeCardAmbiguous) {
-		t.Errorf("sign without a filter over two certificates: %v, want %s", err, api.CodeCardAmbiguous)
-	}
 
-	// authenticate: the token verifies for this origin and nonce only.
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	nonceBytes := make([]byte, 32)
-	rand.Read(nonceBytes)
-	nonce := base64.StdEncoding.EncodeToString(nonceBytes)
-	auth, err := c.Authenticate(ctx, api.Authenticate{Filter: json.RawMessage(`{"op":"eq","param":"key.id","value":"02"}`), Challenge: nonce})
-	if err != nil {
-		t.Fatalf("authenticate: %v", err)
-	}
-	token, _ := json.Marshal(map[string]string{"format": auth.Format, "algorithm": auth.Algorithm,
-		"certificate": auth.Certificate, "signature": auth.Signature})
-	if cert, err := signing.Verify(token, certsOrigin, nonce, roots); err != nil || cert.Subject.CommonName != "Bob" {
-		t.Fatalf("the authentication token does not verify for %s: %v", certsOrigin, err)
-	}
-	if _, err := signing.Verify(token, "https://evil.example", nonce, roots); err == nil {
-		t.Fatal("the authentication token verifies for another origin")
-	}
-	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	if _, err := signing.Verify(token, certsOrigin, other, roots); err == nil {
-		t.Fatal("the authentication token verifies for another nonce")
-	}
-
-	// Every PIN request named the connection's origin.
-	dialog.mu.Lock()
-	for _, o := range dialog.origins {
-		if o != certsOrigin {
-			t.Errorf("a PIN dialog named origin %q, want %q", o, certsOrigin)
+	// Refusals before any PIN: several matches, an RSA algorithm for an EC
+	// key, data that starts with the authentication context (a page must
+	// not get an authentication value for another site signed as data).
+	for _, tc := range []struct {
+		name string
+		req  api.Sign
+		code api.Code
+	}{
+		{"two certificates with key id 01", api.Sign{Filter: json.RawMessage(`{"op":"eq","param":"key.id","value":"01"}`), Data: base64.StdEncoding.EncodeToString(data)}, api.CodeCardAmbiguous},
+		{"no match", api.Sign{Filter: json.RawMessage(`{"op":"eq","param":"cert.subject.cn","value":"Nobody"}`), Data: base64.StdEncoding.EncodeToString(data)}, api.CodeCardNotFound},
+		{"RS256 with only EC keys selected", api.Sign{Filter: pick("Bob"), Data: base64.StdEncoding.EncodeToString(data), Algorithm: "RS256"}, api.CodeCardNotFound},
+		{"unknown algorithm", api.Sign{Filter: pick("Bob"), Data: base64.StdEncoding.EncodeToString(data), Algorithm: "ECDSA-SHA256"}, api.CodeInvalidField},
+		{"authentication context as data", api.Sign{Filter: pick("Bob"), Data: base64.StdEncoding.EncodeToString([]byte("cardwright-auth:1\x00forged"))}, api.CodeInvalidField},
+		{"data not base64", api.Sign{Filter: pick("Bob"), Data: "%%%"}, api.CodeInvalidField},
+	} {
+		if _, err := c.Sign(ctx, tc.req); !hasCode(err, tc.code) {
+			t.Errorf("sign, %s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
-	if len(dialog.origins) != 5 {
-		t.Errorf("%d PIN dialogs, want 5 (4 signatures, 1 authentication)", len(dialog.origins))
+
+	// Concurrent signatures over one connection, on both tokens: each
+	// login waits for the other's logout and every signature verifies.
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for i := 0; i < 12; i++ {
+		cn := []string{"Samuel", "Bob", "Carol", "Dave"}[i%4]
+		signs++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := []byte(fmt.Sprintf("document %d", i))
+			sig, err := c.Sign(ctx, api.Sign{Filter: pick(cn), Data: base64.StdEncoding.EncodeToString(msg)})
+			if err != nil {
+				errs <- fmt.Errorf("concurrent sign %d with %s: %w", i, cn, err)
+				return
+			}
+			raw, _ := base64.StdEncoding.DecodeString(sig.Signature)
+			alg := map[string]x509.SignatureAlgorithm{"Samuel": x509.SHA256WithRSA, "Dave": x509.SHA256WithRSA,
+				"Bob": x509.ECDSAWithSHA256, "Carol": x509.ECDSAWithSHA384}[cn]
+			if err := certs[cn].CheckSignature(alg, msg, raw); err != nil {
+				errs <- fmt.Errorf("concurrent sign %d with %s does not verify: %w", i, cn, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// authenticate: the token verifies for the connection's origin and the
+	// nonce only, whichever key type signs it.
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Certificate())
+	newNonce := func() string {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	authToken := func(a *api.Authentication) []byte {
+		tok, _ := json.Marshal(map[string]string{"format": a.Format, "algorithm": a.Algorithm,
+			"certificate": a.Certificate, "signature": a.Signature})
+		return tok
+	}
+	auths := 0
+	for _, cn := range []string{"Bob", "Samuel", "Carol"} {
+		nonce := newNonce()
+		auth, err := c.Authenticate(ctx, api.Authenticate{Filter: pick(cn), Challenge: nonce})
+		auths++
+		if err != nil {
+			t.Fatalf("authenticate with %s: %v", cn, err)
+		}
+		token := authToken(auth)
+		if cert, err := signing.Verify(token, certsOrigin, nonce, roots); err != nil || !cert.Equal(certs[cn]) {
+			t.Fatalf("%s's authentication token does not verify for %s: %v", cn, certsOrigin, err)
+		}
+		if _, err := signing.Verify(token, "https://evil.example", nonce, roots); !errors.Is(err, signing.ErrBadSignature) {
+			t.Errorf("%s's authentication token for another origin: %v, want %v", cn, err, signing.ErrBadSignature)
+		}
+		if _, err := signing.Verify(token, certsOrigin, newNonce(), roots); !errors.Is(err, signing.ErrBadSignature) {
+			t.Errorf("%s's authentication token for another nonce: %v, want %v", cn, err, signing.ErrBadSignature)
+		}
+	}
+	if _, err := c.Authenticate(ctx, api.Authenticate{Filter: pick("Bob"), Challenge: "c2hvcnQ="}); !hasCode(err, api.CodeInvalidField) {
+		t.Errorf("authenticate with a short challenge: %v, want %s", err, api.CodeInvalidField)
+	}
+
+	// The origin is the connection's: a page served from another allowed
+	// origin gets a token for that origin, never for the portal's.
+	o, err := client.Dial(ctx, url, client.Options{Origin: certsOtherOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	nonce := newNonce()
+	auth, err := o.Authenticate(ctx, api.Authenticate{Filter: pick("Bob"), Challenge: nonce})
+	auths++
+	if err != nil {
+		t.Fatalf("authenticate from %s: %v", certsOtherOrigin, err)
+	}
+	if _, err := signing.Verify(authToken(auth), certsOtherOrigin, nonce, roots); err != nil {
+		t.Errorf("token from %s does not verify for it: %v", certsOtherOrigin, err)
+	}
+	if _, err := signing.Verify(authToken(auth), certsOrigin, nonce, roots); err == nil {
+		t.Errorf("token from %s verifies for %s", certsOtherOrigin, certsOrigin)
+	}
+
+	// Every PIN request named its connection's origin.
+	dialog.mu.Lock()
+	for i, o := range dialog.origins {
+		want := certsOrigin
+		if i == len(dialog.origins)-1 {
+			want = certsOtherOrigin
+		}
+		if o != want {
+			t.Errorf("PIN dialog %d named origin %q, want %q", i, o, want)
+		}
+	}
+	if len(dialog.origins) != signs+auths {
+		t.Errorf("%d PIN dialogs, want %d (%d signatures, %d authentications)", len(dialog.origins), signs+auths, signs, auths)
 	}
 	dialog.wrong = true
 	dialog.mu.Unlock()
 
-	// A wrong PIN from the dialog: pin_incorrect, no signature.
-	if _, err := c.Sign(ctx, api.Sign{Filter: json.RawMessage(`{"op":"eq","param":"key.id","value":"01"}`),
-		Data: base64.StdEncoding.EncodeToString(data)}); !hasCode(err, api.CodePinIncorrect) {
-		t.Errorf("sign with a wrong PIN: %v, want %s", err, api.CodePinIncorrect)
+	// A wrong PIN from the dialog: pin_incorrect, no signature, no PIN in
+	// the message.
+	for _, cn := range []string{"Samuel", "Carol"} {
+		_, err := c.Sign(ctx, api.Sign{Filter: pick(cn), Data: base64.StdEncoding.EncodeToString(data)})
+		if !hasCode(err, api.CodePinIncorrect) || strings.Contains(err.Error(), serveWrong) {
+			t.Errorf("sign with %s and a wrong PIN: %v, want %s", cn, err, api.CodePinIncorrect)
+		}
+	}
+	_, err = c.Authenticate(ctx, api.Authenticate{Filter: pick("Bob"), Challenge: newNonce()})
+	if !hasCode(err, api.CodePinIncorrect) {
+		t.Errorf("authenticate with a wrong PIN: %v, want %s", err, api.CodePinIncorrect)
+	}
+	// The wrong PIN did not leave the token logged in: the right one works.
+	dialog.mu.Lock()
+	dialog.wrong = false
+	dialog.mu.Unlock()
+	if _, err := c.Sign(ctx, api.Sign{Filter: pick("Samuel"), Data: base64.StdEncoding.EncodeToString(data)}); err != nil {
+		t.Errorf("sign with the right PIN after wrong ones: %v", err)
 	}
 
 	// Headless (what serve runs today): certificates works, signing needs
@@ -249,20 +420,27 @@ func TestServeCertsSoftHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	if list, err := h.Certificates(ctx, nil); err != nil || len(list) != 2 {
+	if list, err := h.Certificates(ctx, nil); err != nil || len(list) != 4 {
 		t.Errorf("headless certificates: %d, %v", len(list), err)
 	}
-	if _, err := h.Sign(ctx, api.Sign{Filter: json.RawMessage(`{"op":"eq","param":"key.id","value":"01"}`),
-		Data: base64.StdEncoding.EncodeToString(data)}); !hasCode(err, api.CodePromptUnavailable) {
+	if _, err := h.Sign(ctx, api.Sign{Filter: pick("Samuel"), Data: base64.StdEncoding.EncodeToString(data)}); !hasCode(err, api.CodePromptUnavailable) {
 		t.Errorf("headless sign: %v, want %s", err, api.CodePromptUnavailable)
 	}
-	if _, err := h.Authenticate(ctx, api.Authenticate{Filter: json.RawMessage(`{"op":"eq","param":"key.id","value":"02"}`), Challenge: nonce}); !hasCode(err, api.CodePromptUnavailable) {
+	if _, err := h.Authenticate(ctx, api.Authenticate{Filter: pick("Bob"), Challenge: newNonce()}); !hasCode(err, api.CodePromptUnavailable) {
 		t.Errorf("headless authenticate: %v, want %s", err, api.CodePromptUnavailable)
 	}
 
-	if strings.Contains(logBuf.String(), pinText) {
-		t.Fatal("the PIN is in the agent log")
+	for _, p := range []string{servePIN, serveWrong, serveSO} {
+		if strings.Contains(logBuf.String(), p) {
+			t.Fatal("a PIN is in the agent log")
+		}
 	}
+}
+
+// keyIDOf is the key id (CKA_ID, upper-case hex) of the test subject's key.
+func keyIDOf(cn string) string {
+	id := map[string]byte{"Samuel": 0x01, "Bob": 0x02, "Carol": 0x03, "Dave": 0x01}[cn]
+	return strings.ToUpper(hex.EncodeToString([]byte{id}))
 }
 
 func hasCode(err error, code api.Code) bool {
@@ -278,7 +456,7 @@ func startCertAgent(t *testing.T, certs agent.CertService, log *slog.Logger) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := agent.New(agent.Config{AllowedOrigins: []string{certsOrigin}, Headless: true, Version: "test"},
+	srv, err := agent.New(agent.Config{AllowedOrigins: []string{certsOrigin, certsOtherOrigin}, Headless: true, Version: "test"},
 		agent.Deps{Runner: &agent.FakeRunner{}, Journal: j, Certs: certs, Logger: log})
 	if err != nil {
 		t.Fatal(err)

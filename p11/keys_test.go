@@ -300,6 +300,34 @@ func TestFindDestroyEraseSerial(t *testing.T) {
 	if got, err := s.ReadCardSerial(); err != nil || string(got) != "CMS-0002" {
 		t.Fatalf("card serial = %q, %v", got, err)
 	}
+	// Any label: replaced as well, readable without a login, and the
+	// other data objects stay.
+	for _, v := range []string{"first blob", "second blob"} {
+		if err := s.WriteData("Encrypted PINs", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anon, err := tok.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := anon.ReadData("Encrypted PINs")
+	anon.Close()
+	if err != nil || string(got) != "second blob" {
+		t.Fatalf("data object read without login = %q, %v", got, err)
+	}
+	if objs, err := s.Find(Criteria{ClassIs(ClassData), LabelIs("Encrypted PINs")}); err != nil || len(objs) != 1 {
+		t.Fatalf("%d data objects labelled Encrypted PINs, %v", len(objs), err)
+	}
+	if got, err := s.ReadCardSerial(); err != nil || string(got) != "CMS-0002" {
+		t.Fatalf("card serial after another data object = %q, %v", got, err)
+	}
+	if _, err := s.ReadData("no such data"); !errors.Is(err, ErrObjectNotFound) {
+		t.Fatalf("missing data object: %v", err)
+	}
+	if err := s.Destroy(mustFind(t, s, Criteria{ClassIs(ClassData), LabelIs("Encrypted PINs")})...); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.GenerateKeyPair(ECP256, "auth", []byte{1}); err != nil {
 		t.Fatal(err)
 	}
@@ -518,4 +546,13 @@ func TestAlwaysAuthenticateKey(t *testing.T) {
 	if _, err := m.ctx.Sign(s.h, h[:]); !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)) {
 		t.Errorf("raw sign without the context login: %v, want CKR_USER_NOT_LOGGED_IN", err)
 	}
+}
+
+func mustFind(t *testing.T, s *Session, c Criteria) []Object {
+	t.Helper()
+	objs, err := s.Find(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
 }

@@ -342,7 +342,35 @@ const CardSerialLabel = "CMSCardSerialNumber"
 // CMSCardSerialNumber (CKO_DATA, CKA_APPLICATION the same), replacing an
 // old one.
 func (s *Session) WriteCardSerial(serial []byte) error {
-	old, err := s.Find(Criteria{ClassIs(ClassData), LabelIs(CardSerialLabel)})
+	if err := s.writeData(CardSerialLabel, serial); err != nil {
+		return fmt.Errorf("writing the card serial number to token %q: %w", s.t.label, err)
+	}
+	return nil
+}
+
+// ReadCardSerial reads the CMSCardSerialNumber data object.
+func (s *Session) ReadCardSerial() ([]byte, error) {
+	v, err := s.ReadData(CardSerialLabel)
+	if err != nil {
+		return nil, fmt.Errorf("reading the card serial number: %w", err)
+	}
+	return v, nil
+}
+
+// WriteData stores value in a public token data object (CKO_DATA,
+// PKCS#11 v2.40 §4.5) labelled label, CKA_APPLICATION the same, replacing
+// any data object with that label: e.g. the card's "Encrypted PINs" blob
+// (docs/pinblob.md), which is encrypted already and must be readable
+// before a login. Most tokens want the user logged in to create objects.
+func (s *Session) WriteData(label string, value []byte) error {
+	if err := s.writeData(label, value); err != nil {
+		return fmt.Errorf("writing data object %q to token %q: %w", label, s.t.label, err)
+	}
+	return nil
+}
+
+func (s *Session) writeData(label string, value []byte) error {
+	old, err := s.Find(Criteria{ClassIs(ClassData), LabelIs(label)})
 	if err != nil {
 		return err
 	}
@@ -353,30 +381,27 @@ func (s *Session) WriteCardSerial(serial []byte) error {
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, CardSerialLabel),
-		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, CardSerialLabel),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE, serial),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, label),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err = s.relogin(func() error {
+	return s.relogin(func() error {
 		_, err := s.t.m.ctx.CreateObject(s.h, t)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("writing the card serial number to token %q: %w", s.t.label, err)
-	}
-	return nil
 }
 
-// ReadCardSerial reads the CMSCardSerialNumber data object.
-func (s *Session) ReadCardSerial() ([]byte, error) {
-	objs, err := s.Find(Criteria{ClassIs(ClassData), LabelIs(CardSerialLabel)})
+// ReadData returns the value of the data object labelled label (the first
+// when there are several), or an error wrapping ErrObjectNotFound.
+func (s *Session) ReadData(label string) ([]byte, error) {
+	objs, err := s.Find(Criteria{ClassIs(ClassData), LabelIs(label)})
 	if err != nil {
 		return nil, err
 	}
 	if len(objs) == 0 {
-		return nil, fmt.Errorf("reading the card serial number: %w", ErrObjectNotFound)
+		return nil, fmt.Errorf("data object %q: %w", label, ErrObjectNotFound)
 	}
 	return s.Value(objs[0])
 }

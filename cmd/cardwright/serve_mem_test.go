@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto"
@@ -10,8 +11,11 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,6 +46,7 @@ const (
 )
 
 type memAgent struct {
+	addr    string // host:port
 	url     string
 	cards   map[string]*memcard.Card
 	journal *agent.Journal
@@ -118,7 +123,8 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ma.url = "ws://" + ln.Addr().String() + "/v1/ws"
+	ma.addr = ln.Addr().String()
+	ma.url = "ws://" + ma.addr + "/v1/ws"
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -323,6 +329,73 @@ func TestServeCardRemovedMemCard(t *testing.T) {
 	}
 	c.Ack(ctx, res.ID)
 	if err := checkMemCard(card, "put back"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeCardJobMemCard: a Card-SDK-style POST /CardJob with the demo
+// description and profile as a .dsz (without the key applications: a
+// synchronous XML job has no portal to issue certificates) runs with the
+// real runner on an in-memory card and returns the ICCSN as a read field.
+func TestServeCardJobMemCard(t *testing.T) {
+	ma := startMemAgent(t, 1)
+	src, err := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpfSrc, err := os.ReadFile(filepath.Join(demoDir, "demo.cpf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsc, _, ok := strings.Cut(string(src), "[Application_A]")
+	if !ok {
+		t.Fatal("the demo description has no [Application_A]")
+	}
+	var z bytes.Buffer
+	zw := zip.NewWriter(&z)
+	for name, data := range map[string]string{"demo.dsc": dsc, "demo.cpf": string(cpfSrc)} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body := `<card_job id="77"><reader>` + memReader(0) + `</reader>
+<applications><application name="demo">` + base64.StdEncoding.EncodeToString(z.Bytes()) + `</application></applications>
+<text_fields>
+<text_field name="PIN_FIELD">` + demoPIN + `</text_field>
+<text_field name="PUK_FIELD">` + demoPUK + `</text_field>
+<text_field name="HOLDER">` + base64.StdEncoding.EncodeToString([]byte("Card SDK")) + `</text_field>
+<text_field name="TOKEN_LABEL">sdk</text_field>
+<text_field name="ICCSN" read="true"/>
+</text_fields></card_job>`
+	resp, err := http.Post("http://"+ma.addr+"/CardJob", "application/xml", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var r agent.CardJobResponse
+	if err := xml.Unmarshal(out, &r); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %d %v:\n%s", resp.StatusCode, err, out)
+	}
+	want := strings.ToUpper(hex.EncodeToString(memSerial(0)))
+	var got *agent.CardJobField
+	for i, f := range r.Fields {
+		if f.Name == "ICCSN" {
+			got = &r.Fields[i]
+		}
+	}
+	if r.ID != "77" || got == nil || !got.Read || got.Value != want || !strings.Contains(string(out), `read="true"`) {
+		t.Fatalf("response, want ICCSN %s read=\"true\":\n%s", want, out)
+	}
+	if strings.Contains(string(out), demoPIN) || strings.Contains(string(out), demoPUK) {
+		t.Fatalf("a PIN in the response:\n%s", out)
+	}
+	if err := checkMemCard(ma.cards[memReader(0)], "Card SDK"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -94,7 +95,7 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 	}
 	ma := &memAgent{cards: map[string]*memcard.Card{}, log: &lockedBuffer{}}
 	for i := range n {
-		ma.cards[memReader(i)] = memcard.New(memcard.Config{Serial: memSerial(i), TranscriptLimit: -1})
+		ma.cards[memReader(i)] = memcard.New(memcard.Config{Serial: memSerial(i)})
 	}
 	if ma.ca, err = issuer.OpenLocalCA(tb.TempDir()); err != nil {
 		tb.Fatal(err)
@@ -397,6 +398,39 @@ func TestServeCardJobMemCard(t *testing.T) {
 	}
 	if err := checkMemCard(ma.cards[memReader(0)], "Card SDK"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeModuleNotAllowedMemCard: the demo job naming a PKCS#11 module
+// that is not on the allow-list is refused with module_not_allowed, naming
+// the module, before the card sees a single APDU.
+func TestServeModuleNotAllowedMemCard(t *testing.T) {
+	ma := startMemAgent(t, 1)
+	c := ma.dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, evil := range []string{"/tmp/evil.so", "/usr/lib/softhsm/../../../tmp/evil.so"} {
+		job := ma.demoJob(memReader(0), "evil")
+		job.Description = strings.Replace(job.Description, "PKCS11LibraryLinux="+demoModule, "PKCS11LibraryLinux="+evil, 1)
+		if !strings.Contains(job.Description, evil) {
+			t.Fatal("the demo description names no module to replace")
+		}
+		_, err := c.Run(ctx, job, ma.issue, nil)
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Code != api.CodeModuleNotAllowed || !strings.Contains(ce.Message, "evil.so") {
+			t.Fatalf("%s: got %v, want module_not_allowed naming it", evil, err)
+		}
+	}
+	if tr := ma.cards[memReader(0)].Transcript(); len(tr) != 0 {
+		t.Fatalf("the card saw %d APDUs", len(tr))
+	}
+	// The same connection then runs the job with the allowed module.
+	res, err := c.Run(ctx, ma.demoJob(memReader(0), "allowed"), ma.issue, nil)
+	if err != nil || !res.OK {
+		t.Fatalf("the allowed job: %+v %v", res, err)
+	}
+	if len(ma.cards[memReader(0)].Transcript()) == 0 {
+		t.Fatal("no transcript: the check above proves nothing")
 	}
 }
 

@@ -430,10 +430,55 @@ func TestServeCertsSoftHSM(t *testing.T) {
 		t.Errorf("headless authenticate: %v, want %s", err, api.CodePromptUnavailable)
 	}
 
+	// `cardwright serve` itself, with these tokens' module configured:
+	// the hook in serve.go hands the service to the agent.
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "cardwright.cfg", []byte("[pkcs11]\nmodule = "+module+"\n"))
+	serveURL, _, _, serveLogs := startServe(t, "--config", cfgFile, "--listen", "127.0.0.1:0",
+		"--journal", dir, "--allow-origin", certsOrigin)
+	sc, err := client.Dial(ctx, serveURL, client.Options{Origin: certsOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if list, err := sc.Certificates(ctx, json.RawMessage(`{"op":"eq","param":"key.type","value":"ECC"}`)); err != nil || len(list) != 2 {
+		t.Errorf("serve: certificates: %d, %v; want Bob's and Carol's", len(list), err)
+	}
+	if _, err := sc.Sign(ctx, api.Sign{Filter: pick("Samuel"), Data: base64.StdEncoding.EncodeToString(data)}); !hasCode(err, api.CodePromptUnavailable) {
+		t.Errorf("serve: sign: %v, want %s", err, api.CodePromptUnavailable)
+	}
+	if _, err := sc.Authenticate(ctx, api.Authenticate{Filter: pick("Bob"), Challenge: newNonce()}); !hasCode(err, api.CodePromptUnavailable) {
+		t.Errorf("serve: authenticate: %v, want %s", err, api.CodePromptUnavailable)
+	}
+	sc.Close()
+
 	for _, p := range []string{servePIN, serveWrong, serveSO} {
-		if strings.Contains(logBuf.String(), p) {
+		if strings.Contains(logBuf.String(), p) || strings.Contains(serveLogs(), p) {
 			t.Fatal("a PIN is in the agent log")
 		}
+	}
+}
+
+// TestServeCertsFake: `cardwright serve --fake-runner` has no tokens and
+// no certificate service; the three requests answer not_supported.
+func TestServeCertsFake(t *testing.T) {
+	url, _, _, _ := startServe(t, "--fake-runner", "--config", "/dev/null", "--listen", "127.0.0.1:0",
+		"--journal", t.TempDir(), "--allow-origin", certsOrigin)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Origin: certsOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Certificates(ctx, nil); !hasCode(err, api.CodeNotSupported) {
+		t.Errorf("certificates: %v, want %s", err, api.CodeNotSupported)
+	}
+	if _, err := c.Sign(ctx, api.Sign{Data: "eA=="}); !hasCode(err, api.CodeNotSupported) {
+		t.Errorf("sign: %v, want %s", err, api.CodeNotSupported)
+	}
+	if _, err := c.Authenticate(ctx, api.Authenticate{Challenge: "eA=="}); !hasCode(err, api.CodeNotSupported) {
+		t.Errorf("authenticate: %v, want %s", err, api.CodeNotSupported)
 	}
 }
 

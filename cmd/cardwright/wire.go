@@ -427,13 +427,10 @@ func (p *p11Token) Find(c runner.Criteria) ([]runner.Object, error) {
 	return out, err
 }
 
-// WriteData stores the CMSCardSerialNumber object. Other data objects need
-// a generic CKO_DATA writer in package p11 (not there yet).
+// WriteData stores a public data object: CMSCardSerialNumber, or the
+// card's "Encrypted PINs" on a stand-in token.
 func (p *p11Token) WriteData(label string, value []byte) error {
-	if label != p11.CardSerialLabel {
-		return fmt.Errorf("writing data object %q: %w", label, runner.ErrNotSupported)
-	}
-	return p.do(func(s *p11.Session) error { return s.WriteCardSerial(value) })
+	return p.do(func(s *p11.Session) error { return s.WriteData(label, value) })
 }
 
 func (p *p11Token) ReadData(label string) ([]byte, error) {

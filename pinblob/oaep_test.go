@@ -137,3 +137,61 @@ func BenchmarkOAEPDecrypter(b *testing.B) {
 		}
 	}
 }
+
+// FuzzOAEPDecrypter checks the hand-written OAEP decoding against
+// crypto/rsa's. The input is the decoded block (DB = lHash || PS || 01 ||
+// M, possibly broken), a seed and the first byte; the test masks them into
+// an encoded message EM (RFC 8017 §7.1.1 step 2), encrypts EM raw, and
+// requires OAEPDecrypter over the raw key and rsa.DecryptOAEP to agree on
+// success and message.
+func FuzzOAEPDecrypter(f *testing.F) {
+	priv, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, err := OAEPDecrypter(rawKey{priv})
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, hLen := priv.Size(), sha256.Size
+	lHash := sha256.Sum256(nil)
+	valid := func(msg []byte) []byte {
+		db := append(append(lHash[:], make([]byte, k-2*hLen-2-len(msg))...), 1)
+		return append(db, msg...)
+	}
+	seed := bytes.Repeat([]byte{0x5A}, hLen)
+	f.Add(byte(0), seed, valid(make([]byte, 32)))
+	f.Add(byte(0), seed, valid(nil))
+	f.Add(byte(0), seed, valid(make([]byte, k-2*hLen-2)))
+	f.Add(byte(1), seed, valid([]byte("x")))
+	bad := valid([]byte("abc"))
+	bad[hLen+3] = 2 // a non-zero byte in PS
+	f.Add(byte(0), seed, bad)
+	f.Add(byte(0), seed, make([]byte, k-hLen-1)) // no 01 separator
+	opts := &rsa.OAEPOptions{Hash: crypto.SHA256}
+	f.Fuzz(func(t *testing.T, first byte, seed, db []byte) {
+		if len(seed) != hLen {
+			seed = append(seed, make([]byte, hLen)...)[:hLen]
+		}
+		db = append(db, make([]byte, k-hLen-1)...)[:k-hLen-1]
+		em := make([]byte, k)
+		em[0] = first
+		copy(em[1:], seed)
+		copy(em[1+hLen:], db)
+		mgf1XOR(em[1+hLen:], em[1:1+hLen]) // maskedDB
+		mgf1XOR(em[1:1+hLen], em[1+hLen:]) // maskedSeed
+		m := new(big.Int).SetBytes(em)
+		if m.Cmp(priv.N) >= 0 {
+			return // not an RSA value
+		}
+		c := new(big.Int).Exp(m, big.NewInt(int64(priv.E)), priv.N).FillBytes(make([]byte, k))
+		got, err := d.Decrypt(nil, c, opts)
+		want, werr := rsa.DecryptOAEP(sha256.New(), nil, priv, c, nil)
+		if (err == nil) != (werr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("OAEPDecrypter: %x, %v; crypto/rsa: %x, %v", got, err, want, werr)
+		}
+		if err != nil && !errors.Is(err, rsa.ErrDecryption) {
+			t.Fatalf("error %v, want rsa.ErrDecryption", err)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
@@ -17,45 +18,78 @@ import (
 // certService is the agent's certificates/sign/authenticate service over the
 // configured PKCS#11 modules ([pkcs11] module): signing.Service over
 // p11store. The modules are loaded at the first request, not at start-up,
-// so an agent that never signs never loads middleware; one that fails to
-// load is logged and left out (the others still answer).
+// so an agent that never signs never loads middleware. One that fails to
+// load is logged and left out (the others still answer), and tried again
+// at a request after retryLoad: middleware installed while the agent runs
+// needs no restart.
 //
 // PINs come only from prompter, the local dialog; a headless agent has
 // none, so sign and authenticate answer prompt_unavailable there while
 // certificates (no PIN) works.
 type certService struct {
-	modules  []string
-	allow    func(string) bool
-	prompter signing.Prompter
-	log      *slog.Logger
+	modules   []string
+	allow     func(string) bool
+	prompter  signing.Prompter
+	log       *slog.Logger
+	retryLoad time.Duration
 
-	once sync.Once
-	svc  *signing.Service
+	once  sync.Once
+	svc   *signing.Service
+	store *p11store.Store
+
+	mu     sync.Mutex
+	loaded map[string]bool
+	tried  map[string]time.Time // last failed attempt per module
 }
 
 func newCertService(cfg *config.Config, prompter runner.Prompter, log *slog.Logger) *certService {
 	return &certService{
-		modules:  cfg.Modules,
-		allow:    cfg.ModuleAllowed,
-		prompter: signing.AdaptPrompter(prompter, runner.ErrPromptRefused, runner.ErrPromptUnavailable),
-		log:      log,
+		modules:   cfg.Modules,
+		allow:     cfg.ModuleAllowed,
+		prompter:  signing.AdaptPrompter(prompter, runner.ErrPromptRefused, runner.ErrPromptUnavailable),
+		log:       log,
+		retryLoad: 30 * time.Second,
 	}
 }
 
 func (c *certService) service() *signing.Service {
 	c.once.Do(func() {
-		var mods []*p11.Module
-		for _, path := range c.modules {
-			m, err := p11.Load(path, c.allow)
-			if err != nil {
-				c.log.Warn("certificate service: module left out", "module", path, "err", err)
-				continue
-			}
-			mods = append(mods, m)
-		}
-		c.svc = &signing.Service{Store: p11store.New(mods...), Prompter: c.prompter}
+		c.store = p11store.New()
+		c.svc = &signing.Service{Store: c.store, Prompter: c.prompter}
 	})
+	c.load()
 	return c.svc
+}
+
+// load loads the configured modules not loaded yet, each at most once per
+// retryLoad.
+func (c *certService) load() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded == nil {
+		c.loaded, c.tried = map[string]bool{}, map[string]time.Time{}
+	}
+	for _, path := range c.modules {
+		if c.loaded[path] {
+			continue
+		}
+		if last, ok := c.tried[path]; ok && time.Since(last) < c.retryLoad {
+			continue
+		}
+		m, err := p11.Load(path, c.allow)
+		if err != nil {
+			if _, again := c.tried[path]; !again {
+				c.log.Warn("certificate service: module left out", "module", path, "err", err)
+			}
+			c.tried[path] = time.Now()
+			continue
+		}
+		if _, again := c.tried[path]; again {
+			c.log.Info("certificate service: module loaded", "module", path)
+		}
+		c.store.Add(m)
+		c.loaded[path] = true
+	}
 }
 
 // withOrigin hands the connection's checked Origin to signing: the PIN

@@ -430,6 +430,24 @@ func TestServeCertsSoftHSM(t *testing.T) {
 		t.Errorf("headless authenticate: %v, want %s", err, api.CodePromptUnavailable)
 	}
 
+	// A module missing at the first request is tried again later: here a
+	// configured path that appears (as a link to SoftHSM2) after it.
+	late := filepath.Join(t.TempDir(), "liblate-pkcs11.so")
+	lateSvc := newCertService(&config.Config{Modules: []string{late}}, runner.Refuse{}, logger)
+	lateSvc.retryLoad = 0
+	if list, err := lateSvc.Certificates(ctx, &api.Certificates{}); err != nil || len(list.Certificates) != 0 {
+		t.Errorf("certificates without a loadable module: %+v, %v; want an empty list", list, err)
+	}
+	if err := os.Symlink(module, late); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := lateSvc.Certificates(ctx, &api.Certificates{}); err != nil || len(list.Certificates) != 4 {
+		t.Errorf("certificates once the module exists: %+v, %v; want 4", list, err)
+	}
+	if l := logBuf.String(); !strings.Contains(l, "module left out") || !strings.Contains(l, "module loaded") {
+		t.Errorf("the log does not tell the module's absence and later load:\n%s", l)
+	}
+
 	// `cardwright serve` itself, with these tokens' module configured:
 	// the hook in serve.go hands the service to the agent.
 	dir := t.TempDir()

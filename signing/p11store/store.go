@@ -23,6 +23,8 @@ import (
 // session of its own; Key calls on one token, and listings of it, wait for
 // each other.
 type Store struct {
+	// Modules are the modules at the start; set before first use, then
+	// add with Add.
 	Modules []*p11.Module
 
 	mu    sync.Mutex
@@ -31,6 +33,27 @@ type Store struct {
 
 // New returns a Store over the loaded modules.
 func New(mods ...*p11.Module) *Store { return &Store{Modules: mods} }
+
+// Add adds a module loaded after the Store was made (one that could not be
+// loaded at first); safe while the Store is in use. A module already
+// present is not added twice.
+func (s *Store) Add(m *p11.Module) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, have := range s.Modules {
+		if have.Path() == m.Path() {
+			return
+		}
+	}
+	s.Modules = append(s.Modules[:len(s.Modules):len(s.Modules)], m)
+}
+
+// modules returns the current modules.
+func (s *Store) modules() []*p11.Module {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Modules
+}
 
 // TokenType is token.type for a token: certfilter.TokenSoftware for
 // SoftHSM, else certfilter.TokenSmartCard.
@@ -48,7 +71,7 @@ func TokenType(info p11.TokenInfo) string {
 func (s *Store) Candidates(ctx context.Context) ([]*signing.Candidate, error) {
 	var out []*signing.Candidate
 	var errs []error
-	for _, m := range s.Modules {
+	for _, m := range s.modules() {
 		toks, err := m.Tokens()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing tokens of %s: %w", m.Path(), mapErr(err)))
@@ -134,7 +157,7 @@ func (s *Store) tokenLock(module, serial string) *sync.Mutex {
 // from login to logout so that its own calls never meet that case.
 func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value) (crypto.Signer, func(), error) {
 	var mod *p11.Module
-	for _, m := range s.Modules {
+	for _, m := range s.modules() {
 		if m.Path() == c.Token.Module {
 			mod = m
 		}

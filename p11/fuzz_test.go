@@ -2,6 +2,7 @@ package p11
 
 import (
 	"bytes"
+	"crypto/elliptic"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -74,6 +75,8 @@ func FuzzCurveOf(f *testing.F) {
 	p384, _ := curveParams(ECP384.Curve)
 	f.Add(p256)
 	f.Add(p384)
+	p521, _ := curveParams(elliptic.P521())
+	f.Add(p521)
 	f.Add([]byte{0x06, 0x00})
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {

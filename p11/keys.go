@@ -65,6 +65,7 @@ func ParseKeySpec(s string) (KeySpec, error) {
 var (
 	oidP256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
 	oidP384 = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
+	oidP521 = asn1.ObjectIdentifier{1, 3, 132, 0, 35} // keys imported or found (encrypted PINs, alg 04), no KeySpec
 )
 
 func curveParams(c elliptic.Curve) ([]byte, error) {
@@ -73,6 +74,8 @@ func curveParams(c elliptic.Curve) ([]byte, error) {
 		return asn1.Marshal(oidP256)
 	case elliptic.P384():
 		return asn1.Marshal(oidP384)
+	case elliptic.P521():
+		return asn1.Marshal(oidP521)
 	}
 	return nil, fmt.Errorf("curve %s is not supported", c.Params().Name)
 }
@@ -87,6 +90,8 @@ func curveOf(params []byte) (elliptic.Curve, error) {
 		return elliptic.P256(), nil
 	case oid.Equal(oidP384):
 		return elliptic.P384(), nil
+	case oid.Equal(oidP521):
+		return elliptic.P521(), nil
 	}
 	return nil, fmt.Errorf("curve %v is not supported", oid)
 }

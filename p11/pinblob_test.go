@@ -314,7 +314,7 @@ func TestPINBlobWithImportedKeys(t *testing.T) {
 	tok := newToken(t, m)
 	s := userSession(t, tok)
 	pw := secret.New("cardwright")
-	for _, name := range []string{"rsa2048", "p384"} {
+	for _, name := range []string{"rsa2048", "p384", "p521"} {
 		t.Run(name, func(t *testing.T) {
 			pfx, err := os.ReadFile("../pinblob/testdata/" + name + ".p12")
 			if err != nil {

@@ -112,6 +112,27 @@ func (s *Session) pinError(err error, so bool) error {
 	return pe
 }
 
+// LoggedIn reports whether the token is logged in for this process, as
+// user or SO, by this session or any other (C_GetSessionInfo: a state of
+// CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS or CKS_RW_SO_FUNCTIONS,
+// PKCS#11 v2.40 §5.6). While it is, C_Login does not check a PIN.
+func (s *Session) LoggedIn() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return false, errClosed
+	}
+	info, err := s.t.m.ctx.GetSessionInfo(s.h)
+	if err != nil {
+		return false, fmt.Errorf("reading the session state: %w", err)
+	}
+	switch info.State {
+	case pkcs11.CKS_RO_USER_FUNCTIONS, pkcs11.CKS_RW_USER_FUNCTIONS, pkcs11.CKS_RW_SO_FUNCTIONS:
+		return true, nil
+	}
+	return false, nil
+}
+
 // Logout ends the login (C_Logout) for every session of the token.
 func (s *Session) Logout() error {
 	s.mu.Lock()

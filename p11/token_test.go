@@ -251,3 +251,54 @@ func TestPINErrorRetries(t *testing.T) {
 		t.Errorf("unsupported error = %q, want %q", u, want)
 	}
 }
+
+// LoggedIn follows the token's login across sessions of the process.
+func TestLoggedIn(t *testing.T) {
+	m := softhsm(t)
+	tok := newToken(t, m)
+	a, err := tok.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := tok.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, want bool) {
+		t.Helper()
+		for i, s := range []*Session{a, b} {
+			if got, err := s.LoggedIn(); err != nil || got != want {
+				t.Errorf("%s: session %d LoggedIn = %v, %v; want %v", when, i, got, err, want)
+			}
+		}
+	}
+	check("fresh", false)
+	if err := a.Login(testPIN); err != nil {
+		t.Fatal(err)
+	}
+	check("user login in one session", true)
+	if err := b.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	check("logout from the other", false)
+	if err := b.LoginSO(testSO); err != nil {
+		t.Fatal(err)
+	}
+	check("SO login", true)
+	b.Close()
+	if _, err := b.LoggedIn(); err == nil {
+		t.Error("LoggedIn on a closed session succeeded")
+	}
+	// The login belongs to the token: it outlives the session that made
+	// it while another session is open.
+	if got, err := a.LoggedIn(); err != nil || !got {
+		t.Errorf("after the SO session closed: LoggedIn = %v, %v; want true", got, err)
+	}
+	if err := a.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.LoggedIn(); err != nil || got {
+		t.Errorf("after logout: LoggedIn = %v, %v; want false", got, err)
+	}
+}

@@ -420,6 +420,7 @@ func (c *checker) check(f *File) {
 			}
 		}
 	}
+	c.minLens()
 	if eraseable != nil && burn == nil && createFiles == nil {
 		c.errorf(eraseable.pos, "MakeCardEraseable() without CreateFiles(): no MF is created to carry the rule")
 	}
@@ -526,6 +527,34 @@ func (c *checker) checkPins() {
 	}
 	if so != nil {
 		c.p.soRef = so.ref
+	}
+}
+
+// minLens checks credentials whose value the profile assigns a literal or
+// SECRANDOM(n) against their minlen: such a value is too short on every card.
+func (c *checker) minLens() {
+	for _, pin := range c.p.pinOrder {
+		if pin.minLen == 0 || pin.value == nil {
+			continue
+		}
+		for _, o := range c.p.ops {
+			if o.kind != opAssign || o.name != pin.value.Name {
+				continue
+			}
+			switch e := o.expr.(type) {
+			case *StringLit:
+				if len(e.Value) < pin.minLen {
+					c.errorf(e.At, "%s has %d characters; credential %s needs minlen=%d", o.name, len(e.Value), pin.name, pin.minLen)
+				}
+			case *Call:
+				if lower(e.Name) != fnSecRandom || len(e.Args) == 0 {
+					continue
+				}
+				if n, ok := e.Args[0].(*NumberLit); ok && n.Value >= minRandom && n.Value < int64(pin.minLen) {
+					c.errorf(n.At, "SECRANDOM(%s) is shorter than minlen=%d of credential %s", n.Text, pin.minLen, pin.name)
+				}
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package cpf
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -79,11 +80,18 @@ func (c *counter) Transmit(cmd []byte) ([]byte, error) {
 	return c.card.Transmit(cmd)
 }
 
+// ErrStandIn is Execute's error for a plan prepared with Params.StandIn:
+// its secrets are stand-ins, not the job's.
+var ErrStandIn = errors.New("the plan was prepared with stand-in secrets and cannot be executed")
+
 // Execute sends the plan to card. It checks ctx before every APDU and stops
 // at the first failure with an *ExecError naming the statement. The card
 // is expected in its initial state (reset, nothing selected); execution
 // does not begin a PC/SC transaction, the caller does.
 func (pl *Plan) Execute(ctx context.Context, card iso7816.Card) (*Result, error) {
+	if pl.standIn {
+		return nil, ErrStandIn
+	}
 	res := &Result{}
 	cc := &counter{card: card}
 	lim := iso7816.Limits{MaxNc: pl.Dialect.MaxNc}

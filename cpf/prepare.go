@@ -35,6 +35,11 @@ type Params struct {
 	// Rand is the source of SECRANDOM and of the blob's keys; nil means
 	// crypto/rand.
 	Rand io.Reader
+	// StandIn says the Secrets are not known yet (a trial Prepare before
+	// the job's PINs exist): only their presence counts. Each is replaced
+	// by a stand-in long enough for every credential's minlen, so a profile
+	// that demands long PINs prepares; the plan cannot be executed.
+	StandIn bool
 }
 
 // Step is one command APDU of a plan and the statement it belongs to.
@@ -65,6 +70,8 @@ type Plan struct {
 	// PersInfo is the personalization content written by PERSINFO_SEC()
 	// (the "Encrypted PINs" data object and its companions), nil if none.
 	PersInfo []byte
+
+	standIn bool // prepared with Params.StandIn: never executed
 }
 
 // sealPINs seals the collected secrets; tests replace it to get
@@ -99,7 +106,7 @@ type prep struct {
 func (p *Program) Prepare(params Params) (*Plan, error) {
 	errs := &errorSink{file: p.File}
 	r := &prep{p: p, params: params, rand: params.Rand, errs: errs, env: map[string]value{},
-		plan: &Plan{File: p.File, Dialect: p.Dialect, Secrets: map[string]secret.Value{}}}
+		plan: &Plan{File: p.File, Dialect: p.Dialect, Secrets: map[string]secret.Value{}, standIn: params.StandIn}}
 	if r.rand == nil {
 		r.rand = rand.Reader
 	}
@@ -146,6 +153,9 @@ func (r *prep) bindParams() {
 			if !ok || s.IsZero() {
 				r.errs.errorf(at, "%s is neither assigned in the profile nor given by the encoding description", name)
 				continue
+			}
+			if r.params.StandIn {
+				s = p.standIn()
 			}
 			r.env[name] = value{t: tySecret, sec: s}
 			r.plan.Secrets[name] = s
@@ -280,6 +290,20 @@ func randomSecret(rnd io.Reader, n int, alphabet string) (secret.Value, error) {
 		}
 	}
 	return secret.FromBytes(out), nil
+}
+
+// standInLen is the length of a stand-in secret when no credential asks
+// for more.
+const standInLen = 8
+
+// standIn returns a stand-in for a secret the description gives: as long
+// as the longest minlen of the profile's credentials, at least standInLen.
+func (p *Program) standIn() secret.Value {
+	n := standInLen
+	for _, pin := range p.pinOrder {
+		n = max(n, pin.minLen)
+	}
+	return secret.New(strings.Repeat("0", n))
 }
 
 // createPin builds PUT DATA with the credential object (docs/vcard.md).

@@ -41,7 +41,7 @@ func (c CPF) Compile(name string, src []byte, params []dsc.ProfileParam, pins []
 	for _, n := range pins {
 		stand[n] = secret.New("00000000")
 	}
-	if _, err := prog.Prepare(cpf.Params{Values: p.values, Secrets: stand, PINCert: c.PINCert}); err != nil {
+	if _, err := prog.Prepare(cpf.Params{Values: p.values, Secrets: stand, PINCert: c.PINCert, StandIn: true}); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -87,8 +87,8 @@ func (k *Key) OAEPSupported(h crypto.Hash) (bool, error) {
 // which is then destroyed. The result is the x-coordinate of the shared
 // point (SEC 1 §3.3.1), what crypto/ecdh gives, so *Key satisfies
 // pinblob.ECDHKey. The private key needs CKA_DERIVE (GenerateKeyPair and
-// ImportPKCS12 set it for EC keys); a token without the mechanism gives an
-// error wrapping ErrNotSupported.
+// ImportPKCS12 set it for EC keys); a key without it, or a token without
+// the mechanism, gives an error wrapping ErrNotSupported.
 func (k *Key) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
 	pub, ok := k.public.(*ecdsa.PublicKey)
 	if !ok {
@@ -132,7 +132,7 @@ func (k *Key) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		if isUnsupported(err) {
+		if isUnsupported(err) || is(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED) {
 			err = &unsupportedError{what: "ECDH (CKM_ECDH1_DERIVE)", err: err}
 		}
 		return nil, fmt.Errorf("deriving an ECDH secret with key %q: %w", k.Label, err)

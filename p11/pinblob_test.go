@@ -396,3 +396,54 @@ func TestOpenKeyErrors(t *testing.T) {
 		})
 	}
 }
+
+// Keys the token will not use for this: an EC key without CKA_DERIVE and an
+// RSA key without CKA_DECRYPT give errors wrapping ErrNotSupported (so a
+// caller can say "this key cannot open PIN blobs"), the CKR in the chain.
+func TestDecryptNotPermitted(t *testing.T) {
+	m := softhsm(t)
+	s := userSession(t, newToken(t, m))
+	params, _ := curveParams(ECP256.Curve)
+	ecPub := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, []byte{0xEC}),
+	}
+	ecPriv := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false), pkcs11.NewAttribute(pkcs11.CKA_ID, []byte{0xEC}),
+	}
+	if _, _, err := m.ctx.GenerateKeyPair(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, ecPub, ecPriv); err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, rsaPriv := rsaTemplates("no decrypt", []byte{0x5A})
+	for _, a := range rsaPriv {
+		if a.Type == pkcs11.CKA_DECRYPT {
+			a.Value = []byte{0}
+		}
+	}
+	if _, _, err := m.ctx.GenerateKeyPair(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}, rsaPub, rsaPriv); err != nil {
+		t.Fatal(err)
+	}
+
+	ec, err := s.FindKey([]byte{0xEC}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eph, _ := ecdh.P256().GenerateKey(rand.Reader)
+	_, err = ec.ECDH(eph.PublicKey())
+	t.Logf("ECDH without CKA_DERIVE: %v", err)
+	if !errors.Is(err, ErrNotSupported) || !errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED)) {
+		t.Errorf("ECDH without CKA_DERIVE: %v, want ErrNotSupported with CKR_KEY_FUNCTION_NOT_PERMITTED", err)
+	}
+	rk, err := s.FindKey([]byte{0x5A}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rk.DecryptRaw(make([]byte, 256))
+	t.Logf("DecryptRaw without CKA_DECRYPT: %v", err)
+	if !errors.Is(err, ErrNotSupported) || !errors.Is(err, pkcs11.Error(pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED)) {
+		t.Errorf("DecryptRaw without CKA_DECRYPT: %v, want ErrNotSupported with CKR_KEY_FUNCTION_NOT_PERMITTED", err)
+	}
+}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -99,7 +102,61 @@ func openTokenPINKey(d config.DecryptKey, allowed func(string) bool) (pinblob.Ke
 	default:
 		return pinblob.Key{}, fmt.Errorf("%w: %T key", pinblob.ErrUnsupported, k.Public())
 	}
+	if err := probePINKey(k, tk.nativeOAEP); err != nil {
+		return pinblob.Key{}, err
+	}
 	return pinblob.NewKey(cert, tk)
+}
+
+// probePINKey runs the key's decryption step once on a value made here,
+// the way a blob will need it, so that a key the token will not use that
+// way (no CKA_DECRYPT or CKA_DERIVE, no CKM_RSA_X_509 or CKM_ECDH1_DERIVE)
+// stops start-up instead of the first finalization job.
+func probePINKey(k *p11.Key, nativeOAEP bool) error {
+	switch pub := k.Public().(type) {
+	case *rsa.PublicKey:
+		if nativeOAEP {
+			return nil // OAEPSupported has just decrypted with it
+		}
+		want := make([]byte, 32)
+		rand.Read(want)
+		c, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, want, nil)
+		if err != nil {
+			return fmt.Errorf("trying the key: %w", err)
+		}
+		d, err := pinblob.OAEPDecrypter(k)
+		if err != nil {
+			return err
+		}
+		got, err := d.Decrypt(nil, c, &rsa.OAEPOptions{Hash: crypto.SHA256})
+		if err != nil {
+			return fmt.Errorf("trying the key (RSA-OAEP-SHA-256 over the raw RSA operation): %w", err)
+		}
+		if !bytes.Equal(got, want) {
+			return errors.New("trying the key: the token decrypted to another value")
+		}
+	case *ecdsa.PublicKey:
+		mine, err := pub.ECDH()
+		if err != nil {
+			return fmt.Errorf("trying the key: %w", err)
+		}
+		eph, err := mine.Curve().GenerateKey(rand.Reader)
+		if err != nil {
+			return fmt.Errorf("trying the key: %w", err)
+		}
+		want, err := eph.ECDH(mine)
+		if err != nil {
+			return fmt.Errorf("trying the key: %w", err)
+		}
+		got, err := k.ECDH(eph.PublicKey())
+		if err != nil {
+			return fmt.Errorf("trying the key (ECDH): %w", err)
+		}
+		if !bytes.Equal(got, want) {
+			return errors.New("trying the key: the token derived another ECDH secret")
+		}
+	}
+	return nil
 }
 
 // publicKeyOnly stands in for the certificate of a key that has none on its

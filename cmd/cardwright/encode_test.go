@@ -684,7 +684,7 @@ func (e *stackEnv) serve(args ...string) (agentURL, demoURL string, logs func() 
 	var buf strings.Builder
 	logs = func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
 	urls := make(chan [2]string, 1)
-	go func() {
+	go func(urls chan [2]string) { // its own copy: it sets it to nil once sent
 		var agentURL, demoURL string
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -706,7 +706,7 @@ func (e *stackEnv) serve(args ...string) (agentURL, demoURL string, logs func() 
 		if urls != nil {
 			close(urls)
 		}
-	}()
+	}(urls)
 	select {
 	case u, ok := <-urls:
 		if !ok {

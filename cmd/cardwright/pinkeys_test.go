@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cardwright/cardwright/config"
@@ -253,6 +254,29 @@ func TestPINKeysSoftHSM(t *testing.T) {
 			checkOpens(t, certs[label], keys[i:i+1])
 		})
 	}
+	// Jobs in several readers open blobs at once: each use has its own
+	// session, the key's uses are serialised.
+	t.Run("parallel", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Go(func() {
+				cert := certs[[]string{"pin-rsa", "pin-p256"}[i%2]]
+				content, err := pinblob.Seal(rand.Reader, cert, pinKeysPINs)
+				if err == nil {
+					_, err = pinblob.Open(content, keys)
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	t.Run("wrong key", func(t *testing.T) {
 		checkNoKey(t, certs["pin-other"], keys)
 		checkNoKey(t, certs["pin-rsa"], keys[1:])

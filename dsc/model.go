@@ -251,3 +251,23 @@ type Application struct {
 	// Criteria is ObjectCriteria parsed (nil if absent or malformed).
 	Criteria *ObjectCriteria `json:"criteria,omitempty"`
 }
+
+// ListItem is one item of a comma-list value with its position.
+type ListItem struct {
+	Text string `json:"text"`
+	Pos  Pos    `json:"pos"`
+}
+
+// Items splits a comma-list value (ProfileParameters, ClearFields,
+// Devices) into its trimmed items, each with its position; nil for a nil
+// or empty value.
+func (v *Value) Items() []ListItem {
+	if v == nil || v.Raw == "" {
+		return nil
+	}
+	var out []ListItem
+	for item, col := range listItems(v.Raw, v.ValPos.Col) {
+		out = append(out, ListItem{Text: item, Pos: Pos{File: v.ValPos.File, Line: v.ValPos.Line, Col: col}})
+	}
+	return out
+}

@@ -169,3 +169,19 @@ CertTempl=Archived
 		t.Fatalf("%v %+v", err, p)
 	}
 }
+
+func TestValueItems(t *testing.T) {
+	src := "[Fields]\nalpha=\nBeta=\n[Description]\nInitToken=true\nChipProfile=p.cpf\nProfileParameters = alpha ,  beta\n"
+	d, ds := Load("e.dsc", []byte(src), CheckOptions{})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	got := d.Settings.ProfileParameters.Items()
+	want := []ListItem{{Text: "alpha", Pos: Pos{File: "e.dsc", Line: 7, Col: 21}}, {Text: "beta", Pos: Pos{File: "e.dsc", Line: 7, Col: 30}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Items = %+v, want %+v", got, want)
+	}
+	if (*Value)(nil).Items() != nil {
+		t.Error("nil value has items")
+	}
+}

@@ -6,12 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/cpf"
 	"github.com/cardwright/cardwright/dsc"
 )
 
@@ -19,6 +23,12 @@ import (
 type checkOptions struct {
 	platform dsc.Platform
 	json     bool
+	// models are the card models beyond the built-in ones: the
+	// configuration's [dialects] and --model.
+	models map[string]string
+	// configErr is why the configuration could not be read (profiles are
+	// then checked with the built-in card models and a warning).
+	configErr error
 }
 
 // checkReport is what a file checker returns: diagnostics (positions name
@@ -39,7 +49,7 @@ var fileCheckers = map[string]func(path string, data []byte, opts checkOptions) 
 func init() {
 	register(&command{
 		name:    "check",
-		summary: "check encoding descriptions (.dsc, .dsz) without touching a card",
+		summary: "check encoding descriptions (.dsc, .dsz) and card profiles (.cpf) without touching a card",
 		run:     runCheck,
 	})
 }
@@ -49,9 +59,13 @@ func runCheck(_ context.Context, env *cmdEnv, args []string) int {
 	fl.SetOutput(env.stderr)
 	asJSON := fl.Bool("json", false, "print the checked model and a plan with placeholder field values as JSON")
 	plat := fl.String("platform", runtime.GOOS+"/"+runtime.GOARCH, "target platform GOOS/GOARCH, for the PKCS11Library* keys")
+	var models cpfList
+	fl.Var(&models, "model", "map a card model to a dialect for profiles: `MODEL=DIALECT`; repeatable, added to the configuration's [dialects]")
+	cfgPath := fl.String("config", "", "configuration `FILE` for the card models of [dialects] (default: $CARDWRIGHT_CONFIG, then the standard locations)")
 	fl.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: cardwright check [--json] [--platform GOOS/GOARCH] FILE...")
-		fmt.Fprintln(env.stderr, "Checks .dsc and .dsz files; prints file:line:col: error|warning: message.")
+		fmt.Fprintln(env.stderr, "usage: cardwright check [--json] [--platform GOOS/GOARCH] [--model MODEL=DIALECT]... [--config FILE] FILE...")
+		fmt.Fprintln(env.stderr, "Checks .dsc, .dsz and .cpf files (a description with the card profile it names);")
+		fmt.Fprintln(env.stderr, "prints file:line:col: error|warning: message.")
 		fmt.Fprintln(env.stderr, "Exit status 0 without errors, 1 with errors, 2 on usage errors.")
 		fl.PrintDefaults()
 	}
@@ -67,7 +81,29 @@ func runCheck(_ context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "cardwright check: %v\n", err)
 		return exitUsage
 	}
-	opts := checkOptions{platform: p, json: *asJSON}
+	opts := checkOptions{platform: p, json: *asJSON, models: map[string]string{}}
+	cfg, err := config.Load(*cfgPath)
+	switch {
+	case err == nil:
+		maps.Copy(opts.models, cfg.Dialects)
+	case *cfgPath != "":
+		fmt.Fprintf(env.stderr, "cardwright check: %v\n", err)
+		return exitFailure
+	default:
+		opts.configErr = err
+	}
+	for _, m := range models {
+		k, v, ok := strings.Cut(m, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(env.stderr, "cardwright check: --model %q: want MODEL=DIALECT\n", m)
+			return exitUsage
+		}
+		opts.models[k] = v
+	}
+	if err := (cpf.Config{Models: opts.models}).Validate(); err != nil {
+		fmt.Fprintf(env.stderr, "cardwright check: %v\n", err)
+		return exitUsage
+	}
 	for _, path := range fl.Args() {
 		if _, ok := fileCheckers[strings.ToLower(filepath.Ext(path))]; !ok {
 			fmt.Fprintf(env.stderr, "cardwright check: %s: unsupported file type (want %s)\n", path, checkerExts())
@@ -139,8 +175,9 @@ type descriptionReport struct {
 // checkDSCFile checks a bare .dsc: referenced files are looked for beside
 // it and only warned about when absent (a server may send them per job).
 func checkDSCFile(path string, data []byte, opts checkOptions) checkReport {
-	files := os.DirFS(filepath.Dir(path))
-	return checkDescription(path, data, files, dsc.SeverityWarning, opts)
+	dir := filepath.Dir(path)
+	display := func(name string) string { return filepath.Join(dir, filepath.FromSlash(name)) }
+	return checkDescription(path, data, os.DirFS(dir), display, dsc.SeverityWarning, opts)
 }
 
 // checkDSZFile checks a .dsz (zip or base64 zip): it must hold every file
@@ -151,11 +188,16 @@ func checkDSZFile(path string, data []byte, opts checkOptions) checkReport {
 		return checkReport{diags: dsc.Diagnostics{{Pos: dsc.Pos{File: path}, Msg: err.Error()}},
 			json: descriptionReport{File: path, Diagnostics: dsc.Diagnostics{{Pos: dsc.Pos{File: path}, Msg: err.Error()}}}}
 	}
-	return checkDescription(path+"/"+b.Name, b.Description, b, dsc.SeverityError, opts)
+	display := func(name string) string { return path + "/" + pathpkg.Join(pathpkg.Dir(b.Name), name) }
+	return checkDescription(path+"/"+b.Name, b.Description, b, display, dsc.SeverityError, opts)
 }
 
-func checkDescription(name string, data []byte, files fs.FS, missing dsc.Severity, opts checkOptions) checkReport {
+// checkDescription checks a description and the card profile it names;
+// display gives the path printed for a file of files.
+func checkDescription(name string, data []byte, files fs.FS, display func(string) string, missing dsc.Severity, opts checkOptions) checkReport {
 	d, diags := dsc.Load(name, data, dsc.CheckOptions{Platform: opts.platform, Files: files, MissingFiles: missing})
+	diags = append(diags, checkChipProfile(d, files, display, opts)...)
+	diags.Sort()
 	r := checkReport{diags: diags}
 	if !opts.json {
 		return r

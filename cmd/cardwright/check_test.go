@@ -59,7 +59,12 @@ func TestCheckCommand(t *testing.T) {
 }
 
 func TestCheckUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"--platform", "windows", "x.dsc"}, {"--bogus", "x.dsc"}, {"x.txt"}} {
+	// An explicit configuration that cannot be read is a failure.
+	if code, _, errs := runCheckCmd(t, "--config", filepath.Join(t.TempDir(), "none.cfg"), "x.cpf"); code != exitFailure || !strings.Contains(errs, "none.cfg") {
+		t.Errorf("--config missing: exit %d, stderr %q", code, errs)
+	}
+	for _, args := range [][]string{nil, {"--platform", "windows", "x.dsc"}, {"--bogus", "x.dsc"}, {"x.txt"},
+		{"--model", "SIEMENS50", "x.cpf"}, {"--model", "SIEMENS50=CARDOS", "x.cpf"}} {
 		if code, _, errs := runCheckCmd(t, args...); code != exitUsage || errs == "" {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
 		}
@@ -87,8 +92,9 @@ func writeDSZ(t *testing.T, path string, b64 bool, files map[string]string) {
 func TestCheckDSZ(t *testing.T) {
 	dir := t.TempDir()
 	desc := "[Fields]\nv=\nPIN=\n[Description]\nPKCS11Library=/usr/lib/x.so\nInitToken=true\nChipProfile=p.cpf\nProfileParameters=v\nPIN=PIN\n"
+	profile := "CardModel 'ISO7816'\nCreatePin PIN1 value=SEC_PIN1\nMasterFile\nCreateEf A id=0x5001 maxsize=auto\nEndfile\nFile Dynamic A\ndata = v\nEndfile\nCreateFiles()\n"
 	good := filepath.Join(dir, "good.dsz")
-	writeDSZ(t, good, true, map[string]string{"job/e.dsc": desc, "job/p.cpf": "; profile\n"})
+	writeDSZ(t, good, true, map[string]string{"job/e.dsc": desc, "job/p.cpf": profile})
 	missing := filepath.Join(dir, "missing.dsz")
 	writeDSZ(t, missing, false, map[string]string{"e.dsc": desc})
 	evil := filepath.Join(dir, "evil.dsz")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cardwright/cardwright/agent"
-	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/internal/stacktest"
 )
 
@@ -157,19 +155,8 @@ func TestDemoPortalJobFile(t *testing.T) {
 // token independently.
 func TestDemoPortalRealJobOnStack(t *testing.T) {
 	e := newStackEnv(t)
-	src, err := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpfSrc, err := os.ReadFile(filepath.Join(demoDir, "demo.cpf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	job, _ := json.Marshal(api.Job{Description: string(src),
-		Files: map[string]string{"demo.cpf": base64.StdEncoding.EncodeToString(cpfSrc)},
-		Fields: map[string]string{"PIN_FIELD": demoPIN, "PUK_FIELD": demoPUK, "HOLDER": "", "CARD_SERIAL": "CW-0042",
-			"TOKEN_LABEL": "cardwright demo 1"},
-		Reader: e.own[0]})
+	// HOLDER empty: the page fills it with the name from its form.
+	job, _ := json.Marshal(demoJobOnStack(t, e.own[0], "cardwright demo 1", ""))
 	jobFile := writeTestFile(t, e.dir, "demo-job.json", string(job))
 	_, demo, logs := e.serve("--demo-portal", "--demo-job", jobFile, "--demo-ca", e.ca)
 	ctx, done := newBrowser(t)

@@ -293,6 +293,7 @@ type stackEnv struct {
 	ca     string
 	module string
 	own    [2]string
+	served *exec.Cmd // the last `cardwright serve` child started by serve
 }
 
 func newStackEnv(t *testing.T) *stackEnv {
@@ -680,6 +681,7 @@ func (e *stackEnv) serve(args ...string) (agentURL, demoURL string, logs func() 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	e.served = cmd
 	var mu sync.Mutex
 	var buf strings.Builder
 	logs = func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/issuer"
 )
 
 // iccsnJob reads the card serial number into ICCSN and touches nothing
@@ -69,4 +74,105 @@ func TestServePCSCDRestartOnStack(t *testing.T) {
 		}
 	}
 	run("after the restart")
+}
+
+// TestServeKillMidJobOnStack: `cardwright serve` (real runner) is killed
+// with SIGKILL while the demo job on the second own card waits for its
+// first certificate; an earlier finished job was not acknowledged. A new
+// agent on the same journal gives the resuming portal both: the finished
+// result again and the interrupted one as interrupted. The half-written
+// card then takes the demo job again.
+func TestServeKillMidJobOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	url, _, logs1 := e.serve("--allow-origin", memOrigin)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Origin: memOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := c.Welcome.Session
+	finished, err := c.Run(ctx, &api.Job{Description: iccsnJob, Reader: e.own[0]}, nil, nil)
+	if err != nil || !finished.OK {
+		t.Fatalf("first job: %+v %v\n%s", finished, err, logs1())
+	}
+	ca, err := issuer.OpenLocalCA(e.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := e.served
+	job := demoJobOnStack(t, e.own[1], "cardwright demo 2", "Killed Midway")
+	_, err = c.Run(ctx, job, func(context.Context, *api.Request) *api.Answer {
+		killed.Process.Kill()
+		killed.Wait()
+		return &api.Answer{Error: "the agent is gone"}
+	}, nil)
+	if err == nil {
+		t.Fatal("the job's connection outlived the agent")
+	}
+	c.Close()
+
+	url, _, logs2 := e.serve("--allow-origin", memOrigin)
+	c2, err := client.Dial(ctx, url, client.Options{Origin: memOrigin, Session: session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.Welcome.Pending != 2 {
+		t.Fatalf("welcome after the restart: %d pending, want 2\n%s", c2.Welcome.Pending, logs2())
+	}
+	got := map[string]*api.Result{}
+	for len(got) < 2 {
+		select {
+		case r := <-c2.Redelivered():
+			got[r.ID] = r
+		case <-ctx.Done():
+			t.Fatalf("redelivered %d of 2 results", len(got))
+		}
+	}
+	if r := got[finished.ID]; r == nil || !r.OK || !r.Redelivered || r.Fields["ICCSN"] != e.s.Get(t, "SERIAL_OWN_1") {
+		t.Fatalf("the finished result after the restart: %+v", r)
+	}
+	if r := got[job.ID]; r == nil || r.OK || r.Error == nil || r.Error.Code != api.CodeInterrupted {
+		t.Fatalf("the killed job after the restart: %+v", r)
+	}
+	for id := range got {
+		if err := c2.Ack(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(logs2(), "interrupted") {
+		t.Errorf("the new agent did not log the interrupted job:\n%s", logs2())
+	}
+	// The card the killed job left half-written takes the job again.
+	res, err := c2.Run(ctx, demoJobOnStack(t, e.own[1], "cardwright demo 2", "After The Kill"), func(ctx context.Context, req *api.Request) *api.Answer {
+		csr, _ := base64.StdEncoding.DecodeString(req.CSR)
+		der, _, err := ca.Issue(ctx, issuer.Request{CSR: csr, Application: req.Application})
+		if err != nil {
+			return &api.Answer{Error: err.Error()}
+		}
+		return &api.Answer{Certificate: base64.StdEncoding.EncodeToString(der)}
+	}, nil)
+	if err != nil || !res.OK {
+		t.Fatalf("the demo job after the restart: %+v %v\n%s", res, err, logs2())
+	}
+	c2.Ack(ctx, res.ID)
+	readCard(t, e.own[1], "After The Kill", demoPIN)
+	noPINs(t, logs1(), logs2())
+}
+
+// demoJobOnStack is the demo job (testdata/demo) for reader and the
+// SoftHSM2 token label the stack's configuration pairs with it.
+func demoJobOnStack(t *testing.T, reader, token, holder string) *api.Job {
+	src, err := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpfSrc, err := os.ReadFile(filepath.Join(demoDir, "demo.cpf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &api.Job{Description: string(src), Files: map[string]string{"demo.cpf": base64.StdEncoding.EncodeToString(cpfSrc)},
+		Fields: map[string]string{"PIN_FIELD": demoPIN, "PUK_FIELD": demoPUK, "HOLDER": base64.StdEncoding.EncodeToString([]byte(holder)),
+			"CARD_SERIAL": "CW-9", "TOKEN_LABEL": token}, Reader: reader}
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,4 +177,82 @@ func demoJobOnStack(t *testing.T, reader, token, holder string) *api.Job {
 	return &api.Job{Description: string(src), Files: map[string]string{"demo.cpf": base64.StdEncoding.EncodeToString(cpfSrc)},
 		Fields: map[string]string{"PIN_FIELD": demoPIN, "PUK_FIELD": demoPUK, "HOLDER": base64.StdEncoding.EncodeToString([]byte(holder)),
 			"CARD_SERIAL": "CW-9", "TOKEN_LABEL": token}, Reader: reader}
+}
+
+// TestServeTwoReadersOnStack: two portals submit the demo job at once, one
+// per own-card reader, to one `cardwright serve` (real runner). Each
+// portal holds its first certificate request until the other job has
+// reached its own: both jobs are mid-way at the same time (a runner that
+// ran them one after the other would never get there). Both end well, each
+// with its own card's serial.
+func TestServeTwoReadersOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	url, _, logs := e.serve("--allow-origin", memOrigin)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ca, err := issuer.OpenLocalCA(e.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var both sync.WaitGroup
+	both.Add(2)
+	type outcome struct {
+		res *api.Result
+		err error
+	}
+	out := make([]outcome, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		c, err := client.Dial(ctx, url, client.Options{Origin: memOrigin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first := true
+			job := demoJobOnStack(t, e.own[i], fmt.Sprintf("cardwright demo %d", i+1), fmt.Sprintf("Parallel %d", i+1))
+			res, err := c.Run(ctx, job, func(ctx context.Context, req *api.Request) *api.Answer {
+				if first {
+					first = false
+					both.Done()
+					waited := make(chan struct{})
+					go func() { both.Wait(); close(waited) }()
+					select {
+					case <-waited:
+					case <-time.After(30 * time.Second):
+						return &api.Answer{Error: "the other job never reached its certificate request"}
+					}
+				}
+				csr, _ := base64.StdEncoding.DecodeString(req.CSR)
+				der, _, err := ca.Issue(ctx, issuer.Request{CSR: csr, Application: req.Application})
+				if err != nil {
+					return &api.Answer{Error: err.Error()}
+				}
+				return &api.Answer{Certificate: base64.StdEncoding.EncodeToString(der)}
+			}, nil)
+			if err == nil && res.OK {
+				c.Ack(ctx, res.ID)
+			}
+			out[i] = outcome{res, err}
+		}()
+	}
+	wg.Wait()
+	for i, o := range out {
+		want := e.s.Get(t, fmt.Sprintf("SERIAL_OWN_%d", i+1))
+		if o.err != nil || !o.res.OK || o.res.Fields["ICCSN"] != want {
+			t.Errorf("job on %q: %+v %v (want ICCSN %s)", e.own[i], o.res, o.err, want)
+			if o.res != nil && o.res.Error != nil {
+				t.Errorf("  error %+v", o.res.Error)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("agent log:\n%s", logs())
+	}
+	for i := range 2 {
+		readCard(t, e.own[i], fmt.Sprintf("Parallel %d", i+1), demoPIN)
+	}
+	noPINs(t, logs())
 }

@@ -30,9 +30,11 @@ const (
 	fnSecRandom         = "secrandom"
 	fnSec               = "persinfo_sec"
 	fnPubRSAAndSec      = "persinfo_put_pubrsa_and_sec"
+	fnDeactivate        = "deactivate"
+	fnTerminate         = "terminate"
 )
 
-var statementFuncs = []string{fnMakeCardEraseable, fnBurnFuse, fnCreateFiles, fnPutProfileName, fnPutSec, fnEncryptSec}
+var statementFuncs = []string{fnMakeCardEraseable, fnBurnFuse, fnCreateFiles, fnPutProfileName, fnPutSec, fnEncryptSec, fnDeactivate, fnTerminate}
 var exprFuncs = []string{fnSecRandom, fnSec, fnPubRSAAndSec}
 
 // typ is the type of a value.
@@ -97,15 +99,17 @@ const (
 	opCreatePin
 	opCreateFiles
 	opBurnFuse
+	opLifeCycle // Deactivate(NAME), Terminate(NAME)
 )
 
 type op struct {
 	kind opKind
 	pos  Pos
 	text string // the statement as shown in errors: "CreateFiles()"
-	name string // assigned variable; SEC_* of PERSINFO_PUT_SEC
+	name string // assigned variable; SEC_* of PERSINFO_PUT_SEC; deactivate or terminate
 	expr Expr
 	pin  *pinSpec
+	file *fnode // Deactivate, Terminate
 }
 
 // rule is one access condition as written: always, never or a credential.
@@ -301,6 +305,7 @@ func (c *checker) check(f *File) {
 	// Then the statements in order.
 	var createFiles, burn, eraseable, encrypt, profName *op
 	var putSecs = map[string]Pos{}
+	lifeCycle := map[*fnode]*op{} // files deactivated or terminated
 	for _, s := range f.Stmts {
 		switch s := s.(type) {
 		case *AssignStmt:
@@ -323,12 +328,12 @@ func (c *checker) check(f *File) {
 				if slices.Contains(exprFuncs, fn) {
 					c.errorf(call.At, "%s() gives a value: use it in an assignment or as file data", call.Name)
 				} else {
-					c.errorf(call.At, "unknown function %s (statements: MakeCardEraseable, CreateFiles, BurnFuse, PERSINFO_PUT_PROFILENAME, PERSINFO_PUT_SEC, PERSINFO_ENCRYPT_SEC)", call.Name)
+					c.errorf(call.At, "unknown function %s (statements: MakeCardEraseable, CreateFiles, BurnFuse, PERSINFO_PUT_PROFILENAME, PERSINFO_PUT_SEC, PERSINFO_ENCRYPT_SEC, Deactivate, Terminate)", call.Name)
 				}
 				continue
 			}
 			want := 0
-			if fn == fnPutProfileName || fn == fnPutSec {
+			if fn == fnPutProfileName || fn == fnPutSec || fn == fnDeactivate || fn == fnTerminate {
 				want = 1
 			}
 			if len(call.Args) != want {
@@ -399,6 +404,13 @@ func (c *checker) check(f *File) {
 				o.kind, o.name = opPutSec, id.Name
 				o.text = call.Name + "(" + id.Name + ")"
 				p.ops = append(p.ops, o)
+			case fnDeactivate, fnTerminate:
+				o.kind, o.name = opLifeCycle, fn
+				if n := c.lifeCycle(call, &o, createFiles, burn, lifeCycle); n != nil {
+					o.file = n
+					lifeCycle[n] = &o
+					p.ops = append(p.ops, o)
+				}
 			case fnEncryptSec:
 				switch {
 				case encrypt != nil:
@@ -424,6 +436,73 @@ func (c *checker) check(f *File) {
 	if eraseable != nil && burn == nil && createFiles == nil {
 		c.errorf(eraseable.pos, "MakeCardEraseable() without CreateFiles(): no MF is created to carry the rule")
 	}
+}
+
+// lifeCycle checks Deactivate(NAME) and Terminate(NAME) (ISO/IEC 7816-9
+// §8.4, §8.5, §8.6): NAME is a DF or EF of the MasterFile block, created by
+// an earlier CreateFiles(); the statement comes before BurnFuse() (the
+// profile holds no credential to satisfy the file's rule afterwards); a
+// file changes state once, and not below a DF that already did. It
+// returns the file, or nil after an error.
+func (c *checker) lifeCycle(call *Call, o *op, createFiles, burn *op, done map[*fnode]*op) *fnode {
+	id, ok := call.Args[0].(*Ident)
+	if !ok {
+		c.errorf(call.Args[0].Pos(), "%s takes the name of a DF or EF of the MasterFile block", call.Name)
+		return nil
+	}
+	o.text = call.Name + "(" + id.Name + ")"
+	n := c.p.byName[id.Name]
+	switch {
+	case n == nil:
+		c.errorf(id.At, "%s(%s): no DF or EF of that name in the MasterFile block", call.Name, id.Name)
+		return nil
+	case createFiles == nil:
+		c.errorf(call.At, "%s(%s) before CreateFiles(): the file does not exist yet", call.Name, id.Name)
+		return nil
+	case burn != nil:
+		c.errorf(call.At, "%s(%s) after BurnFuse() (at %v): change a file's life cycle while the card is being personalized", call.Name, id.Name, burn.pos)
+		return nil
+	}
+	for a := n; a != nil; a = a.parent {
+		if prev := done[a]; prev != nil {
+			if a == n {
+				c.errorf(call.At, "%s already changes state at %v (%s)", n.name, prev.pos, prev.text)
+			} else {
+				c.errorf(call.At, "%s is below %s, which %s at %v makes unusable", n.name, a.name, prev.text, prev.pos)
+			}
+			return nil
+		}
+	}
+	if lower(call.Name) == fnTerminate {
+		if path, ok := c.p.PersInfoFile(); ok {
+			for a := c.nodeAt(path); a != nil; a = a.parent {
+				if a == n {
+					c.errorf(call.At, "Terminate(%s) makes the encrypted PINs in %s unreadable", n.name, c.nodeAt(path).name)
+					return nil
+				}
+			}
+		}
+	}
+	return n
+}
+
+// nodeAt returns the file at path below the MF.
+func (c *checker) nodeAt(path []uint16) *fnode {
+	n := c.p.mf
+	for _, fid := range path {
+		var next *fnode
+		for _, ch := range n.children {
+			if ch.fid == fid {
+				next = ch
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 // pinDecl records a CreatePin statement and checks its attributes.

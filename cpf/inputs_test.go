@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -91,5 +92,60 @@ func TestStandIn(t *testing.T) {
 	}
 	if _, err := plan.Execute(context.Background(), memcard.New(memcard.Config{})); err != nil {
 		t.Errorf("Execute: %v", err)
+	}
+}
+
+// TestLifeCycleOnMemcard runs the golden life-cycle profile on the
+// project's card and checks the states with independent APDUs: SELECT
+// answers 6283 for the deactivated DF and 6285 for the terminated one
+// (ISO/IEC 7816-4 §5.6), the deactivated DF is activated again only with
+// its activate= credential, and the terminated one stays terminated.
+func TestLifeCycleOnMemcard(t *testing.T) {
+	_, gc := readGolden(t, "testdata/golden/lifecycle.txtar")
+	prog, err := Compile("lifecycle.cpf", gc.profile, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := prog.Prepare(Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := memcard.New(memcard.Config{})
+	if _, err := plan.Execute(context.Background(), card); err != nil {
+		t.Fatal(err)
+	}
+	sw := func(c iso7816.Command) uint16 {
+		t.Helper()
+		b, err := c.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := card.Transmit(b)
+		if err != nil || len(r) < 2 {
+			t.Fatalf("%X: %X %v", b, r, err)
+		}
+		return uint16(r[len(r)-2])<<8 | uint16(r[len(r)-1])
+	}
+	tests := []struct {
+		what string
+		cmd  iso7816.Command
+		want uint16
+	}{
+		{"select the deactivated DF", iso7816.SelectPath(true, 0x5016), 0x6283},
+		{"select the terminated DF", iso7816.SelectPath(true, 0x5017), 0x6285},
+		{"select INFO", iso7816.SelectPath(true, 0x2F00), 0x9000},
+		{"select MF", iso7816.SelectMF(), 0x9000},
+		{"activate SIG without the PUK", iso7816.ActivateFile(0x5016), 0x6982},
+		{"terminate UNSOLD again", iso7816.TerminateDF(0x5017), 0x6985},
+		{"verify the PUK", iso7816.Verify(0x84, plan.Secrets["SEC_PUK"].Bytes()), 0x9000},
+		{"select MF again", iso7816.SelectMF(), 0x9000},
+		{"activate SIG with the PUK", iso7816.ActivateFile(0x5016), 0x9000},
+		{"select SIG now", iso7816.SelectPath(true, 0x5016), 0x9000},
+		{"select the terminated DF still", iso7816.SelectPath(true, 0x5017), 0x6285},
+	}
+	for _, tc := range tests {
+		if got := sw(tc.cmd); got != tc.want {
+			t.Errorf("%s: SW %04X, want %04X", tc.what, got, tc.want)
+		}
 	}
 }

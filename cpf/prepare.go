@@ -208,6 +208,8 @@ func (r *prep) op(o op) error {
 		return r.createFiles(o)
 	case opBurnFuse:
 		r.add(o, Step{What: "activate the MF (burn the fuse)", Cmd: iso7816.ActivateFile(iso7816.MFID), Done: "fuse burnt (card operational)"})
+	case opLifeCycle:
+		r.lifeCycle(o)
 	}
 	return nil
 }
@@ -326,6 +328,38 @@ func (r *prep) createPin(o op) error {
 	return nil
 }
 
+// lifeCycle selects the parent of the file, then sends DEACTIVATE FILE,
+// TERMINATE DF or TERMINATE EF with its FID (ISO/IEC 7816-9 §8.4-§8.6).
+func (r *prep) lifeCycle(o op) {
+	n := o.file
+	r.selectDF(o, n.parent)
+	label := fmt.Sprintf("%s %s (%04X)", n.kind(), n.name, n.fid)
+	switch {
+	case o.name == fnDeactivate:
+		r.add(o, Step{What: "deactivate " + label, Cmd: iso7816.DeactivateFile(n.fid), Done: label + " deactivated"})
+	case n.df:
+		r.add(o, Step{What: "terminate " + label, Cmd: iso7816.TerminateDF(n.fid), Done: label + " terminated"})
+	default:
+		r.add(o, Step{What: "terminate " + label, Cmd: iso7816.TerminateEF(n.fid), Done: label + " terminated"})
+	}
+}
+
+// selectDF adds the SELECT that makes df the current DF: by FID for the
+// MF, else by path from the MF.
+func (r *prep) selectDF(o op, df *fnode) {
+	path := df.path()
+	what := "select " + df.name
+	if len(path) == 0 {
+		r.add(o, Step{What: what, Cmd: selectNoData(iso7816.SelectByFID, []byte{0x3F, 0x00})})
+		return
+	}
+	var data []byte
+	for _, fid := range path {
+		data = append(data, byte(fid>>8), byte(fid))
+	}
+	r.add(o, Step{What: what, Cmd: selectNoData(iso7816.SelectPathFromMF, data)})
+}
+
 // cond maps a rule to its compact security condition byte.
 func (r *prep) cond(ru rule, ok bool) byte {
 	switch {
@@ -418,17 +452,7 @@ func (r *prep) createFiles(o op) error {
 	cur := p.mf
 	for _, n := range p.nodes {
 		if n.parent != cur {
-			path := n.parent.path()
-			what := "select " + n.parent.name
-			if len(path) == 0 {
-				r.add(o, Step{What: what, Cmd: selectNoData(iso7816.SelectByFID, []byte{0x3F, 0x00})})
-			} else {
-				var data []byte
-				for _, fid := range path {
-					data = append(data, byte(fid>>8), byte(fid))
-				}
-				r.add(o, Step{What: what, Cmd: selectNoData(iso7816.SelectPathFromMF, data)})
-			}
+			r.selectDF(o, n.parent)
 			cur = n.parent
 		}
 		f := iso7816.FCP{FID: n.fid, Security: r.security(n)}

@@ -50,7 +50,9 @@ func (s stubIssuer) Issue(context.Context, issuer.Request) ([]byte, [][]byte, er
 }
 
 // benchDeps are the runner's dependencies with costs taken out: pre-made
-// keys, a stub issuer, the real card profile engine.
+// keys, a stub issuer, the real card profile engine. The token fake is a
+// stand-in (as the demo configuration's SoftHSM2 token): after the card
+// profile the runner initialises it with the job's label and PINs.
 func benchDeps(b *testing.B) Deps {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -63,7 +65,7 @@ func benchDeps(b *testing.B) Deps {
 		b.Fatal(err)
 	}
 	return Deps{
-		Tokens:   &FakeTokens{NewKey: func(KeySpec) (crypto.Signer, error) { return key, nil }},
+		Tokens:   &FakeTokens{StandIn: true, NewKey: func(KeySpec) (crypto.Signer, error) { return key, nil }},
 		Issuer:   stubIssuer{der},
 		Profiles: CPF{},
 	}

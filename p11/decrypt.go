@@ -178,7 +178,10 @@ func (k *Key) Certificate() (*x509.Certificate, error) {
 // module, a slot, a key label, a PIN: the HSM decryption keys of
 // config.DecryptKey): it finds the token, opens a session, logs in with
 // pin and finds the private key labelled label, or else the one whose
-// certificate or public key object is labelled label (same CKA_ID).
+// certificate or public key object is labelled label (same CKA_ID). The
+// PIN comes from the configuration, so the login is LoginShared: while
+// this process holds the token logged in with that same PIN, the session
+// joins the login; with another PIN it fails with ErrLoggedInElsewhere.
 //
 // slot is a slot ID, or -1 for any: then the only initialised token, or
 // else the one token whose public objects (certificates, public keys,
@@ -197,7 +200,7 @@ func (m *Module) OpenKey(slot int, label string, pin secret.Value) (*Key, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Login(pin); err != nil {
+	if err := s.LoginShared(pin); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -462,9 +462,13 @@ func (k *Key) run(mech *pkcs11.Mechanism, data []byte,
 		if err := initf(s.h, []*pkcs11.Mechanism{mech}, k.priv); err != nil {
 			return err
 		}
-		if k.alwaysAuth && !s.pin.IsZero() {
-			if err := s.t.m.ctx.Login(s.h, pkcs11.CKU_CONTEXT_SPECIFIC, s.pin.Reveal()); err != nil {
-				return s.pinError(err, false)
+		if k.alwaysAuth {
+			if pin := s.heldPIN(); !pin.IsZero() {
+				err := s.t.m.ctx.Login(s.h, pkcs11.CKU_CONTEXT_SPECIFIC, pin.Reveal())
+				pin.Wipe()
+				if err != nil {
+					return s.pinError(err, false)
+				}
 			}
 		}
 		var err error
@@ -486,8 +490,15 @@ func (k *Key) retry(attempt func() error) error {
 		return errClosed
 	}
 	err := attempt()
-	if err == nil || s.pin.IsZero() || !(is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) ||
+	if err == nil || !(is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) ||
 		is(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || is(err, pkcs11.CKR_KEY_HANDLE_INVALID)) {
+		return err
+	}
+	// Only a session holding a user login logs in again: its PIN was
+	// checked by the token for that login (see Session.Login).
+	pin := s.heldPIN()
+	defer pin.Wipe()
+	if pin.IsZero() {
 		return err
 	}
 	// The module logged the user out (some do after each C_Sign). Private
@@ -497,7 +508,7 @@ func (k *Key) retry(attempt func() error) error {
 		(info.State == pkcs11.CKS_RW_USER_FUNCTIONS || info.State == pkcs11.CKS_RO_USER_FUNCTIONS) && !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
 		return err // still logged in: the handle is simply bad
 	}
-	if lerr := s.t.m.ctx.Login(s.h, pkcs11.CKU_USER, s.pin.Reveal()); lerr != nil && !is(lerr, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+	if lerr := s.t.m.ctx.Login(s.h, pkcs11.CKU_USER, pin.Reveal()); lerr != nil && !is(lerr, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
 		return fmt.Errorf("logging in again after %v: %w", err, s.pinError(lerr, false))
 	}
 	if len(k.ID) > 0 {

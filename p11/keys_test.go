@@ -466,7 +466,9 @@ func TestParallelTokens(t *testing.T) {
 					return
 				}
 				defer s.Close()
-				if err := s.Login(testPIN); err != nil {
+				// Two sessions per token: the second joins the first's
+				// login (same PIN, from the test, not a user).
+				if err := s.LoginShared(testPIN); err != nil {
 					errs <- err
 					return
 				}

@@ -73,6 +73,10 @@ type Module struct {
 	// initMu serialises C_InitToken and the slot listing around it: two
 	// goroutines must not pick the same free slot.
 	initMu sync.Mutex
+
+	// logins is this process's login bookkeeping per token (login.go).
+	loginsMu sync.Mutex
+	logins   map[tokenKey]*tokenLogin
 }
 
 var (

@@ -15,14 +15,14 @@ import (
 // between goroutines is safe but not parallel; open one per goroutine for
 // parallel work.
 //
-// Login state belongs to the token and application, not the session: all
-// sessions of this process on a token share it.
+// Login state belongs to the application, not the session (PKCS#11 v2.40
+// §5.6): all sessions of this process on a token share it. Which Sessions
+// hold it is kept per token in the Module (see Login).
 type Session struct {
 	mu   sync.Mutex
 	t    *Token
 	h    pkcs11.SessionHandle
-	user int          // -1 none, else CKU_USER or CKU_SO
-	pin  secret.Value // the last good user PIN, for re-login (see relogin)
+	tl   *tokenLogin // the token's login bookkeeping
 	done bool
 }
 
@@ -32,13 +32,17 @@ func (t *Token) Open() (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening a session with token %q (slot %d): %w", t.label, t.slot, err)
 	}
-	return &Session{t: t, h: h, user: -1}, nil
+	return &Session{t: t, h: h, tl: t.m.loginOf(t.slot, t.serial)}, nil
 }
 
 // Token is the session's token.
 func (s *Session) Token() *Token { return s.t }
 
-// Close ends the session (C_CloseSession) and forgets the PIN it kept.
+// Close ends the session (C_CloseSession). A session holding the login
+// releases it first as Logout does: the last holder logs the token out,
+// even while sessions that hold no login stay open (closing the last
+// session of the process would end the login too, PKCS#11 v2.40 §5.6, but
+// other sessions may be open).
 func (s *Session) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -46,11 +50,11 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.done = true
-	s.pin.Wipe()
+	lerr := s.release("logging out of")
 	if err := s.t.m.ctx.CloseSession(s.h); err != nil {
 		return fmt.Errorf("closing the session: %w", err)
 	}
-	return nil
+	return lerr
 }
 
 // SOCredential is the credential an SO login uses: the PUK, or the
@@ -60,38 +64,6 @@ func SOCredential(puk, operatorPIN secret.Value, operatorPinIsSOCredential bool)
 		return operatorPIN
 	}
 	return puk
-}
-
-// Login logs the user in (C_Login CKU_USER). A token already logged in by
-// another session of this process counts as success. The PIN is kept
-// (as a secret.Value) until Close for transparent re-login.
-func (s *Session) Login(pin secret.Value) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.login(pkcs11.CKU_USER, pin)
-}
-
-// LoginSO logs the security officer in (C_Login CKU_SO) with the SO
-// credential (see SOCredential).
-func (s *Session) LoginSO(cred secret.Value) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.login(pkcs11.CKU_SO, cred)
-}
-
-func (s *Session) login(user uint, pin secret.Value) error {
-	err := s.t.m.ctx.Login(s.h, user, pin.Reveal())
-	if err != nil && is(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
-		err = nil
-	}
-	if err != nil {
-		return fmt.Errorf("logging in to token %q: %w", s.t.label, s.pinError(err, user == pkcs11.CKU_SO))
-	}
-	s.user = int(user)
-	if user == pkcs11.CKU_USER {
-		s.pin = secret.FromBytes(pin.Bytes())
-	}
-	return nil
 }
 
 // pinError turns a PIN failure into a *PINError carrying the token's
@@ -115,7 +87,8 @@ func (s *Session) pinError(err error, so bool) error {
 // LoggedIn reports whether the token is logged in for this process, as
 // user or SO, by this session or any other (C_GetSessionInfo: a state of
 // CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS or CKS_RW_SO_FUNCTIONS,
-// PKCS#11 v2.40 §5.6). While it is, C_Login does not check a PIN.
+// PKCS#11 v2.40 §5.6). While it is, C_Login does not check a PIN (and
+// Login refuses, see ErrLoggedInElsewhere).
 func (s *Session) LoggedIn() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,33 +106,6 @@ func (s *Session) LoggedIn() (bool, error) {
 	return false, nil
 }
 
-// Logout ends the login (C_Logout) for every session of the token.
-func (s *Session) Logout() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pin.Wipe()
-	s.user = -1
-	if err := s.t.m.ctx.Logout(s.h); err != nil && !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) {
-		return fmt.Errorf("logging out of token %q: %w", s.t.label, err)
-	}
-	return nil
-}
-
-// relogin runs op; when the module answers CKR_USER_NOT_LOGGED_IN (some
-// log the user out after each C_Sign), it logs in again with the kept PIN
-// and runs op once more. Call with s.mu held.
-func (s *Session) relogin(op func() error) error {
-	err := op()
-	if err == nil || !is(err, pkcs11.CKR_USER_NOT_LOGGED_IN) || s.pin.IsZero() {
-		return err
-	}
-	pin := s.pin
-	if lerr := s.t.m.ctx.Login(s.h, pkcs11.CKU_USER, pin.Reveal()); lerr != nil && !is(lerr, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
-		return fmt.Errorf("logging in again after %v: %w", err, s.pinError(lerr, false))
-	}
-	return op()
-}
-
 // InitPIN sets the user PIN (C_InitPIN); the SO must be logged in.
 func (s *Session) InitPIN(pin secret.Value) error {
 	s.mu.Lock()
@@ -175,7 +121,7 @@ func (s *Session) InitPIN(pin secret.Value) error {
 func (s *Session) SetPIN(old, new secret.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	so := s.user == int(pkcs11.CKU_SO)
+	so := s.holds() == pkcs11.CKU_SO
 	if err := s.t.m.ctx.SetPIN(s.h, old.Reveal(), new.Reveal()); err != nil {
 		who := "user PIN"
 		if so {
@@ -186,8 +132,8 @@ func (s *Session) SetPIN(old, new secret.Value) error {
 		}
 		return fmt.Errorf("changing the %s of token %q: %w", who, s.t.label, s.pinError(err, so))
 	}
-	if !so && !s.pin.IsZero() {
-		s.pin = secret.FromBytes(new.Bytes())
+	if !so {
+		s.pinChanged(new)
 	}
 	return nil
 }

@@ -278,10 +278,15 @@ func TestLoggedIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("user login in one session", true)
+	// b holds no login: its Logout does not end a's.
 	if err := b.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	check("logout from the other", false)
+	check("logout from the other", true)
+	if err := a.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	check("logout of the holder", false)
 	if err := b.LoginSO(testSO); err != nil {
 		t.Fatal(err)
 	}
@@ -290,15 +295,9 @@ func TestLoggedIn(t *testing.T) {
 	if _, err := b.LoggedIn(); err == nil {
 		t.Error("LoggedIn on a closed session succeeded")
 	}
-	// The login belongs to the token: it outlives the session that made
-	// it while another session is open.
-	if got, err := a.LoggedIn(); err != nil || !got {
-		t.Errorf("after the SO session closed: LoggedIn = %v, %v; want true", got, err)
-	}
-	if err := a.Logout(); err != nil {
-		t.Fatal(err)
-	}
+	// The last holder's Close ends the login even while another session
+	// is open.
 	if got, err := a.LoggedIn(); err != nil || got {
-		t.Errorf("after logout: LoggedIn = %v, %v; want false", got, err)
+		t.Errorf("after the SO session closed: LoggedIn = %v, %v; want false", got, err)
 	}
 }

@@ -122,6 +122,7 @@ async function main() {
     show(ev.detail);
     log(`earlier result ${ev.detail.id} delivered again`);
     await agent.ack(ev.detail.id);
+    log(`earlier result ${ev.detail.id} acknowledged`);
   });
   if (!agent.welcome.paired) {
     setStatus("waiting for approval on this computer", "");

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -207,5 +208,62 @@ func TestDemoPortalRealJobOnStack(t *testing.T) {
 	rep := e.readBack("cardwright demo 1", demoPIN)
 	if rep.Error != "" || rep.Label != "cardwright demo 1" || len(rep.Certs) != 2 || rep.Linked != 2 || rep.Chained != 2 {
 		t.Fatalf("token after the browser's jobs: %+v", rep)
+	}
+}
+
+// TestDemoPortalReloadRedelivers: the page is reloaded while its job runs.
+// The reloaded page resumes its session (kept in sessionStorage by
+// web/cardwright.js), receives the job's result as an earlier result,
+// shows and acknowledges it: nothing is left in the journal.
+func TestDemoPortalReloadRedelivers(t *testing.T) {
+	stacktest.Require(t)
+	dir := t.TempDir()
+	jobFile := filepath.Join(t.TempDir(), "job.json")
+	os.WriteFile(jobFile, []byte(`{"description":"x","fields":{"Steps":"20","StepDelayMs":"100","Echo":"across the reload"}}`), 0o600)
+	agentURL, demo, stop, logs := startServe(t, "--fake-runner", "--config", "/dev/null", "--listen", "127.0.0.1:0",
+		"--journal", dir, "--demo-portal", "--demo-job", jobFile)
+	// Without fake=1 the page submits the job file's fields as they are:
+	// twenty steps of 100 ms.
+	page := demo + "demo.html?agent=" + url.QueryEscape(agentURL)
+	ctx, done := newBrowser(t)
+	defer done()
+	if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`#status.ok`))); err != nil {
+		t.Fatalf("opening the demo portal: %v\n%s", err, logs())
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.sameDocument = 4711`)); err != nil {
+		t.Fatal(err)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#encode`)),
+		chromedp.WaitVisible(chromedp.Search(`//span[@id="step" and starts-with(text(), "3/20")]`)),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#status.ok`)),
+		chromedp.WaitVisible(chromedp.Search(`//div[@id="log" and contains(., "delivered again") and contains(., "acknowledged")]`)),
+	)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs())
+	}
+	if fresh, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sameDocument === undefined`)); err != nil || !fresh {
+		t.Fatalf("the page was not reloaded (%v)", err)
+	}
+	result, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(result, "OK ") || !strings.Contains(result, "Echo=across the reload") {
+		t.Fatalf("result on the reloaded page: %q", result)
+	}
+	done()
+	stop()
+	if n := strings.Count(logs(), `"msg":"job finished"`); n != 1 {
+		t.Fatalf("%d jobs finished, want 1:\n%s", n, logs())
+	}
+	j, _, err := agent.OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if recs, _ := j.All(); len(recs) != 0 {
+		t.Fatalf("the journal holds %d results: the reloaded page did not acknowledge", len(recs))
 	}
 }

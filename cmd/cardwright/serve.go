@@ -250,7 +250,8 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 // for the portal's CA.
 //
 // With a demo job (--demo-job) the page submits that job (GET /demo-job.json)
-// with the name typed on the page in the field HOLDER_NAME when the job has it.
+// with the name typed on the page in the field HOLDER_NAME, or base64 in
+// HOLDER (a profile parameter), when the job has it.
 func demoHandler(agentURL string, fake bool, job []byte, ca *issuer.LocalCA, log *slog.Logger) http.Handler {
 	files := http.FileServer(http.FS(web.Files))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

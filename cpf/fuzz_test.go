@@ -8,21 +8,42 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/tools/txtar"
+
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/secret"
 )
 
-// FuzzParse checks that the lexer and parser never panic and that every
-// position they report lies inside the source.
-func FuzzParse(f *testing.F) {
+// addProfiles seeds a fuzz target with every profile of testdata: the
+// examples, the error tests and the golden transcripts' profiles.
+func addProfiles(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.cpf")
-	for _, name := range files {
+	errs, _ := filepath.Glob("testdata/errors/*.cpf")
+	for _, name := range append(files, errs...) {
 		src, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(src)
 	}
+	goldens, _ := filepath.Glob("testdata/golden/*.txtar")
+	for _, name := range goldens {
+		ar, err := txtar.ParseFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range ar.Files {
+			if file.Name == "profile.cpf" {
+				f.Add(file.Data)
+			}
+		}
+	}
+}
+
+// FuzzParse checks that the lexer and parser never panic and that every
+// position they report lies inside the source.
+func FuzzParse(f *testing.F) {
+	addProfiles(f)
 	for _, s := range []string{
 		"", "\\", "0x{", "0x{ 1 }", "'", "MasterFile\nCreateDf A\n", "File Static X\ndata=", "a(b(c))",
 		"A = ...", "CreateDf\nEndDF\nEndfile", "x = 0x99999999999999999999", "f(,)", "\xff\x00",
@@ -62,14 +83,7 @@ func FuzzParse(f *testing.F) {
 // FuzzRun compiles, prepares and executes profiles on the in-memory card:
 // whatever the profile, nothing panics, and every error is positioned.
 func FuzzRun(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.cpf")
-	for _, name := range files {
-		src, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(src)
-	}
+	addProfiles(f)
 	f.Add([]byte("CardModel 'ISO7816'\nMasterFile\nCreateEf A id=1 maxsize=auto\nEndfile\nFile Dynamic A\ndata = P\nEndfile\nCreateFiles()\nBurnFuse()\n"))
 	old := sealPINs
 	sealPINs = fakeSeal
@@ -88,6 +102,19 @@ func FuzzRun(f *testing.F) {
 		}
 		for name := range prog.vars {
 			delete(params.Secrets, name)
+		}
+		for _, in := range prog.Inputs() {
+			if !in.Pos.IsValid() {
+				t.Fatalf("input %s without a position", in.Name)
+			}
+		}
+		// A trial with stand-in secrets never runs on a card.
+		trial := params
+		trial.StandIn, trial.Rand = true, seededRand(3)
+		if plan, err := prog.Prepare(trial); err == nil {
+			if _, err := plan.Execute(context.Background(), memcard.New(memcard.Config{})); !errors.Is(err, ErrStandIn) {
+				t.Fatalf("a stand-in plan executed: %v", err)
+			}
 		}
 		plan, err := prog.Prepare(params)
 		if err != nil {

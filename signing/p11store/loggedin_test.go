@@ -54,8 +54,8 @@ func TestAlreadyLoggedIn(t *testing.T) {
 }
 
 // TestPublicPrivateKey: a private key stored with CKA_PRIVATE false is
-// visible without login and must not be taken for another operation's
-// login; the PIN is still checked.
+// visible without login (an earlier heuristic took that for another
+// operation's login); it changes nothing, the PIN is checked.
 func TestPublicPrivateKey(t *testing.T) {
 	m := softhsm(t)
 	f := newFixture(t, m, newCA(t), keyDef{"Ivan", p11.ECP256, []byte{0x12}})
@@ -100,5 +100,63 @@ func TestPublicPrivateKey(t *testing.T) {
 	}
 	if err := sign(&prompter{pin: testPIN}); err != nil {
 		t.Errorf("right PIN next to a non-private private key: %v", err)
+	}
+}
+
+// TestLoggedInOutsideStore: logins the store did not make — a configured
+// decryption key's (p11.Module.OpenKey, a shared login) and one made with
+// the raw API — make Key refuse with busy for any PIN; no PIN reaches the
+// token (no failed try is counted), and the store works again after.
+func TestLoggedInOutsideStore(t *testing.T) {
+	m := softhsm(t)
+	f := newFixture(t, m, newCA(t), keyDef{"Judy", p11.ECP256, []byte{0x14}})
+	store := New(m)
+	sel := signing.Selector{Filter: filter(t, `{"op":"eq","param":"token.id","value":"`+f.tok.Serial()+`"}`)}
+	sign := func(p *prompter) error {
+		_, err := signing.Sign(context.Background(), store, p, signing.Request{Select: sel, Data: []byte("x")})
+		return err
+	}
+	busy := func(when string) {
+		t.Helper()
+		for _, p := range []*prompter{{pin: wrongPIN}, {pin: testPIN}} {
+			if err := sign(p); !errors.Is(err, signing.ErrTokenBusy) || !errors.Is(err, p11.ErrLoggedInElsewhere) {
+				t.Errorf("%s: %v, want busy", when, err)
+			}
+		}
+		if info, _ := f.tok.Refresh(); info.Flags&pkcs11.CKF_USER_PIN_COUNT_LOW != 0 {
+			t.Errorf("%s: a refused PIN reached the token: %v", when, info.FlagNames())
+		}
+	}
+	k, err := m.OpenKey(int(f.tok.SlotID()), "Judy", testPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy("configured key open")
+	k.Session().Close()
+	if err := sign(&prompter{pin: testPIN}); err != nil {
+		t.Errorf("after the configured key closed: %v", err)
+	}
+
+	ctx := pkcs11.New(m.Path())
+	if err := ctx.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		t.Fatal(err)
+	}
+	h, err := ctx.OpenSession(f.tok.SlotID(), pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.CloseSession(h)
+	if err := ctx.Login(h, pkcs11.CKU_USER, testPIN.Reveal()); err != nil {
+		t.Fatal(err)
+	}
+	busy("raw login")
+	if err := ctx.Logout(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := sign(&prompter{pin: wrongPIN}); signing.Code(err) != api.CodePinIncorrect {
+		t.Errorf("wrong PIN after the raw logout: %v", err)
+	}
+	if err := sign(&prompter{pin: testPIN}); err != nil {
+		t.Errorf("right PIN after the raw logout: %v", err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
-	"github.com/miekg/pkcs11"
 )
 
 // Store lists the certificates of every initialised token of its modules
@@ -150,11 +149,11 @@ func (s *Store) tokenLock(module, serial string) *sync.Mutex {
 // whose public key is). release logs out and closes the session.
 //
 // Login state belongs to the application, not the session (PKCS#11 v2.40
-// §5.6): while another session of this process is logged in, C_Login
-// answers CKR_USER_ALREADY_LOGGED_IN without looking at the PIN, and any
-// PIN would do. Key therefore refuses with ErrTokenBusy when the token's
-// private keys are visible before it logs in, and holds the token's lock
-// from login to logout so that its own calls never meet that case.
+// §5.6): while another operation of this process holds the token logged
+// in, C_Login would not look at the PIN. p11's Login refuses then
+// (p11.ErrLoggedInElsewhere), which Key reports as ErrTokenBusy; the PIN
+// is never sent or compared. Key holds the token's lock from login to
+// logout so that its own calls never meet that case.
 func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value) (crypto.Signer, func(), error) {
 	var mod *p11.Module
 	for _, m := range s.modules() {
@@ -179,34 +178,18 @@ func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value)
 		lock.Unlock()
 		return nil, nil, mapErr(err)
 	}
-	loggedIn := false
 	release := func() {
-		if loggedIn {
-			sess.Logout()
-		}
-		sess.Close()
+		sess.Close() // logs out: this session is the token's only holder (p11.Session.Close)
 		lock.Unlock()
 	}
 	if err := ctx.Err(); err != nil {
 		release()
 		return nil, nil, err
 	}
-	// A private object (CKA_PRIVATE true, PKCS#11 v2.40 §4.4) seen before
-	// C_Login means the token is logged in already. Private keys stored
-	// with CKA_PRIVATE false are visible anyway and say nothing.
-	// TODO(p11): ask the session state (C_GetSessionInfo) once p11 exposes it.
-	if privs, err := sess.Find(p11.Criteria{p11.ClassIs(p11.ClassPrivateKey), privateObject}); err != nil {
-		release()
-		return nil, nil, mapErr(err)
-	} else if len(privs) > 0 {
-		release()
-		return nil, nil, fmt.Errorf("%w: token %q is logged in by another operation of this process, so its PIN cannot be checked now", signing.ErrTokenBusy, c.Token.Label)
-	}
 	if err := sess.Login(pin); err != nil {
 		release()
 		return nil, nil, mapErr(err)
 	}
-	loggedIn = true
 	var key *p11.Key
 	if len(c.KeyID) > 0 {
 		if k, err := sess.FindKey(c.KeyID, ""); err == nil && samePublic(k.Public(), c.Cert.PublicKey) {
@@ -222,9 +205,6 @@ func (s *Store) Key(ctx context.Context, c *signing.Candidate, pin secret.Value)
 	return key, release, nil
 }
 
-// privateObject matches objects with CKA_PRIVATE = CK_TRUE.
-var privateObject = p11.Attribute{Type: pkcs11.CKA_PRIVATE, Value: []byte{1}}
-
 func samePublic(a, b crypto.PublicKey) bool {
 	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(b)
@@ -238,6 +218,8 @@ func mapErr(err error) error {
 		return nil
 	case errors.As(err, &pe):
 		return &signing.PINError{Retries: pe.Retries(), Blocked: pe.Locked, Err: err}
+	case errors.Is(err, p11.ErrLoggedInElsewhere):
+		return fmt.Errorf("%w: %w", signing.ErrTokenBusy, err)
 	case errors.Is(err, p11.ErrTokenNotFound), errors.Is(err, p11.ErrAmbiguous):
 		return fmt.Errorf("%w: %w", signing.ErrTokenNotFound, err)
 	case errors.Is(err, p11.ErrObjectNotFound):

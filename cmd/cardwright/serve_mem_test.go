@@ -29,6 +29,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/agent/api/schema"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
@@ -154,11 +155,28 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 	return ma
 }
 
+// dial connects a portal. In tests (not benchmarks) every frame either way
+// is checked against its JSON Schema (agent/api/schema).
 func (ma *memAgent) dial(tb testing.TB) *client.Client {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, ma.url, client.Options{Origin: memOrigin})
+	o := client.Options{Origin: memOrigin}
+	if t, ok := tb.(*testing.T); ok {
+		var mu sync.Mutex
+		over := false
+		t.Cleanup(func() { mu.Lock(); over = true; mu.Unlock() })
+		o.Trace = func(sent bool, frame []byte) {
+			if err := schema.Validate(frame); err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if !over {
+					t.Errorf("frame (sent %v) outside its schema: %v\n%.300s", sent, err, frame)
+				}
+			}
+		}
+	}
+	c, err := client.Dial(ctx, ma.url, o)
 	if err != nil {
 		tb.Fatal(err)
 	}

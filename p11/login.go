@@ -14,7 +14,7 @@ import (
 // ErrLoggedInElsewhere: the token is logged in already by another
 // operation of this process (another session, or code outside p11), so
 // C_Login would answer CKR_USER_ALREADY_LOGGED_IN without checking the PIN
-// (PKCS#11 v2.40 §5.6, §6.7.6). The login is refused rather than taken as
+// (C_Login, PKCS#11 v2.40 §5.6). The login is refused rather than taken as
 // proof of the PIN; try again when that operation is done.
 var ErrLoggedInElsewhere = errors.New("token is logged in by another operation of this process, so the PIN cannot be checked now")
 
@@ -60,7 +60,7 @@ func (m *Module) loginOf(slot uint, serial string) *tokenLogin {
 //
 // When another operation of this process holds a login on the token, the
 // token would not check the PIN (CKR_USER_ALREADY_LOGGED_IN, PKCS#11
-// v2.40 §6.7.6): Login then fails with an error wrapping
+// v2.40 §5.6): Login then fails with an error wrapping
 // ErrLoggedInElsewhere and the PIN is neither sent nor compared. The same
 // happens when C_Login answers CKR_USER_ALREADY_LOGGED_IN for a login
 // made outside p11. When this session alone holds the login, Login logs

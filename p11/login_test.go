@@ -43,7 +43,7 @@ func signOnce(k *Key) error {
 }
 
 // While one session of the process holds the login, C_Login in another
-// would not check the PIN (PKCS#11 v2.40 §6.7.6). Login refuses for a
+// would not check the PIN (C_Login, PKCS#11 v2.40 §5.6). Login refuses for a
 // wrong PIN and the right one alike, without sending either; LoginShared
 // joins with the PIN the token accepted and refuses any other.
 func TestLoginWhileLoggedIn(t *testing.T) {

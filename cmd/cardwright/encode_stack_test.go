@@ -72,6 +72,7 @@ type tokenState struct {
 	UserLogin   string // "" = the PIN logs in, else the error
 	SOLogin     string // "" = the PUK logs in as SO, else the error
 	Objects     int    // objects seen as the user
+	CMSSerial   string // the CMSCardSerialNumber data object
 	Certs       []certState
 	Error       string
 }
@@ -128,6 +129,9 @@ func tokenStateOf(caDir, label string, pin, puk secret.Value) (st tokenState) {
 		return fail(err)
 	}
 	st.Objects = len(objs)
+	if v, err := s.ReadCardSerial(); err == nil {
+		st.CMSSerial = string(v)
+	}
 	certs, err := s.Certificates()
 	if err != nil {
 		return fail(err)

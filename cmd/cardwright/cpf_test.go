@@ -473,3 +473,53 @@ func TestCPFCardPulledOnStack(t *testing.T) {
 		t.Errorf("message %q", err)
 	}
 }
+
+// TestCPFLifeCycleOnStack runs Deactivate and Terminate on the project's
+// own card through pcscd and reads the states back with independent
+// SELECTs: 6283 for the deactivated DF, 6285 for the terminated one.
+func TestCPFLifeCycleOnStack(t *testing.T) {
+	s := stacktest.Require(t)
+	reader := s.Get(t, "READER_OWN_2")
+	src := "MakeCardEraseable()\nCardModel 'ISO7816'\nCreatePin PUK value=SEC_PUK so=yes\n" +
+		"MasterFile create=PUK\nCreateDf SIG id=0x5016 activate=PUK create=PUK\nEndDF\n" +
+		"CreateDf UNSOLD id=0x5017 terminate=always\nEndDF\nEndfile\n" +
+		"CreateFiles()\nDeactivate(SIG)\nTerminate(UNSOLD)\nBurnFuse()\n"
+	prof := filepath.Join(t.TempDir(), "lc.cpf")
+	os.WriteFile(prof, []byte(src), 0o600)
+	freshCard(t, s, reader).Close()
+	env := map[string]string{"PUK": "87654321"}
+	code, out, errs := cpfRun(t, env, "cpf", "run", "--reader", reader, "--transcript", "--secret-env", "SEC_PUK=PUK", prof)
+	if code != exitOK {
+		t.Fatalf("cpf run: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"deactivate DF SIG (5016)\t00040000025016 -> 9000", "terminate DF UNSOLD (5017)\t00E60000025017 -> 9000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out)
+		}
+	}
+	pc, err := pcsc.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	k, err := pc.Connect(reader, pcsc.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		apdu []byte
+		sw   string
+	}{
+		{[]byte{0x00, 0xA4, 0x08, 0x0C, 0x02, 0x50, 0x16}, "6283"},
+		{[]byte{0x00, 0xA4, 0x08, 0x0C, 0x02, 0x50, 0x17}, "6285"},
+	} {
+		r, err := k.Transmit(tc.apdu)
+		if err != nil || len(r) < 2 || hexUpper(string(r[len(r)-2:])) != tc.sw {
+			t.Errorf("SELECT %X: %X %v, want SW %s", tc.apdu, r, err, tc.sw)
+		}
+	}
+	k.Close()
+	if code, out, errs := cpfRun(t, env, "cpf", "erase", "--reader", reader); code != exitOK {
+		t.Errorf("erase: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -187,12 +187,13 @@ func (s *Session) release(doing string) error {
 	return nil
 }
 
-// holds reports the user type of the login s holds, or -1. Call with s.mu
-// held.
-func (s *Session) holds() int {
+// loginUser is the user type of this process's login on the token,
+// whichever session holds it, or -1. C_SetPIN acts on that login's PIN,
+// held by this session or not (PKCS#11 v2.40 §5.6).
+func (s *Session) loginUser() int {
 	s.tl.mu.Lock()
 	defer s.tl.mu.Unlock()
-	if _, ok := s.tl.holders[s]; !ok {
+	if len(s.tl.holders) == 0 {
 		return -1
 	}
 	return s.tl.user

@@ -121,7 +121,7 @@ func (s *Session) InitPIN(pin secret.Value) error {
 func (s *Session) SetPIN(old, new secret.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	so := s.holds() == pkcs11.CKU_SO
+	so := s.loginUser() == pkcs11.CKU_SO
 	if err := s.t.m.ctx.SetPIN(s.h, old.Reveal(), new.Reveal()); err != nil {
 		who := "user PIN"
 		if so {

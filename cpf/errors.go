@@ -8,7 +8,8 @@ import (
 
 // Pos is a position in a profile: line and column (in bytes), both from 1.
 type Pos struct {
-	Line, Col int
+	Line int `json:"line"`
+	Col  int `json:"col"`
 }
 
 func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }

@@ -49,12 +49,12 @@ func (p *Program) Assigned() []string { return slices.Sorted(maps.Keys(p.vars)) 
 
 // Credential is a CreatePin statement as the checker resolved it.
 type Credential struct {
-	Name    string
-	Pos     Pos
-	Ref     byte
-	Value   string // the secret variable holding its value
-	MinLen  int    // 0: no minimum
-	Retries int
+	Name    string `json:"name"`
+	Pos     Pos    `json:"pos"`
+	Ref     byte   `json:"ref"`
+	Value   string `json:"value"`             // the secret variable holding its value
+	MinLen  int    `json:"min_len,omitempty"` // 0: no minimum
+	Retries int    `json:"retries"`
 }
 
 // Credentials returns the profile's CreatePin statements in order.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,5 +27,27 @@ func TestCheckCPF(t *testing.T) {
 	code, out, _ = cpfRun(t, env, "check", "--json", good)
 	if code != exitOK || !strings.Contains(out, `"diagnostics": []`) {
 		t.Errorf("--json: exit %d, %s", code, out)
+	}
+	param := filepath.Join(dir, "param.cpf")
+	os.WriteFile(param, []byte("CardModel 'ISO7816'\nCreatePin PIN1 value=SEC_PIN1 minlen=6\nMasterFile\nCreateEf A id=1 maxsize=auto\nEndfile\nFile Dynamic A\ndata = HOLDER\nEndfile\nCreateFiles()\n"), 0o600)
+	code, out, _ = cpfRun(t, env, "check", "--json", param)
+	var rep struct {
+		Model, Dialect string
+		Inputs         []struct {
+			Name, Pos string
+			Secret    bool
+		}
+		Credentials []struct {
+			Name   string
+			Ref    int
+			MinLen int `json:"min_len"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK {
+		t.Fatalf("--json of param.cpf: exit %d, %v\n%s", code, err, out)
+	}
+	if rep.Dialect != "ISO7816" || len(rep.Inputs) != 2 || rep.Inputs[0].Name != "SEC_PIN1" || !rep.Inputs[0].Secret ||
+		rep.Inputs[1].Name != "HOLDER" || rep.Inputs[1].Pos != param+":7:8" || len(rep.Credentials) != 1 || rep.Credentials[0].Ref != 0x81 || rep.Credentials[0].MinLen != 6 {
+		t.Errorf("--json of param.cpf: %+v\n%s", rep, out)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -255,4 +256,49 @@ func TestServeTwoReadersOnStack(t *testing.T) {
 		readCard(t, e.own[i], fmt.Sprintf("Parallel %d", i+1), demoPIN)
 	}
 	noPINs(t, logs())
+}
+
+// TestServeLatePCSCDOnStack: the agent starts while the PC/SC service
+// cannot be reached (the client library's socket, PCSCLITE_CSOCK_NAME,
+// points at nothing yet): readers and jobs answer reader_unavailable. Once
+// the service is there, the same agent and connection list the readers and
+// run a job, without a restart.
+func TestServeLatePCSCDOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	const daemonSocket = "/run/pcscd/pcscd.comm" // pcsc-lite's default
+	if _, err := os.Stat(daemonSocket); err != nil {
+		t.Fatalf("the stack's pcscd socket: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "pcscd.comm")
+	t.Setenv("PCSCLITE_CSOCK_NAME", link) // inherited by the serve child
+	url, _, logs := e.serve("--allow-origin", memOrigin)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Origin: memOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ce *client.Error
+	if _, err := c.Readers(ctx); !errors.As(err, &ce) || ce.Code != api.CodeReaderUnavailable {
+		t.Fatalf("readers without the service: %v", err)
+	}
+	res, err := c.Run(ctx, &api.Job{Description: iccsnJob, Reader: e.own[0]}, nil, nil)
+	if err != nil || res.OK || res.Error.Code != api.CodeReaderUnavailable {
+		t.Fatalf("job without the service: %+v %v", res, err)
+	}
+	c.Ack(ctx, res.ID)
+
+	if err := os.Symlink(daemonSocket, link); err != nil { // the service comes up
+		t.Fatal(err)
+	}
+	readers, err := c.Readers(ctx)
+	if err != nil || len(readers) == 0 {
+		t.Fatalf("readers once the service is there: %v %v\n%s", readers, err, logs())
+	}
+	res, err = c.Run(ctx, &api.Job{Description: iccsnJob, Reader: e.own[0]}, nil, nil)
+	if err != nil || !res.OK || res.Fields["ICCSN"] != e.s.Get(t, "SERIAL_OWN_1") {
+		t.Fatalf("job once the service is there: %+v %v\n%s", res, err, logs())
+	}
+	c.Ack(ctx, res.ID)
 }

@@ -63,24 +63,31 @@ func (c *ioClock) addToken(start time.Time) {
 
 // pcscReaders is runner.Readers over PC/SC. The PC/SC context is
 // established on first use, so a job that fails validation never needs the
-// service.
+// service; while the service is not there, every use tries again (an agent
+// started before pcscd recovers once it runs).
 type pcscReaders struct {
-	once  sync.Once
+	mu    sync.Mutex
 	ctx   *pcsc.Context
-	err   error
 	clock *ioClock
 }
 
 func (r *pcscReaders) open() (*pcsc.Context, error) {
-	r.once.Do(func() { r.ctx, r.err = pcsc.Open() })
-	if r.err != nil {
-		return nil, pcscErr(r.err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil {
+		ctx, err := pcsc.Open()
+		if err != nil {
+			return nil, pcscErr(err)
+		}
+		r.ctx = ctx
 	}
 	return r.ctx, nil
 }
 
 // Close releases the PC/SC context, if one was established.
 func (r *pcscReaders) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.ctx != nil {
 		return r.ctx.Close()
 	}

@@ -429,6 +429,14 @@ func (j *job) ownsCard() bool {
 // (every object, logged in with the highest credential given) when the job
 // names a PKCS#11 module.
 func (j *job) deleteProfile(ctx context.Context, s *Session) error {
+	// The PINs the card (or token) is then set up with come from local
+	// dialogs before anything is erased: a refused dialog, or a card pulled
+	// while it is open, leaves the card as it was.
+	if anyStep(j.plan, dsc.StepInitProfile) || anyStep(j.plan, dsc.StepInitToken) {
+		if _, err := j.profilePINs(ctx, s); err != nil {
+			return err
+		}
+	}
 	if err := s.BeforeWrite(); err != nil {
 		return err
 	}

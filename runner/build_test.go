@@ -346,6 +346,9 @@ func TestExecutionFailures(t *testing.T) {
 		change func(t *testing.T, r *rig, p *dsc.Plan, e *Engine)
 		code   api.Code
 		step   string
+		// untouched: nothing was written to the card (no DELETE FILE, no
+		// step done before the failure).
+		untouched bool
 	}{
 		{"card removed mid-profile", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			r.profiles.hook = func(i int) {
@@ -353,32 +356,32 @@ func TestExecutionFailures(t *testing.T) {
 					r.readers.Card("R0").Remove()
 				}
 			}
-		}, api.CodeCardRemoved, "InitToken"},
+		}, api.CodeCardRemoved, "InitToken", false},
 		{"prompt refused", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 2}}
 			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.Value{}, ErrPromptRefused })
-		}, api.CodePromptRefused, "InitToken"},
+		}, api.CodePromptRefused, "DeleteProfile", true},
 		{"no prompt possible", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 1}}
-		}, api.CodePromptUnavailable, "InitToken"},
+		}, api.CodePromptUnavailable, "DeleteProfile", true},
 		{"wrong PUK on an initialised token", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			tok := r.tokens.Token("R0", LocationDefault)
 			tok.inited, tok.SO, tok.Label = true, secret.New("00000000"), "demo"
-		}, api.CodePinIncorrect, "DeleteProfile"},
+		}, api.CodePinIncorrect, "DeleteProfile", false},
 		{"issuer refuses", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			r.issuer = &fakeIssuer{ca: testCA, fail: errors.New("template unknown")}
-		}, api.CodeIssuerError, "Application_A"},
+		}, api.CodeIssuerError, "Application_A", false},
 		{"key generation unsupported", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			p.Steps[3].App.KeySize = 163
-		}, api.CodeNotSupported, "Application_A"},
+		}, api.CodeNotSupported, "Application_A", false},
 		{"token fails", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: CKR_DEVICE_MEMORY: %w", ErrToken)}
-		}, api.CodeTokenError, "Application_A"},
+		}, api.CodeTokenError, "Application_A", false},
 		{"mapped to another label", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			p.Steps[2].Init.Label = "other"
 			r.tokens.FailOn = nil
 			r.tokens.Fixed = "demo"
-		}, api.CodeConfig, "InitToken"},
+		}, api.CodeConfig, "InitToken", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "R0")
@@ -390,6 +393,16 @@ func TestExecutionFailures(t *testing.T) {
 			}
 			if res.Err.File != "t.dsc" || res.Err.Line == 0 {
 				t.Errorf("no position: %+v", res.Err)
+			}
+			if tc.untouched {
+				for _, e := range r.readers.Card("R0").Transcript() {
+					if len(e.Command) > 1 && e.Command[1] == iso7816.InsDeleteFile {
+						t.Errorf("the card was erased before the failure: %s", e)
+					}
+				}
+				if strings.Contains(res.Err.Message, "done before") {
+					t.Errorf("steps done before the failure: %s", res.Err.Message)
+				}
 			}
 			noSecrets(t, res)
 		})

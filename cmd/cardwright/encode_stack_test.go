@@ -181,8 +181,8 @@ func wantDemoState(t *testing.T, e *stackEnv, reader, label, serial string) (car
 // allow-list, decrypted PINs into a plain field, key generation without an
 // issuer — end with their code in step "validate", run no step, and leave
 // card and token exactly as they were (the demo description erases first:
-// any card or token I/O would have shown). A refused PIN dialog leaves the
-// card as it was or names what was done before it.
+// any card or token I/O would have shown). A refused PIN dialog, asked
+// before the erase, leaves them unchanged too.
 func TestEncodeRefusedOnStack(t *testing.T) {
 	e := newStackEnv(t)
 	reader, serial := e.own[0], e.s.Get(t, "SERIAL_OWN_1")
@@ -233,19 +233,21 @@ func TestEncodeRefusedOnStack(t *testing.T) {
 		t.Errorf("the token changed after the refused jobs: %+v, was %+v", tk, tok0)
 	}
 
-	// A refused PIN dialog: the PIN is asked for when InitToken needs it,
-	// after DeleteProfile erased the card, and the result says so.
+	// A refused PIN dialog: the PINs the card is set up with are asked for
+	// before DeleteProfile erases anything.
 	dsc := dialogDemo(t, e.dir)
 	args := demoArgs(e.cfg, "--reader", reader, "--issuer-ca", e.ca, "--json")
 	args[1] = dsc
 	code, stdout, stderr = e.encode("", args...)
 	je := jobError(t, stdout)
-	if code != exitFailure || je == nil || je.Code != api.CodePromptRefused || je.Step != "InitToken" ||
-		!strings.HasSuffix(je.Message, "(done before: DeleteProfile)") {
-		t.Fatalf("prompt refused: exit %d, %+v; want prompt_refused in InitToken, DeleteProfile done\n%s", code, je, stderr)
+	if code != exitFailure || je == nil || je.Code != api.CodePromptRefused || je.Step != "DeleteProfile" || strings.Contains(je.Message, "done before") {
+		t.Fatalf("prompt refused: exit %d, %+v; want prompt_refused in DeleteProfile, nothing done\n%s", code, je, stderr)
 	}
-	if c := readCardState(t, reader); c.MF || c.Holder != "" || c.Serial != serial {
-		t.Errorf("after DeleteProfile the card is %+v; want it erased", c)
+	if c := readCardState(t, reader); c != card0 {
+		t.Errorf("the card changed after the refused dialog: %+v, was %+v", c, card0)
+	}
+	if tk := e.readTokenState("cardwright demo 1"); !slices.Equal(tk.Certs, tok0.Certs) || tk.Objects != tok0.Objects {
+		t.Errorf("the token changed after the refused dialog: %+v, was %+v", tk, tok0)
 	}
 	noPINs(t, stdout, stderr)
 }

@@ -3,7 +3,8 @@ package certfilter
 import (
 	"fmt"
 	"sort"
-	"strings"
+
+	"github.com/cardwright/cardwright/internal/errlist"
 )
 
 // Error is one problem in a filter: where it is (line and column, 1-based,
@@ -40,26 +41,12 @@ func newError(src []byte, off int, path, msg string) *Error {
 	return &Error{Line: line, Col: col, Offset: off, Path: path, Msg: msg}
 }
 
-// maxPrinted is how many errors ErrorList.Error spells out.
-const maxPrinted = 10
-
 // ErrorList is every problem found in a filter, sorted by position. Parse
 // returns it (as error) when the filter is malformed.
 type ErrorList []*Error
 
 func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i == maxPrinted {
-			fmt.Fprintf(&b, "\n(and %d more errors)", len(l)-maxPrinted)
-			break
-		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
+	return errlist.Join(l, (*Error).Error)
 }
 
 // Unwrap lets errors.As find the individual errors.

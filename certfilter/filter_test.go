@@ -413,7 +413,7 @@ func TestErrorListLimit(t *testing.T) {
 	if n := strings.Count(msg, "\n"); n != 10 {
 		t.Errorf("printed %d lines, want 10 errors and a summary:\n%s", n+1, msg)
 	}
-	if !strings.HasSuffix(msg, "(and 5 more errors)") || !strings.HasPrefix(msg, "1:17: value[0].op:") {
+	if !strings.HasSuffix(msg, "(and 5 more)") || !strings.HasPrefix(msg, "1:17: value[0].op:") {
 		t.Errorf("message:\n%s", msg)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cardwright/cardwright/internal/errlist"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -188,18 +189,7 @@ func Parse(name string, data []byte) (*Config, error) {
 type ErrorList []error
 
 func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i == 10 {
-			fmt.Fprintf(&b, "\n(and %d more errors)", len(l)-10)
-			break
-		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
+	return errlist.Join(l, error.Error)
 }
 
 // PosError is one error at file:line.

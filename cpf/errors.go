@@ -3,7 +3,8 @@ package cpf
 import (
 	"fmt"
 	"sort"
-	"strings"
+
+	"github.com/cardwright/cardwright/internal/errlist"
 )
 
 // Pos is a position in a profile: line and column (in bytes), both from 1.
@@ -30,9 +31,6 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Pos.Line, e.Pos.Col, e.Msg)
 }
-
-// MaxPrinted is the number of errors ErrorList.Error prints.
-const MaxPrinted = 10
 
 // ErrorList is every error found in a profile, sorted by position.
 type ErrorList []*Error
@@ -66,20 +64,9 @@ func (l *ErrorList) Sort() {
 	*l = out
 }
 
-// Error prints the first MaxPrinted errors, one per line.
+// Error prints the first errlist.Max errors, one per line.
 func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i == MaxPrinted {
-			fmt.Fprintf(&b, "\n(and %d more errors)", len(l)-MaxPrinted)
-			break
-		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
+	return errlist.Join(l, (*Error).Error)
 }
 
 // Err returns l as an error, or nil when it is empty.

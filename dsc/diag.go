@@ -3,7 +3,8 @@ package dsc
 import (
 	"fmt"
 	"sort"
-	"strings"
+
+	"github.com/cardwright/cardwright/internal/errlist"
 )
 
 // Pos is a position in a description file. Line and Col are 1-based; Col
@@ -87,9 +88,6 @@ func (d Diagnostic) String() string {
 // holds only errors; Check returns errors and warnings together.
 type Diagnostics []Diagnostic
 
-// maxPrinted caps how many diagnostics Error prints (house style).
-const maxPrinted = 10
-
 // Sort orders the diagnostics by position, errors before warnings at the
 // same position.
 func (ds Diagnostics) Sort() {
@@ -141,16 +139,5 @@ func (ds Diagnostics) Err() error {
 // Error prints at most 10 diagnostics, one a line, and how many were left
 // out.
 func (ds Diagnostics) Error() string {
-	var b strings.Builder
-	for i, d := range ds {
-		if i == maxPrinted {
-			fmt.Fprintf(&b, "\n(and %d more)", len(ds)-maxPrinted)
-			break
-		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(d.String())
-	}
-	return b.String()
+	return errlist.Join(ds, Diagnostic.String)
 }

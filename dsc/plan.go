@@ -4,8 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"strconv"
-	"strings"
 
+	"github.com/cardwright/cardwright/internal/errlist"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -421,18 +421,7 @@ func (e *PlanError) Unwrap() error { return e.Kind }
 type PlanErrors []*PlanError
 
 func (es PlanErrors) Error() string {
-	var b strings.Builder
-	for i, e := range es {
-		if i == maxPrinted {
-			b.WriteString("\n(and " + strconv.Itoa(len(es)-maxPrinted) + " more)")
-			break
-		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
+	return errlist.Join(es, (*PlanError).Error)
 }
 
 // Unwrap lets errors.Is find any kind and errors.As any *PlanError.

@@ -267,7 +267,8 @@ func readCertFile(path string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// printErrors prints a positioned error list, at most cpf.MaxPrinted.
+// printErrors prints a positioned error list (its Error prints at most
+// errlist.Max of them).
 func printErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }

@@ -30,7 +30,8 @@ type Profiles interface {
 	Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error)
 	// Erase returns the card to its virgin state (DeleteProfile over PC/SC),
 	// logging in with the PUK, else the PIN, else anonymously. A card that
-	// holds no profile is already erased.
+	// holds no profile is already erased. Its errors say "erasing the
+	// card".
 	Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error
 }
 
@@ -453,7 +454,7 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 			return err
 		}
 		if err := j.deps.Profiles.Erase(ctx, s.Conn, pin, puk); err != nil {
-			return fmt.Errorf("erasing the card: %w", err)
+			return err // "erasing the card: …"
 		}
 	}
 	if j.module == "" {

@@ -58,7 +58,10 @@ func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card, pin, puk se
 	if errors.Is(err, iso7816.ErrFileNotFound) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("erasing the card: %w", err)
+	}
+	return nil
 }
 
 func (tp *testProfile) Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) ([]byte, error) {

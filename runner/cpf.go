@@ -69,7 +69,7 @@ func (c CPF) Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value
 	if _, err := iso7816.Send(card, iso7816.SelectMF()); errors.Is(err, iso7816.ErrFileNotFound) {
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("selecting the MF: %w", err)
+		return fmt.Errorf("erasing the card: selecting the MF: %w", err)
 	}
 	err := cpf.DeleteProfile(ctx, card, nil)
 	if login := cpf.LoginFor(pin, puk); login != nil && errors.Is(err, cpf.ErrNotErasable) {

@@ -6,13 +6,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"github.com/cardwright/cardwright/issuer"
 	"os"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -158,6 +159,46 @@ func TestRunCardRemoved(t *testing.T) {
 	res := demoRunner(t, r).Run(context.Background(), demoJob(t, nil), nil)
 	if res.Err == nil || res.Err.Code != api.CodeCardRemoved || res.Err.Step != "InitToken" {
 		t.Fatalf("Err = %+v, want card_removed in InitToken", res.Err)
+	}
+	noSecrets(t, res)
+}
+
+// TestRunEraseWithAnotherPUK: a card whose profile needs the PUK to be
+// erased (no MakeCardEraseable) refuses a job with another PUK in
+// DeleteProfile — pin_incorrect, the card's tries left in the message,
+// nothing done — and the job with the right PUK erases and lays it out again.
+func TestRunEraseWithAnotherPUK(t *testing.T) {
+	r := newRig(t, "R0")
+	run := demoRunner(t, r)
+	src, err := os.ReadFile(demoDir + "/demo.cpf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noErase := strings.Replace(string(src), "\nMakeCardEraseable()\n", "\n", 1)
+	if noErase == string(src) {
+		t.Fatal("demo.cpf has no MakeCardEraseable() statement")
+	}
+	files := fstest.MapFS{"demo.cpf": {Data: []byte(noErase)}}
+	job := func(puk string) *Job {
+		j := demoJob(t, map[string]string{"PUK_FIELD": puk})
+		j.Files = files
+		return j
+	}
+	if res := run.Run(context.Background(), job(testPUK), nil); res.Err != nil {
+		t.Fatalf("first job: %+v", res.Err)
+	}
+	res := run.Run(context.Background(), job("55556666"), nil)
+	if res.Err == nil || res.Err.Code != api.CodePinIncorrect || res.Err.Step != "DeleteProfile" {
+		t.Fatalf("Err = %+v, want pin_incorrect in DeleteProfile", res.Err)
+	}
+	if m := res.Err.Message; strings.Count(m, "erasing the card") != 1 || !strings.Contains(m, "tries left") || strings.Contains(m, "done before") {
+		t.Errorf("message %q: want one 'erasing the card', the tries left, nothing done", m)
+	}
+	if tries, _ := r.readers.Card("R0").Tries(0x84); tries != 4 {
+		t.Errorf("PUK tries %d after one wrong PUK, want 4", tries)
+	}
+	if res := run.Run(context.Background(), job(testPUK), nil); res.Err != nil {
+		t.Fatalf("job with the right PUK: %+v", res.Err)
 	}
 	noSecrets(t, res)
 }

@@ -57,9 +57,44 @@ type LocalCA struct {
 // OpenLocalCA loads the CA in dir, creating dir and a new CA (ECDSA P-256,
 // ten years) when it holds none.
 func OpenLocalCA(dir string) (*LocalCA, error) {
+	ca, err := loadLocalCA(dir)
+	if errors.Is(err, errNoCA) {
+		return createLocalCA(dir)
+	}
+	return ca, err
+}
+
+// CheckLocalCA reports whether OpenLocalCA(dir) would succeed without
+// creating anything: dir is absent, or a directory holding no CA (one is
+// made at start), or one whose ca.pem and ca-key.pem load, form a CA
+// certificate and its key.
+func CheckLocalCA(dir string) error {
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking test CA directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("test CA %s: not a directory", dir)
+	}
+	if _, err := loadLocalCA(dir); err != nil && !errors.Is(err, errNoCA) {
+		return err
+	}
+	return nil
+}
+
+// errNoCA: the directory holds neither ca.pem nor ca-key.pem.
+var errNoCA = errors.New("no test CA")
+
+func loadLocalCA(dir string) (*LocalCA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return createLocalCA(dir)
+		if _, kerr := os.Stat(filepath.Join(dir, KeyFile)); kerr == nil {
+			return nil, fmt.Errorf("test CA in %s: %s without %s", dir, KeyFile, CertFile)
+		}
+		return nil, errNoCA
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading test CA: %w", err)
@@ -84,6 +119,12 @@ func OpenLocalCA(dir string) (*LocalCA, error) {
 	signer, ok := k.(crypto.Signer)
 	if !ok {
 		return nil, fmt.Errorf("%s: key of type %T cannot sign", filepath.Join(dir, KeyFile), k)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("%s: not a CA certificate", filepath.Join(dir, CertFile))
+	}
+	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("test CA in %s: %s is not the key of %s", dir, KeyFile, CertFile)
 	}
 	return newLocalCA(cert, signer)
 }

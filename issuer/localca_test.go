@@ -98,3 +98,56 @@ func TestLocalCACorruptDirectory(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestCheckLocalCA: the start-up check accepts what OpenLocalCA can open or
+// create and refuses the rest, creating nothing.
+func TestCheckLocalCA(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "good")
+	if _, err := OpenLocalCA(good); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	if _, err := OpenLocalCA(other); err != nil {
+		t.Fatal(err)
+	}
+	mixed := t.TempDir()
+	copyFile(t, filepath.Join(good, CertFile), filepath.Join(mixed, CertFile))
+	copyFile(t, filepath.Join(other, KeyFile), filepath.Join(mixed, KeyFile))
+	keyOnly := t.TempDir()
+	copyFile(t, filepath.Join(good, KeyFile), filepath.Join(keyOnly, KeyFile))
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, []byte("x"), 0o600)
+	absent := filepath.Join(t.TempDir(), "absent")
+	for _, tc := range []struct{ dir, want string }{
+		{good, ""},
+		{absent, ""},
+		{t.TempDir(), ""},
+		{mixed, "ca-key.pem is not the key of ca.pem"},
+		{keyOnly, "ca-key.pem without ca.pem"},
+		{file, "not a directory"},
+	} {
+		err := CheckLocalCA(tc.dir)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CheckLocalCA(%s) = %v, want %q", tc.dir, err, tc.want)
+		}
+		if tc.want != "" {
+			if _, err := OpenLocalCA(tc.dir); err == nil {
+				t.Errorf("OpenLocalCA(%s) opened what the check refuses", tc.dir)
+			}
+		}
+	}
+	if _, err := os.Stat(absent); err == nil {
+		t.Error("the check created the directory")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/cardwright/cardwright/internal/errlist"
+	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -62,6 +63,17 @@ type Config struct {
 	TLSCert        string
 	TLSKey         string
 	Headless       bool
+
+	// Agent limits (docs/protocol.md, "Limits"); 0 takes the agent's default.
+	MaxMessageBytes int // [server] max_message_bytes
+	MaxJobs         int // [server] max_jobs, per session
+	RatePerSecond   int // [server] max_rate_per_second, per connection
+
+	// IssuerCADir is the local CA ([issuer] ca_dir) that issues the
+	// certificates of POST /CardJob jobs; IssuerCAAt is where it was set
+	// ("file:line"), for errors found when it is opened.
+	IssuerCADir string
+	IssuerCAAt  string
 
 	Modules []string // allowed PKCS#11 modules (absolute paths or base names)
 
@@ -229,7 +241,9 @@ const (
 )
 
 var schema = map[string]map[string]keyKind{
-	"server":   {"listen": single, "port": single, "origin": list, "tls_cert": single, "tls_key": single, "headless": single},
+	"server": {"listen": single, "port": single, "origin": list, "tls_cert": single, "tls_key": single, "headless": single,
+		"max_message_bytes": single, "max_rate_per_second": single, "max_jobs": single},
+	"issuer":   {"ca_dir": single},
 	"pkcs11":   {"module": list},
 	"readers":  {"skip": list},
 	"tokens":   nil, // reader regexp = module, label
@@ -359,15 +373,32 @@ func (p *parser) finish(files []string) (*Config, error) {
 	}
 	if e := p.vals["server.origin"]; e != nil {
 		for i, v := range e.vals {
-			if v != "null" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
-				p.errf(e.at[i], "origin %q: want scheme://host[:port]", v)
-				continue
-			}
-			if strings.Count(v, "/") > 2 || strings.ContainsAny(v, "*?") {
-				p.errf(e.at[i], "origin %q: no path or wildcard allowed", v)
+			if err := CheckOrigin(v); err != nil {
+				p.errf(e.at[i], "%v", err)
 				continue
 			}
 			c.AllowedOrigins = append(c.AllowedOrigins, v)
+		}
+	}
+	for _, l := range limits {
+		v, at, ok := p.get("server." + l.key)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < l.min || n > l.max {
+			p.errf(at, "%s: %q is not a number from %d to %d", l.key, v, l.min, l.max)
+			continue
+		}
+		*l.field(c) = n
+	}
+	if v, at, ok := p.get("issuer.ca_dir"); ok {
+		if v == "" {
+			p.errf(at, "ca_dir: empty")
+		} else if err := issuer.CheckLocalCA(v); err != nil {
+			p.errf(at, "ca_dir: %v", err)
+		} else {
+			c.IssuerCADir, c.IssuerCAAt = v, fmt.Sprintf("%s:%d", at.file, at.line)
 		}
 	}
 	c.TLSCert, _, _ = p.get("server.tls_cert")
@@ -535,6 +566,54 @@ func (p *parser) decryptKeys(c *Config) {
 			c.DecryptKeys = append(c.DecryptKeys, k)
 		}
 	}
+}
+
+// limits are the [server] keys that bound the agent's work (docs/protocol.md,
+// "Limits"), with the values they may take.
+var limits = []struct {
+	key      string
+	min, max int
+	field    func(*Config) *int
+}{
+	{"max_message_bytes", 64 << 10, 64 << 20, func(c *Config) *int { return &c.MaxMessageBytes }},
+	{"max_rate_per_second", 1, 10000, func(c *Config) *int { return &c.RatePerSecond }},
+	{"max_jobs", 1, 64, func(c *Config) *int { return &c.MaxJobs }},
+}
+
+// CheckOrigin checks an allowed web origin: https://host[:port], in lower
+// case as browsers send it, with nothing after it and no wildcard; http://
+// only for localhost, 127.0.0.1 and [::1] (a portal under development).
+// Any other http:// page can be read and changed by the network it came
+// over, so it may not drive card jobs.
+func CheckOrigin(o string) error {
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok || (scheme != "https" && scheme != "http") || rest == "" {
+		return fmt.Errorf("origin %q: want https://host[:port]", o)
+	}
+	if strings.ContainsAny(rest, "/?#@*") || strings.TrimSpace(rest) != rest {
+		return fmt.Errorf("origin %q: no path, query, user or wildcard allowed", o)
+	}
+	if strings.ToLower(o) != o {
+		return fmt.Errorf("origin %q: write it in lower case, as browsers send it", o)
+	}
+	host := rest
+	if h, port, err := net.SplitHostPort(rest); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("origin %q: bad port %q", o, port)
+		}
+		host = h
+	} else if strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") {
+		host = rest[1 : len(rest)-1]
+	} else if strings.Contains(rest, ":") {
+		return fmt.Errorf("origin %q: want host[:port] (IPv6 addresses in brackets)", o)
+	}
+	if host == "" {
+		return fmt.Errorf("origin %q: no host", o)
+	}
+	if scheme == "http" && host != "localhost" && host != "127.0.0.1" && host != "::1" {
+		return fmt.Errorf("origin %q: http:// only for localhost, 127.0.0.1 and [::1]; use https://", o)
+	}
+	return nil
 }
 
 func parseBool(v string) (bool, error) {

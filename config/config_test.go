@@ -164,3 +164,71 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestLimitsAndIssuer: the [server] limits the protocol documents and the
+// [issuer] CA directory are configuration keys, checked at start with
+// file:line errors.
+func TestLimitsAndIssuer(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca")
+	c, err := Parse("x.cfg", []byte("[server]\nmax_message_bytes = 1048576\nmax_rate_per_second = 20\nmax_jobs = 2\n\n[issuer]\nca_dir = "+ca+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxMessageBytes != 1<<20 || c.RatePerSecond != 20 || c.MaxJobs != 2 || c.IssuerCADir != ca || c.IssuerCAAt != "x.cfg:7" {
+		t.Errorf("config = %+v", c)
+	}
+	if _, err := os.Stat(ca); err == nil {
+		t.Error("parsing created the CA directory")
+	}
+	if c := Default(); c.MaxMessageBytes != 0 || c.IssuerCADir != "" {
+		t.Errorf("default limits or issuer set: %+v", c)
+	}
+	notDir := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(notDir, nil, 0o600)
+	for _, tc := range []struct{ in, want string }{
+		{"[server]\nmax_message_bytes = 1000\n", `x.cfg:2: max_message_bytes: "1000" is not a number from 65536 to 67108864`},
+		{"[server]\nmax_message_bytes = 4M\n", `x.cfg:2: max_message_bytes: "4M" is not a number`},
+		{"[server]\nmax_rate_per_second = 0\n", `x.cfg:2: max_rate_per_second: "0" is not a number from 1 to 10000`},
+		{"[server]\n\nmax_jobs = 65\n", `x.cfg:3: max_jobs: "65" is not a number from 1 to 64`},
+		{"[issuer]\nca_dir =\n", "x.cfg:2: ca_dir: empty"},
+		{"[issuer]\nca_dir = " + notDir + "\n", "x.cfg:2: ca_dir: test CA " + notDir + ": not a directory"},
+		{"[issuer]\nkey = x\n", `x.cfg:2: unknown key "key" in [issuer]`},
+	} {
+		_, err := Parse("x.cfg", []byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestOrigins: https origins anywhere, http only on the loopback names.
+func TestOrigins(t *testing.T) {
+	for _, o := range []string{"https://cms.example.com", "https://cms.example.com:8443", "http://localhost:3000",
+		"http://127.0.0.1:8080", "http://[::1]:8080", "http://localhost", "https://[2001:db8::1]"} {
+		if err := CheckOrigin(o); err != nil {
+			t.Errorf("CheckOrigin(%q) = %v", o, err)
+		}
+	}
+	for o, want := range map[string]string{
+		"http://cms.example.com":       "http:// only for localhost",
+		"http://192.168.1.10:8080":     "http:// only for localhost",
+		"http://localhost.evil.com":    "http:// only for localhost",
+		"https://cms.example.com/path": "no path",
+		"https://*.example.com":        "wildcard",
+		"https://CMS.example.com":      "lower case",
+		"null":                         "want https://host[:port]",
+		"cms.example.com":              "want https://host[:port]",
+		"ftp://cms.example.com":        "want https://host[:port]",
+		"https://cms.example.com:0":    "bad port",
+		"https://":                     "want https://host[:port]",
+		"http://::1":                   "brackets",
+	} {
+		if err := CheckOrigin(o); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckOrigin(%q) = %v, want %q", o, err, want)
+		}
+	}
+	_, err := Parse("x.cfg", []byte("[server]\norigin = https://cms.example.com\norigin = http://cms.example.com\n"))
+	if err == nil || err.Error() != `x.cfg:3: origin "http://cms.example.com": http:// only for localhost, 127.0.0.1 and [::1]; use https://` {
+		t.Errorf("http origin: %v", err)
+	}
+}

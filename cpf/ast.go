@@ -40,6 +40,15 @@ type Call struct {
 	At   Pos
 	Name string
 	Args []Expr
+	// Damaged says a syntax error cut the arguments short; the error is
+	// reported and the checker does not count them.
+	Damaged bool
+}
+
+// BadExpr stands for a value with a syntax error, already reported. The
+// statement around it is kept so the checker still sees its name.
+type BadExpr struct {
+	At Pos
 }
 
 func (e *Ident) Pos() Pos     { return e.At }
@@ -47,11 +56,13 @@ func (e *StringLit) Pos() Pos { return e.At }
 func (e *NumberLit) Pos() Pos { return e.At }
 func (e *BytesLit) Pos() Pos  { return e.At }
 func (e *Call) Pos() Pos      { return e.At }
+func (e *BadExpr) Pos() Pos   { return e.At }
 func (*Ident) expr()          {}
 func (*StringLit) expr()      {}
 func (*NumberLit) expr()      {}
 func (*BytesLit) expr()       {}
 func (*Call) expr()           {}
+func (*BadExpr) expr()        {}
 
 // Stmt is a statement of the profile.
 type Stmt interface {
@@ -62,7 +73,7 @@ type Stmt interface {
 // CardModelStmt is CardModel 'NAME'.
 type CardModelStmt struct {
 	At    Pos
-	Model *StringLit
+	Model *StringLit // nil after a syntax error
 }
 
 // AssignStmt is NAME = expression.
@@ -91,14 +102,16 @@ type FileDecl struct {
 	Name     string
 	NameAt   Pos
 	Attrs    []*Attr
+	Damaged  bool // a syntax error cut the attributes short
 	Children []*FileDecl
 }
 
 // MasterFileBlock is MasterFile … Endfile.
 type MasterFileBlock struct {
-	At    Pos
-	Attrs []*Attr
-	Files []*FileDecl
+	At      Pos
+	Attrs   []*Attr
+	Damaged bool // a syntax error cut the attributes short
+	Files   []*FileDecl
 }
 
 // ContentLine is data = expression or record = expression in a File block.
@@ -119,10 +132,11 @@ type FileBlock struct {
 
 // CreatePinStmt is CreatePin NAME attr=value….
 type CreatePinStmt struct {
-	At     Pos
-	Name   string
-	NameAt Pos
-	Attrs  []*Attr
+	At      Pos
+	Name    string
+	NameAt  Pos
+	Attrs   []*Attr
+	Damaged bool // a syntax error cut the attributes short
 }
 
 func (s *CardModelStmt) Pos() Pos   { return s.At }

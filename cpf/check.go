@@ -212,15 +212,14 @@ func Check(name string, src []byte, models map[string]string) ErrorList {
 }
 
 // Compile parses and checks a profile and resolves its card model. The
-// error is an ErrorList of positioned errors.
+// error is an ErrorList of positioned errors. The checker runs after
+// syntax errors too, on what the parser kept, so one run reports them all.
 func Compile(name string, src []byte, cfg Config) (*Program, error) {
 	errs := &errorSink{file: name}
 	f := parse(name, src, errs)
 	p := &Program{File: name}
-	if len(errs.list) == 0 {
-		c := &checker{errs: errs, p: p, cfg: cfg}
-		c.check(f)
-	}
+	c := &checker{errs: errs, p: p, cfg: cfg}
+	c.check(f)
 	errs.list.Sort()
 	if err := errs.list.Err(); err != nil {
 		return nil, err
@@ -284,9 +283,11 @@ func (c *checker) check(f *File) {
 			c.assigned[s.Name] = s.At
 		}
 	}
-	if model == nil {
+	switch {
+	case model == nil:
 		c.errorf(Pos{1, 1}, "no CardModel statement: name the card model, e.g. CardModel 'ISO7816'")
-	} else {
+	case model.Model == nil: // a syntax error, reported
+	default:
 		p.Model = model.Model.Value
 		d, err := c.cfg.dialectFor(p.Model)
 		if err != nil {
@@ -335,6 +336,21 @@ func (c *checker) check(f *File) {
 			want := 0
 			if fn == fnPutProfileName || fn == fnPutSec || fn == fnDeactivate || fn == fnTerminate {
 				want = 1
+			}
+			if call.Damaged {
+				// Check what the syntax error left: the call is there,
+				// its arguments are not all known.
+				switch {
+				case want == 0:
+					call = &Call{At: call.At, Name: call.Name}
+				case len(call.Args) > 0 && !isBad(call.Args[0]):
+					call = &Call{At: call.At, Name: call.Name, Args: call.Args[:1]}
+				default:
+					if fn == fnPutSec {
+						putSecs["("+call.At.String()+")"] = call.At
+					}
+					continue
+				}
 			}
 			if len(call.Args) != want {
 				c.errorf(call.At, "%s takes %d argument(s), not %d", call.Name, want, len(call.Args))
@@ -527,6 +543,9 @@ func (c *checker) pinDecl(s *CreatePinStmt) {
 			continue
 		}
 		seen[n] = true
+		if isBad(a.Value) {
+			continue
+		}
 		switch n {
 		case "value":
 			id, ok := a.Value.(*Ident)
@@ -567,6 +586,9 @@ func (c *checker) pinDecl(s *CreatePinStmt) {
 		default:
 			c.errorf(a.At, "unknown CreatePin attribute %s (value, ref, retries, minlen, unblock, so)", a.Name)
 		}
+	}
+	if s.Damaged {
+		return // the attributes after the syntax error are unknown
 	}
 	if pin.value == nil && !seen["value"] {
 		c.errorf(s.At, "CreatePin %s needs value=SEC_…", s.Name)
@@ -735,7 +757,12 @@ func (c *checker) expr(e Expr, want typ, what string) typ {
 			got = tySecret // filled by the encoding description
 		}
 	case *Call:
+		if e.Damaged {
+			return tyUnknown // a syntax error, reported
+		}
 		got = c.call(e)
+	case *BadExpr:
+		return tyUnknown
 	}
 	if got == tyUnknown || want == tyUnknown || got == want {
 		return got
@@ -800,7 +827,7 @@ func (c *checker) call(e *Call) typ {
 func (c *checker) fileTree(b *MasterFileBlock) {
 	mf := &fnode{name: "MasterFile", pos: b.At, df: true, fid: iso7816.MFID, rules: map[byte]rule{}}
 	c.p.mf = mf
-	c.attrs(mf, b.Attrs)
+	c.attrs(mf, b.Attrs, b.Damaged)
 	aids := map[string]*fnode{}
 	var walk func(parent *fnode, decls []*FileDecl)
 	walk = func(parent *fnode, decls []*FileDecl) {
@@ -813,7 +840,7 @@ func (c *checker) fileTree(b *MasterFileBlock) {
 			} else {
 				c.p.byName[d.Name] = n
 			}
-			c.attrs(n, d.Attrs)
+			c.attrs(n, d.Attrs, d.Damaged)
 			if n.fid != 0 {
 				if prev := fids[n.fid]; prev != nil {
 					c.errorf(d.At, "%s and %s share FID %04X in %s", prev.name, n.name, n.fid, parent.name)
@@ -844,8 +871,9 @@ func (c *checker) fileTree(b *MasterFileBlock) {
 	walk(mf, b.Files)
 }
 
-// attrs applies the attributes of a file declaration.
-func (c *checker) attrs(n *fnode, attrs []*Attr) {
+// attrs applies the attributes of a file declaration; damaged says a
+// syntax error cut them short, so missing ones are not reported.
+func (c *checker) attrs(n *fnode, attrs []*Attr, damaged bool) {
 	seen := map[string]bool{}
 	isMF := n.parent == nil
 	var typeAt *Attr
@@ -856,6 +884,9 @@ func (c *checker) attrs(n *fnode, attrs []*Attr) {
 			continue
 		}
 		seen[name] = true
+		if isBad(a.Value) {
+			continue
+		}
 		if am, ok := efRules[name]; ok && !n.df {
 			c.rule(n, a, am)
 			continue
@@ -926,11 +957,11 @@ func (c *checker) attrs(n *fnode, attrs []*Attr) {
 		}
 	}
 	switch {
-	case isMF:
+	case isMF || damaged:
 	case !seen["id"]:
 		c.errorf(n.pos, "%s %s needs id=", n.kind(), n.name)
 	}
-	if n.df {
+	if n.df || damaged {
 		return
 	}
 	if n.linear {

@@ -1,6 +1,7 @@
 package cpf
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,5 +78,43 @@ func TestErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLexErrorHidesNothing: a profile whose first lines have lexical
+// errors still gets the parser's and the checker's errors of later lines,
+// in one sorted list printed file:line:col, at most ten of them.
+func TestLexErrorHidesNothing(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("CardModel 'ISO7816'\n")
+	for i := range 6 {
+		fmt.Fprintf(&src, "V%d = 'unterminated\n", i)        // lexer
+		fmt.Fprintf(&src, "W%d = SECRANDOM(%d)\n", i, 100+i) // checker
+	}
+	src.WriteString("Frobnicate x\n") // parser
+	err := Check("x.cpf", []byte(src.String()), nil)
+	if len(err) != 13 {
+		t.Fatalf("%d errors, want 13:\n%v", len(err), err)
+	}
+	for i, e := range err {
+		if !e.Pos.IsValid() || e.File != "x.cpf" {
+			t.Errorf("error %d not positioned: %v", i, e)
+		}
+		if i > 0 && !err.Less(i-1, i) {
+			t.Errorf("errors %d and %d out of order: %v, %v", i-1, i, err[i-1], e)
+		}
+	}
+	if e := err[0]; e.Pos != (Pos{2, 6}) || e.Msg != "string not terminated" {
+		t.Errorf("first error %v, want the lexer's at 2:6", e)
+	}
+	if e := err[1]; e.Pos != (Pos{3, 16}) || !strings.Contains(e.Msg, "SECRANDOM length 100 out of range") {
+		t.Errorf("second error %v, want the checker's at 3:16", e)
+	}
+	if e := err[12]; e.Pos.Line != 14 || !strings.HasPrefix(e.Msg, "unknown statement Frobnicate") {
+		t.Errorf("last error %v, want the parser's on line 14", e)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 11 || lines[0] != "x.cpf:2:6: string not terminated" || lines[10] != "(and 3 more)" {
+		t.Errorf("printed:\n%s", err.Error())
 	}
 }

@@ -82,17 +82,15 @@ func (p *parser) statement() Stmt {
 	case tAssign:
 		p.next()
 		v := p.expr()
-		if v == nil {
+		if isBad(v) {
 			p.skipLine()
-			return nil
 		}
 		p.endLine()
 		return &AssignStmt{At: first.pos, Name: first.text, Value: v}
 	case tLParen:
 		c := p.callArgs(first)
-		if c == nil {
+		if c.Damaged {
 			p.skipLine()
-			return nil
 		}
 		p.endLine()
 		return &CallStmt{Call: c}
@@ -102,14 +100,15 @@ func (p *parser) statement() Stmt {
 		if p.tok.kind != tString {
 			p.errorf("CardModel needs a quoted model name, found %s", p.tok.describe())
 			p.skipLine()
-			return nil
+			return &CardModelStmt{At: first.pos}
 		}
 		s := &CardModelStmt{At: first.pos, Model: &StringLit{At: p.tok.pos, Value: p.tok.text}}
 		p.next()
 		p.endLine()
 		return s
 	case "masterfile":
-		b := &MasterFileBlock{At: first.pos, Attrs: p.attrs()}
+		b := &MasterFileBlock{At: first.pos}
+		b.Attrs, b.Damaged = p.attrs()
 		p.endLine()
 		b.Files = p.fileItems(first, "", 0)
 		return b
@@ -123,7 +122,7 @@ func (p *parser) statement() Stmt {
 		}
 		s := &CreatePinStmt{At: first.pos, Name: p.tok.text, NameAt: p.tok.pos}
 		p.next()
-		s.Attrs = p.attrs()
+		s.Attrs, s.Damaged = p.attrs()
 		p.endLine()
 		return s
 	case "createdf", "createef":
@@ -145,25 +144,26 @@ func (p *parser) statement() Stmt {
 	return nil
 }
 
-// attrs parses name=value pairs up to the end of the line.
-func (p *parser) attrs() []*Attr {
-	var out []*Attr
+// attrs parses name=value pairs up to the end of the line. After a
+// syntax error it skips the rest of the line and reports damaged.
+func (p *parser) attrs() (out []*Attr, damaged bool) {
 	for p.tok.kind == tIdent {
 		a := &Attr{At: p.tok.pos, Name: p.tok.text}
 		p.next()
 		if p.tok.kind != tAssign {
 			p.errorf("expected '=' after attribute %s, found %s", a.Name, p.tok.describe())
 			p.skipLine()
-			return out
+			return out, true
 		}
 		p.next()
-		if a.Value = p.expr(); a.Value == nil {
-			p.skipLine()
-			return out
-		}
+		a.Value = p.expr()
 		out = append(out, a)
+		if isBad(a.Value) {
+			p.skipLine()
+			return out, true
+		}
 	}
-	return out
+	return out, false
 }
 
 // fileItems parses CreateDf/CreateEf lines up to EndDF (when df is set)
@@ -199,7 +199,7 @@ func (p *parser) fileItems(open token, df string, depth int) []*FileDecl {
 			}
 			d := &FileDecl{At: t.pos, DF: strings.EqualFold(t.text, "createdf"), Name: p.tok.text, NameAt: p.tok.pos}
 			p.next()
-			d.Attrs = p.attrs()
+			d.Attrs, d.Damaged = p.attrs()
 			p.endLine()
 			if d.DF {
 				if depth+1 >= maxDFDepth {
@@ -272,15 +272,15 @@ func (p *parser) fileBlock(first token) Stmt {
 			p.next()
 			if p.tok.kind != tAssign {
 				p.errorf("expected '=' after %s, found %s", l.Key, p.tok.describe())
-				p.skipLine()
-				continue
-			}
-			p.next()
-			if l.Value = p.expr(); l.Value == nil {
-				p.skipLine()
-				continue
+				l.Value = &BadExpr{At: p.tok.pos}
+			} else {
+				p.next()
+				l.Value = p.expr()
 			}
 			b.Lines = append(b.Lines, l)
+			if isBad(l.Value) {
+				p.skipLine()
+			}
 			p.endLine()
 		default:
 			p.errorf("expected data = …, record = … or Endfile in File %s, found %s", b.Name, p.tok.describe())
@@ -301,7 +301,18 @@ func (p *parser) skipBlock() {
 	}
 }
 
-// expr parses a literal, a variable or a call; nil after an error.
+// isBad reports whether e is a BadExpr or a call with damaged arguments.
+func isBad(e Expr) bool {
+	switch e := e.(type) {
+	case *BadExpr:
+		return true
+	case *Call:
+		return e.Damaged
+	}
+	return false
+}
+
+// expr parses a literal, a variable or a call; a BadExpr after an error.
 func (p *parser) expr() Expr {
 	t := p.tok
 	switch t.kind {
@@ -317,19 +328,16 @@ func (p *parser) expr() Expr {
 	case tIdent:
 		p.next()
 		if p.tok.kind == tLParen {
-			c := p.callArgs(t)
-			if c == nil {
-				return nil
-			}
-			return c
+			return p.callArgs(t)
 		}
 		return &Ident{At: t.pos, Name: t.text}
 	}
 	p.errorf("expected a value, found %s", t.describe())
-	return nil
+	return &BadExpr{At: t.pos}
 }
 
-// callArgs parses (args…) after the name; the current token is '('.
+// callArgs parses (args…) after the name; the current token is '('. After
+// a syntax error the call is Damaged and the rest of the line unread.
 func (p *parser) callArgs(name token) *Call {
 	c := &Call{At: name.pos, Name: name.text}
 	p.next()
@@ -339,12 +347,14 @@ func (p *parser) callArgs(name token) *Call {
 	}
 	for {
 		a := p.expr()
-		if a == nil {
-			return nil
+		if isBad(a) {
+			c.Damaged = true
+			return c
 		}
 		if _, nested := a.(*Call); nested {
 			p.errs.errorf(a.Pos(), "a call cannot be an argument")
-			return nil
+			c.Damaged = true
+			return c
 		}
 		c.Args = append(c.Args, a)
 		switch p.tok.kind {
@@ -355,7 +365,8 @@ func (p *parser) callArgs(name token) *Call {
 			return c
 		default:
 			p.errorf("expected ',' or ')' in the call of %s, found %s", c.Name, p.tok.describe())
-			return nil
+			c.Damaged = true
+			return c
 		}
 	}
 }

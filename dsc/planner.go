@@ -156,8 +156,15 @@ func (b *planner) boolean(v *Value) bool {
 	return t
 }
 
-// credential resolves a PIN-like key; nil when absent or empty.
+// credential resolves a PIN key; nil when absent. A PIN whose field the
+// job left empty is an invalid field.
 func (b *planner) credential(v *Value) *Credential {
+	return b.secretValue(v, true)
+}
+
+// secretValue resolves a PIN-like key; nil when absent, or empty and not
+// required (a PKCS#12 password may be empty).
+func (b *planner) secretValue(v *Value, required bool) *Credential {
 	if v == nil || v.Kind == ValueEmpty {
 		return nil
 	}
@@ -169,6 +176,12 @@ func (b *planner) credential(v *Value) *Credential {
 	case ValueField:
 		s, _ := b.fieldValue(v.Text)
 		if s == "" {
+			if required {
+				// The key asks for a PIN and the job left its field
+				// empty: a job error, found before any card I/O, not a
+				// description without the key.
+				b.fail(ErrInvalidField, v, v.Text, "%s: field %s is empty", v.Key, v.Text)
+			}
 			return nil
 		}
 		c.Field, c.Value = v.Text, secret.New(s)
@@ -546,7 +559,7 @@ func (b *planner) application(a *Application) bool {
 				app.P12 = der
 			}
 		}
-		app.P12Password = b.credential(a.P12Password)
+		app.P12Password = b.secretValue(a.P12Password, false)
 		if app.P12Password == nil && app.Action == AppWriteP12 {
 			app.P12Password = &Credential{Key: a.P12Password.Key, Pos: a.P12Password.Pos, Field: a.P12Password.Text}
 		}
@@ -596,7 +609,7 @@ func (b *planner) application(a *Application) bool {
 				fail(a.CertKeyList, a.CertKeyList.Text, "CertKeyList: field %s holds no items", a.CertKeyList.Text)
 			}
 			if app.CertKeyListMode == "p12" {
-				app.P12Password = b.credential(a.P12Password)
+				app.P12Password = b.secretValue(a.P12Password, false)
 			}
 		}
 		if v := a.CertKeyListReturn; v.IsField() {

@@ -112,6 +112,22 @@ func (k *Card) ATR() []byte {
 	return bytes.Clone(k.atr)
 }
 
+// Status asks the reader for the card's state now (SCardStatus) and returns
+// its ATR: a job re-identifies its card with it after a wait. A removed card
+// fails with an error that unwraps to iso7816.ErrCardRemoved.
+func (k *Card) Status() ([]byte, error) {
+	const op = "reading the card status"
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, err := k.handle(op); err != nil {
+		return nil, err
+	}
+	if err := k.refreshStatus(); err != nil {
+		return nil, k.fail(op, err)
+	}
+	return bytes.Clone(k.atr), nil
+}
+
 // Protocol is the transmission protocol in use: "T=0", "T=1" or "".
 func (k *Card) Protocol() string {
 	k.mu.Lock()

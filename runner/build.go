@@ -37,11 +37,21 @@ type Profiles interface {
 
 // Profile is a compiled card profile.
 type Profile interface {
+	// PINRules are the length rules of the credentials the profile
+	// creates from the description's PINs (CreatePin minlen).
+	PINRules() []PINRule
 	// Run executes the profile on the card. pins holds the PIN variables
 	// the description fills (SEC_PIN1, SEC_PIN2, SEC_PUK, SEC_OP). It
 	// returns the personalization content the profile wrote (the file that
 	// holds the "Encrypted PINs" data object), nil if none.
 	Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) (persInfo []byte, err error)
+}
+
+// PINRule is a length rule for the value of a PIN variable.
+type PINRule struct {
+	Variable string // the profile variable (SEC_PIN1, …) or "" for a token rule
+	Min, Max int    // 0: no limit
+	By       string // who sets the rule, for messages: "credential PIN1 of demo.cpf:12"
 }
 
 // Deps are what Build needs besides the plan.
@@ -69,6 +79,7 @@ type job struct {
 	pinFile  []byte        // what the profile wrote for "Encrypted PINs"
 	profiled bool          // a card profile ran in this job
 	secret   map[string]bool
+	rules    map[*dsc.Credential][]PINRule // length rules a value must meet before anything is erased
 }
 
 // Build validates a plan against the runner's dependencies (module
@@ -78,7 +89,7 @@ type job struct {
 // validation code.
 func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 	j := &job{plan: plan, deps: deps, tokens: map[Location]Token{}, logins: map[Location]dsc.Login{},
-		values: map[*dsc.Credential]secret.Value{}, secret: map[string]bool{}}
+		values: map[*dsc.Credential]secret.Value{}, secret: map[string]bool{}, rules: map[*dsc.Credential][]PINRule{}}
 	if plan.Description != nil {
 		j.file = plan.Description.Name
 	}
@@ -136,9 +147,119 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		if needsToken(ps) && j.module == "" {
 			return sel, nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", ps.Name)
 		}
-		steps = append(steps, Step{Name: ps.Name, Key: ps.Key, File: j.file, Line: ps.Pos.Line, Run: run})
+		steps = append(steps, Step{Name: ps.Name, Key: ps.Key, File: j.file, Line: ps.Pos.Line, Run: run, Check: j.checkFunc(ps)})
+	}
+	// The values the job gives meet the card profile's rules; prompted ones
+	// are checked as they are entered, before anything is erased.
+	for _, c := range j.credentials() {
+		if c.Prompt == nil {
+			if err := j.checkPIN(c, c.Value); err != nil {
+				return sel, nil, err
+			}
+		}
 	}
 	return sel, steps, nil
+}
+
+// addRule records a length rule for c's value.
+func (j *job) addRule(c *dsc.Credential, r PINRule) {
+	if c != nil && (r.Min > 0 || r.Max > 0) {
+		j.rules[c] = append(j.rules[c], r)
+	}
+}
+
+// checkPIN checks a value against the rules recorded for its credential:
+// a PIN the card or token would refuse fails as invalid_field, naming the
+// field, before the job's first destructive step.
+func (j *job) checkPIN(c *dsc.Credential, v secret.Value) error {
+	what := c.Key
+	if c.Field != "" {
+		what += " (field " + c.Field + ")"
+	} else if c.Prompt != nil {
+		what = "the " + c.Key + " entered"
+	}
+	for _, r := range j.rules[c] {
+		n := v.Len()
+		if n < r.Min || (r.Max > 0 && n > r.Max) {
+			f := j.vfail(api.CodeInvalidField, c.Key, c.Pos, "%s has %d characters; %s takes %s", what, n, r.By, lengths(r.Min, r.Max))
+			return f
+		}
+	}
+	return nil
+}
+
+func lengths(lo, hi int) string {
+	switch {
+	case hi == 0:
+		return fmt.Sprintf("at least %d", lo)
+	case lo == 0:
+		return fmt.Sprintf("at most %d", hi)
+	}
+	return fmt.Sprintf("%d to %d", lo, hi)
+}
+
+// checkFunc is a step's check before the job's first step (Step.Check):
+// what can only be known once the reader is chosen, above all before
+// DeleteProfile erases the card.
+func (j *job) checkFunc(ps *dsc.Step) func(context.Context, *Session) error {
+	if j.module == "" || j.deps.Tokens == nil {
+		return nil
+	}
+	c := j.plan.Credentials
+	switch {
+	case (ps.Kind == dsc.StepInitProfile || ps.Kind == dsc.StepInitToken) && ps.Init != nil:
+		label, profile := ps.Init.Label, ps.Kind == dsc.StepInitProfile
+		return func(ctx context.Context, s *Session) error {
+			t, ti, err := j.tokenInfo(ctx, s)
+			if err != nil {
+				return err
+			}
+			if profile && !ti.StandIn {
+				return nil // the card's middleware sees what the profile wrote
+			}
+			if _, err := j.checkLabel(t, label); err != nil {
+				return err
+			}
+			return j.tokenRules(ti, c.PIN, c.SO())
+		}
+	case (ps.Kind == dsc.StepSetPIN || ps.Kind == dsc.StepChangePUK) && ps.PIN != nil:
+		st := ps.PIN
+		return func(ctx context.Context, s *Session) error {
+			_, ti, err := j.tokenInfo(ctx, s)
+			if err != nil {
+				return err
+			}
+			return j.tokenRules(ti, st.New)
+		}
+	}
+	return nil
+}
+
+func (j *job) tokenInfo(ctx context.Context, s *Session) (Token, TokenInfo, error) {
+	t, err := j.token(ctx, s, LocationDefault)
+	if err != nil {
+		return nil, TokenInfo{}, err
+	}
+	ti, err := t.Info()
+	return t, ti, err
+}
+
+// tokenRules records the token's PIN lengths for the credentials the job
+// sets on it and checks the values already known.
+func (j *job) tokenRules(ti TokenInfo, creds ...*dsc.Credential) error {
+	r := PINRule{Min: ti.MinPIN, Max: ti.MaxPIN, By: fmt.Sprintf("the token %q", ti.Label)}
+	for _, c := range creds {
+		if c == nil {
+			continue
+		}
+		j.addRule(c, r)
+		if c.Prompt == nil {
+			if err := j.checkPIN(c, c.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (j *job) credentials() []*dsc.Credential {
@@ -208,6 +329,9 @@ func (j *job) stepFunc(ps *dsc.Step) (func(context.Context, *Session) error, err
 				return nil, f
 			}
 			j.profile = p
+			for _, r := range p.PINRules() {
+				j.addRule(j.profileCredential(r.Variable), r)
+			}
 		}
 		if j.plan.Credentials.SO() == nil && j.module != "" {
 			return nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "%s needs the SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)", ps.Key)
@@ -315,6 +439,14 @@ func (j *job) value(ctx context.Context, s *Session, c *dsc.Credential, label st
 	v, err := s.Prompt(ctx, c.Prompt.String(), label)
 	if err != nil {
 		return secret.Value{}, fmt.Errorf("asking for %s: %w", label, err)
+	}
+	if err := j.checkPIN(c, v); err != nil {
+		v.Wipe()
+		var f *Failure
+		if errors.As(err, &f) {
+			f.Step = "" // the step that asked, not validation
+		}
+		return secret.Value{}, err
 	}
 	j.values[c] = v
 	s.OnEnd(func() { v.Wipe() })
@@ -493,6 +625,22 @@ func (j *job) profilePINNames() []string {
 		}
 	}
 	return out
+}
+
+// profileCredential is the credential that fills a profile PIN variable.
+func (j *job) profileCredential(variable string) *dsc.Credential {
+	c, v := j.plan.Credentials, dsc.ProfileVariable
+	switch variable {
+	case v.PIN1:
+		return c.PIN
+	case v.PIN2:
+		return c.SignPIN
+	case v.PUK:
+		return c.InitialPUK
+	case v.OP:
+		return c.Operator
+	}
+	return nil
 }
 
 // profilePINs are the PIN variables a card profile receives.
@@ -773,8 +921,12 @@ func (j *job) appFunc(ps *dsc.Step) (func(context.Context, *Session) error, erro
 		}
 	case dsc.AppWriteP12:
 		if app.P12Password != nil && app.P12Password.Prompt == nil {
-			if _, _, _, err := pkcs12.DecodeChain(app.P12, app.P12Password.Value.Reveal()); err != nil {
+			key, cert, _, err := pkcs12.DecodeChain(app.P12, app.P12Password.Value.Reveal())
+			if err != nil {
 				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the Certificate field is not a PKCS#12 that opens with P12PASSWORD", app.ID)
+			}
+			if err := p12Pair(key, cert); err != nil {
+				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the PKCS#12's certificate %v", app.ID, err)
 			}
 		}
 	case dsc.AppWriteCertKeyList:
@@ -824,7 +976,7 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if err != nil {
 			return err
 		}
-		return j.certify(ctx, t, app, key, label, id)
+		return j.certify(ctx, s, t, app, key, label, id)
 	case dsc.AppUseObject:
 		c := app.Criteria
 		objs, err := t.Find(Criteria{Class: c.Class, ClassID: c.ClassID, Attr: c.Attribute, AttrID: c.AttrID, Type: c.Type, Text: c.Text, Bytes: c.Bytes})
@@ -838,7 +990,7 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if err != nil {
 			return fmt.Errorf("finding the private key of %s: %w", app.Criteria, err)
 		}
-		return j.certify(ctx, t, app, key, label, objs[0].ID)
+		return j.certify(ctx, s, t, app, key, label, objs[0].ID)
 	case dsc.AppWriteCertificate:
 		cert, _ := x509.ParseCertificate(app.Certificate)
 		if err := t.WriteCertificate(app.Certificate, label, keyID(cert)); err != nil {
@@ -849,9 +1001,12 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if err != nil {
 			return err
 		}
-		_, cert, _, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
+		key, cert, _, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
 		if err != nil {
 			return fail(api.CodeInvalidField, err, "opening the PKCS#12 of Application_%s", app.ID)
+		}
+		if err := p12Pair(key, cert); err != nil {
+			return fail(api.CodeInvalidField, nil, "Application_%s: the PKCS#12's certificate %v; nothing was written", app.ID, err)
 		}
 		if err := t.ImportPKCS12(app.P12, pw, label, keyID(cert)); err != nil {
 			return fmt.Errorf("storing the PKCS#12: %w", err)
@@ -883,8 +1038,9 @@ func keyID(cert *x509.Certificate) []byte {
 }
 
 // certify builds a PKCS#10 request with the token key, has the issuer sign
-// it, and writes the certificate under the key's CKA_ID.
-func (j *job) certify(ctx context.Context, t Token, app *dsc.AppStep, key crypto.Signer, label string, id []byte) error {
+// it, and writes the certificate under the key's CKA_ID once it is sure the
+// certificate is for that key and the card is still the job's.
+func (j *job) certify(ctx context.Context, s *Session, t Token, app *dsc.AppStep, key crypto.Signer, label string, id []byte) error {
 	subj := pkix.Name{CommonName: label}
 	if app.CardSerial != "" {
 		subj.SerialNumber = app.CardSerial
@@ -894,20 +1050,69 @@ func (j *job) certify(ctx context.Context, t Token, app *dsc.AppStep, key crypto
 		return fmt.Errorf("signing the certificate request with the card key: %w", err)
 	}
 	der, _, err := j.deps.Issuer.Issue(withTemplate(ctx, app.Template), issuer.Request{CSR: csr, Application: app.ID})
+	s.Waited() // the portal (or a person behind it) took its time
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		var f *Failure
-		if errors.As(err, &f) {
-			return f
-		}
-		return fail(api.CodeIssuerError, err, "the certificate for Application_%s was not issued", app.ID)
+		return issueFailure(ctx, app, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return fail(api.CodeIssuerError, err, "the certificate issued for Application_%s does not parse", app.ID)
+	}
+	if err := sameKey(cert, key.Public(), "the card's key"); err != nil {
+		return fail(api.CodeIssuerError, nil, "the certificate issued for Application_%s (serial %X, subject %q) %v; nothing was written",
+			app.ID, cert.SerialNumber, cert.Subject.String(), err)
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
 	}
 	if err := t.WriteCertificate(der, label, id); err != nil {
 		return fmt.Errorf("writing the certificate: %w", err)
 	}
 	return nil
+}
+
+// p12Pair checks that a PKCS#12's certificate is for its private key.
+func p12Pair(key any, cert *x509.Certificate) error {
+	k, ok := key.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("comes with a %T key, which cannot be checked", key)
+	}
+	return sameKey(cert, k.Public(), "the PKCS#12's private key")
+}
+
+// issueFailure maps an issuer's error: a cancelled job stays cancelled
+// (the issuer may have noticed first), an issuer's own code is kept, the
+// rest is issuer_error.
+func issueFailure(ctx context.Context, app *dsc.AppStep, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var f *Failure
+	if errors.As(err, &f) {
+		return f
+	}
+	var je *api.JobError
+	if errors.As(err, &je) && je.Code != "" {
+		return &Failure{Code: je.Code, Message: je.Message}
+	}
+	return fail(api.CodeIssuerError, err, "the certificate for Application_%s was not issued", app.ID)
+}
+
+// sameKey reports, as an error naming both key ids, a certificate whose
+// public key is not pub.
+func sameKey(cert *x509.Certificate, pub crypto.PublicKey, whose string) error {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if k, ok := pub.(equaler); ok && k.Equal(cert.PublicKey) {
+		return nil
+	}
+	want, err := KeyID(pub)
+	if err != nil {
+		return fmt.Errorf("cannot be compared with the key: %w", err)
+	}
+	return fmt.Errorf("is for key id %X, not for %s (key id %X)", keyID(cert), whose, want)
 }
 
 func (j *job) script(ctx context.Context, s *Session, st *dsc.ScriptStep) error {

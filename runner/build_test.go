@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,7 @@ const (
 type testProfiles struct {
 	pinCert *x509.Certificate
 	hook    func(step int) // called before each APDU the profile sends
+	minLen  int            // minlen of the credential made from SEC_PIN1
 }
 
 type testProfile struct {
@@ -51,6 +53,13 @@ func (p *testProfiles) Compile(name string, src []byte, params []dsc.ProfilePara
 		return nil, fmt.Errorf("%s:1:1: syntax error", name)
 	}
 	return &testProfile{p: p}, nil
+}
+
+func (tp *testProfile) PINRules() []PINRule {
+	if tp.p.minLen == 0 {
+		return nil
+	}
+	return []PINRule{{Variable: "SEC_PIN1", Min: tp.p.minLen, By: "credential PIN (test.cpf:3)"}}
 }
 
 func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error {
@@ -94,19 +103,28 @@ func (tp *testProfile) Run(ctx context.Context, card iso7816.Card, pins map[stri
 
 // fakeIssuer wraps a LocalCA and counts requests; fail makes it refuse.
 type fakeIssuer struct {
-	ca   *issuer.LocalCA
-	mu   sync.Mutex
-	reqs []issuer.Request
-	fail error
+	ca     *issuer.LocalCA
+	mu     sync.Mutex
+	reqs   []issuer.Request
+	fail   error
+	before func()                               // runs while the job waits, before the answer
+	answer func(issuer.Request) ([]byte, error) // replaces the CA's answer
 }
 
 func (f *fakeIssuer) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	err := f.fail
+	err, before, answer := f.fail, f.before, f.answer
 	f.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if answer != nil {
+		der, err := answer(req)
+		return der, nil, err
 	}
 	return f.ca.Issue(ctx, req)
 }
@@ -384,7 +402,40 @@ func TestExecutionFailures(t *testing.T) {
 			p.Steps[2].Init.Label = "other"
 			r.tokens.FailOn = nil
 			r.tokens.Fixed = "demo"
-		}, api.CodeConfig, "InitToken", false},
+		}, api.CodeConfig, "validate", true},
+		{"PIN shorter than the profile's minlen", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.profiles.minLen = 8 // testPIN has 6
+		}, api.CodeInvalidField, "validate", true},
+		{"prompted PIN shorter than the profile's minlen", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.profiles.minLen = 8
+			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Pos: dsc.Pos{File: "t.dsc", Line: 5}, Prompt: &dsc.PINSource{Dialog: 2}}
+			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.New("12"), nil })
+		}, api.CodeInvalidField, "DeleteProfile", true},
+		{"PIN longer than the token takes", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.tokens.PINLen = [2]int{4, 5}
+		}, api.CodeInvalidField, "validate", true},
+		{"PUK shorter than the token takes", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.tokens.PINLen = [2]int{10, 0}
+			p.Credentials.PIN = nil
+		}, api.CodeInvalidField, "validate", true},
+		{"certificate for another key", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.issuer.answer = func(issuer.Request) ([]byte, error) { return testCA.Certificate().Raw, nil }
+		}, api.CodeIssuerError, "Application_A", false},
+		{"card removed while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.issuer.before = func() { r.readers.Card("R0").Remove() }
+		}, api.CodeCardRemoved, "Application_A", false},
+		{"card swapped while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			r.issuer.before = func() { r.readers.Put("R0", memcard.New(memcard.Config{Serial: []byte{0x0D, 0x0D}})) }
+		}, api.CodeCardChanged, "Application_A", false},
+		{"card removed after its last APDU", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			// Application_B's request is the last wait; the card is pulled
+			// once the certificate is written: only the final check sees it.
+			r.tokens.After = map[string]func(){"WriteCertificate": func() {
+				if len(r.issuer.reqs) == 2 {
+					r.readers.Card("R0").Remove()
+				}
+			}}
+		}, api.CodeCardRemoved, "finish", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "R0")
@@ -394,8 +445,11 @@ func TestExecutionFailures(t *testing.T) {
 			if res.Err == nil || res.Err.Code != tc.code || res.Err.Step != tc.step {
 				t.Fatalf("Err = %+v, want %s in %s", res.Err, tc.code, tc.step)
 			}
-			if res.Err.File != "t.dsc" || res.Err.Line == 0 {
+			if tc.step != "finish" && (res.Err.File != "t.dsc" || res.Err.Line == 0) {
 				t.Errorf("no position: %+v", res.Err)
+			}
+			if tc.code == api.CodeIssuerError && slices.Contains(r.tokens.Calls(), "WriteCertificate") {
+				t.Errorf("a certificate was written although the issuer's answer was refused: %v", r.tokens.Calls())
 			}
 			if tc.untouched {
 				for _, e := range r.readers.Card("R0").Transcript() {

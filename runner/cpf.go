@@ -20,6 +20,7 @@ type CPF struct {
 }
 
 type cpfProfile struct {
+	name    string
 	prog    *cpf.Program
 	values  map[string][]byte
 	pinCert *x509.Certificate
@@ -33,7 +34,7 @@ func (c CPF) Compile(name string, src []byte, params []dsc.ProfileParam, pins []
 	if err != nil {
 		return nil, err
 	}
-	p := &cpfProfile{prog: prog, values: map[string][]byte{}, pinCert: c.PINCert}
+	p := &cpfProfile{name: name, prog: prog, values: map[string][]byte{}, pinCert: c.PINCert}
 	for _, pp := range params {
 		p.values[pp.Name] = pp.Value
 	}
@@ -45,6 +46,19 @@ func (c CPF) Compile(name string, src []byte, params []dsc.ProfileParam, pins []
 		return nil, err
 	}
 	return p, nil
+}
+
+// PINRules implements Profile: the minlen of each credential the profile
+// creates from a PIN variable.
+func (p *cpfProfile) PINRules() []PINRule {
+	var out []PINRule
+	for _, c := range p.prog.Credentials() {
+		if c.MinLen > 0 && c.Value != "" {
+			out = append(out, PINRule{Variable: c.Value, Min: c.MinLen,
+				By: fmt.Sprintf("credential %s (%s:%d)", c.Name, p.name, c.Pos.Line)})
+		}
+	}
+	return out
 }
 
 // Run implements Profile.

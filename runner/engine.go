@@ -16,6 +16,10 @@ type Step struct {
 	Key  string // description key that caused it
 	File string // description file
 	Line int    // and line
+	// Check, if set, runs before any step's Run, once the card is chosen
+	// and held: the validation that needs the chosen reader (its token
+	// mapping, the token's PIN rules). It must not change card or token.
+	Check func(ctx context.Context, s *Session) error
 	// Run does the work. It returns a *Failure for a stable code, or any
 	// error, which classify maps.
 	Run func(ctx context.Context, s *Session) error
@@ -31,7 +35,8 @@ type Session struct {
 	Outputs  map[string]string
 	Secrets  map[string]secret.Value
 
-	prompted bool     // a prompt happened since the last identity check
+	readers  Readers  // to tell a removed card from a swapped one
+	waited   bool     // the job waited (dialog, portal) since the last identity check
 	cleanups []func() // run at the end of the job, last first
 }
 
@@ -54,26 +59,59 @@ func (s *Session) Prompt(ctx context.Context, kind, label string) (secret.Value,
 		p = Refuse{}
 	}
 	v, err := p.Prompt(ctx, kind, label, s.Reader)
-	s.prompted = true
+	s.waited = true
 	return v, err
 }
 
-// BeforeWrite re-identifies the card (ATR + ICCSN) if a prompt happened since
-// the last check; a different card ends the job with card_changed.
+// Waited records that the job waited for someone else (the portal's answer
+// to a certificate request): the card is identified again before the next
+// write and before the job reports.
+func (s *Session) Waited() { s.waited = true }
+
+// BeforeWrite re-identifies the card if the job waited since the last check.
 func (s *Session) BeforeWrite() error {
-	if !s.prompted {
+	if !s.waited {
 		return nil
 	}
-	s.prompted = false
-	atr := s.Conn.ATR()
+	return s.Reidentify()
+}
+
+// Reidentify reads the card's ICCSN (an APDU inside the job's transaction)
+// and ATR again and compares them with those of the card the job chose. A
+// card that left the reader ends the job with card_removed; another card in
+// the reader now, with card_changed. A card that was pulled and put back is
+// removed too: it was reset, and the job's logins and selections are gone.
+func (s *Session) Reidentify() error {
+	s.waited = false
 	serial, err := s.Conn.Serial()
 	if err != nil {
-		return err
+		return s.lost(err)
 	}
-	if !bytes.Equal(atr, s.ATR) || !bytes.Equal(serial, s.Serial) {
+	if atr := s.Conn.ATR(); !bytes.Equal(atr, s.ATR) || !bytes.Equal(serial, s.Serial) {
 		return fail(api.CodeCardChanged, nil, "a different card is in reader %q", s.Reader)
 	}
 	return nil
+}
+
+// lost says what happened to a card that no longer answers: removed, or
+// replaced by another one.
+func (s *Session) lost(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || s.readers == nil {
+		return err
+	}
+	if c, cerr := s.readers.Connect(context.Background(), s.Reader); cerr == nil {
+		serial, serr := c.Serial()
+		atr := c.ATR()
+		c.Close()
+		switch {
+		case serr != nil:
+		case !bytes.Equal(serial, s.Serial) || !bytes.Equal(atr, s.ATR):
+			return fail(api.CodeCardChanged, err, "another card is in reader %q now", s.Reader)
+		default:
+			return fail(api.CodeCardRemoved, err, "the card was removed from reader %q and put back; the job cannot go on with a reset card", s.Reader)
+		}
+	}
+	return fail(api.CodeCardRemoved, err, "the card was removed from reader %q", s.Reader)
 }
 
 // Engine runs jobs. Its zero value is not usable: set Readers.
@@ -118,10 +156,28 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 		return failWith(classify("connect", err))
 	}
 	defer conn.End()
-	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: prompter, Outputs: res.Fields, Secrets: res.Secrets}
+	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: prompter, Outputs: res.Fields, Secrets: res.Secrets, readers: e.Readers}
 	defer s.end()
 	if s.Serial, err = conn.Serial(); err != nil {
 		return failWith(classify("connect", err))
+	}
+	// Validation that needs the chosen reader comes before the first step:
+	// a job that cannot finish never starts erasing.
+	for _, st := range steps {
+		if st.Check == nil {
+			continue
+		}
+		if err := st.Check(ctx, s); err != nil {
+			f := classify("validate", err)
+			f.Step = "validate"
+			if f.Key == "" {
+				f.Key = st.Key
+			}
+			if f.File == "" {
+				f.File, f.Line = st.File, st.Line
+			}
+			return failWith(f)
+		}
 	}
 	for i, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -149,6 +205,21 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 			return failWith(f)
 		}
 	}
+	// The result is the card's: identify it once more, so a card pulled
+	// after its last APDU (while the token or the portal worked) is never
+	// reported as encoded.
+	if err := s.Reidentify(); err != nil {
+		f := classify("finish", err)
+		clear(res.Fields)
+		for k, v := range res.Secrets {
+			v.Wipe()
+			delete(res.Secrets, k)
+		}
+		for _, d := range steps {
+			f.Done = append(f.Done, d.Name)
+		}
+		return failWith(f)
+	}
 	return res
 }
 
@@ -158,6 +229,10 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 // left out.
 func (e *Engine) Retrieve(ctx context.Context, sel Selection, field string) Result {
 	res := Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
+	if sel.Reader != "" && sel.Skip != nil && sel.Skip(sel.Reader) {
+		res.Err = skipped(sel.Reader).JobError()
+		return res
+	}
 	list, err := e.Readers.List(ctx)
 	if err != nil {
 		res.Err = classify("retrieve", err).JobError()

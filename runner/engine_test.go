@@ -93,6 +93,7 @@ func TestSelection(t *testing.T) {
 		{"unknown reader", twoReaders(), Selection{Reader: "R9"}, "", api.CodeReaderUnavailable},
 		{"ambiguous", twoReaders(), Selection{}, "", api.CodeCardAmbiguous},
 		{"skip", twoReaders(), Selection{Skip: func(r string) bool { return r == "R0" }}, "R1", ""},
+		{"explicit but skipped", twoReaders(), Selection{Reader: "R0", Skip: func(r string) bool { return r == "R0" }}, "", api.CodeReaderUnavailable},
 		{"iccsn", twoReaders(), Selection{ICCSN: "010203"}, "R0", ""},
 		{"iccsn with atr", twoReaders(), Selection{ICCSN: "040506-3B01", WithATR: true}, "R1", ""},
 		{"iccsn without atr suffix", twoReaders(), Selection{ICCSN: "040506", WithATR: true}, "", api.CodeCardNotFound},

@@ -35,6 +35,11 @@ type FakeTokens struct {
 	// Fixed, if set, is reported as TokenInfo.FixedLabel (a configuration
 	// that finds the token by this label).
 	Fixed string
+	// PINLen is reported as TokenInfo.MinPIN and MaxPIN.
+	PINLen [2]int
+	// After, if set, runs after the named operation succeeded (a card
+	// pulled while the token works).
+	After map[string]func()
 
 	mu     sync.Mutex
 	tokens map[string]*FakeToken
@@ -149,13 +154,20 @@ func (s *fakeSession) do(name string, fn func(t *FakeToken) error) error {
 	if s.closed {
 		return fmt.Errorf("%s: session closed: %w", name, ErrToken)
 	}
-	return fn(s.t)
+	if err := fn(s.t); err != nil {
+		return err
+	}
+	if after := f.After[name]; after != nil {
+		after()
+	}
+	return nil
 }
 
 func (s *fakeSession) Info() (ti TokenInfo, err error) {
 	f := s.t.f
 	err = s.do("Info", func(t *FakeToken) error {
-		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed, StandIn: f.StandIn}
+		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed, StandIn: f.StandIn,
+			MinPIN: f.PINLen[0], MaxPIN: f.PINLen[1]}
 		return nil
 	})
 	return ti, err

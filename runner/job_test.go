@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -121,6 +122,7 @@ func TestRunValidation(t *testing.T) {
 		{"profile error", func(j *Job) {
 			j.Files = Files{"demo.cpf": []byte("CardModel 'NOPE'\n")}
 		}, nil, api.CodeInvalidProfile, ""},
+		{"empty PIN field", func(j *Job) { j.Fields["PIN_FIELD"] = secret.New("") }, nil, api.CodeInvalidField, "field PIN_FIELD is empty"},
 		{"vendor-encrypted line", func(j *Job) { j.Description = append([]byte("^ABCDEF\n"), j.Description...) }, nil, api.CodeInvalidDescription, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +150,28 @@ func TestRunValidation(t *testing.T) {
 			}
 			noSecrets(t, res)
 		})
+	}
+}
+
+// TestRunCancelledWhileIssuing: a job cancelled while the issuer works
+// ends cancelled, whatever error the issuer returns, and writes nothing.
+func TestRunCancelledWhileIssuing(t *testing.T) {
+	r := newRig(t, "R0")
+	run := demoRunner(t, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.issuer.before = cancel
+	r.issuer.answer = func(issuer.Request) ([]byte, error) {
+		// as the agent answers: its own code, not the context's error
+		return nil, &api.JobError{Code: api.CodeIssuerError, Message: "no answer"}
+	}
+	run.Deps.Issuer = r.issuer
+	res := run.Run(ctx, demoJob(t, nil), nil)
+	if res.Err == nil || res.Err.Code != api.CodeCancelled {
+		t.Fatalf("Err = %+v, want cancelled", res.Err)
+	}
+	if slices.Contains(r.tokens.Calls(), "WriteCertificate") {
+		t.Errorf("a certificate was written: %v", r.tokens.Calls())
 	}
 }
 

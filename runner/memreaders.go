@@ -43,6 +43,19 @@ func (m *MemReaders) Card(reader string) *memcard.Card {
 	return nil
 }
 
+// Put puts card into reader in place of the one there (nil: empty). A
+// connection to the old card keeps talking to the reader, as a PC/SC handle
+// does until the reader reports the change.
+func (m *MemReaders) Put(reader string, card *memcard.Card) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.cards[reader]; s != nil {
+		s.card = card
+		return
+	}
+	m.cards[reader] = &memSlot{card: card}
+}
+
 // List implements Readers.
 func (m *MemReaders) List(context.Context) ([]ReaderInfo, error) {
 	m.mu.Lock()
@@ -78,8 +91,18 @@ type memConn struct {
 	inTx bool
 }
 
-func (c *memConn) Transmit(cmd []byte) ([]byte, error) { return c.s.card.Transmit(cmd) }
-func (c *memConn) ATR() []byte                         { return c.s.card.ATR() }
+func (c *memConn) Transmit(cmd []byte) ([]byte, error) {
+	if c.s.card == nil {
+		return nil, fmt.Errorf("transmitting: %w", ErrCardRemoved)
+	}
+	return c.s.card.Transmit(cmd)
+}
+func (c *memConn) ATR() []byte {
+	if c.s.card == nil {
+		return nil
+	}
+	return c.s.card.ATR()
+}
 
 func (c *memConn) Begin() error {
 	c.s.tx.Lock()
@@ -96,7 +119,7 @@ func (c *memConn) End() error {
 }
 
 // Serial reads the ICCSN with GET DATA 005A (ISO 7816-4 §11.4.3).
-func (c *memConn) Serial() ([]byte, error) { return ReadSerial(c.s.card) }
+func (c *memConn) Serial() ([]byte, error) { return ReadSerial(c) }
 
 func (c *memConn) Close() error { return c.End() }
 

@@ -181,6 +181,12 @@ func choose(ctx context.Context, rd Readers, sel Selection) (string, error) {
 		return "", fail(api.CodeReaderUnavailable, err, "listing readers")
 	}
 	if sel.Reader != "" {
+		if sel.Skip != nil && sel.Skip(sel.Reader) {
+			// The skip list names readers that are not ours to use (a
+			// virtual smart card, another application's reader): naming
+			// one does not override it.
+			return "", skipped(sel.Reader)
+		}
 		for _, r := range list {
 			if r.Name == sel.Reader {
 				if !r.Present {
@@ -221,6 +227,12 @@ func choose(ctx context.Context, rd Readers, sel Selection) (string, error) {
 		return "", fail(api.CodeCardAmbiguous, nil, "%d cards present (%s); name a reader", len(cands), strings.Join(cands, ", "))
 	}
 	return cands[0], nil
+}
+
+// skipped is the failure of a job that names a reader the skip list excludes.
+func skipped(reader string) *Failure {
+	return &Failure{Code: api.CodeReaderUnavailable, Step: "select",
+		Message: fmt.Sprintf("reader %q is excluded by the configuration ([readers] skip) and is not used for jobs", reader)}
 }
 
 // classify maps an error from a card or token operation to a Failure.

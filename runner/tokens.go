@@ -56,6 +56,9 @@ type TokenInfo struct {
 	// FixedLabel is the label the configuration finds the token by; another
 	// label would lose it for the next job ("" when not found by label).
 	FixedLabel string
+	// MinPIN and MaxPIN are the PIN lengths the token accepts
+	// (ulMinPinLen, ulMaxPinLen); 0 when it does not say.
+	MinPIN, MaxPIN int
 }
 
 // KeySpec says what key pair to generate. The token gives the keys the

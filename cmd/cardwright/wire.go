@@ -150,7 +150,14 @@ func (c *pcscConn) Transmit(cmd []byte) ([]byte, error) {
 	return resp, nil
 }
 
-func (c *pcscConn) ATR() []byte { return c.k.ATR() }
+// ATR asks the reader for the card's ATR now; a removed card leaves the one
+// read at connect, and the next APDU (Serial) reports the removal.
+func (c *pcscConn) ATR() []byte {
+	if atr, err := c.k.Status(); err == nil {
+		return atr
+	}
+	return c.k.ATR()
+}
 
 func (c *pcscConn) Begin() error {
 	defer c.clock.addCardTime(time.Now())
@@ -305,7 +312,17 @@ func (p *p11Token) Info() (runner.TokenInfo, error) {
 		return runner.TokenInfo{}, p11Err(err)
 	}
 	return runner.TokenInfo{Label: ti.Label, Serial: ti.Serial, Initialized: ti.Initialized(),
-		UserPIN: ti.UserPINInitialized(), FixedLabel: p.fixed, StandIn: p.standIn}, nil
+		UserPIN: ti.UserPINInitialized(), FixedLabel: p.fixed, StandIn: p.standIn,
+		MinPIN: pinLen(ti.MinPIN), MaxPIN: pinLen(ti.MaxPIN)}, nil
+}
+
+// pinLen is a CK_TOKEN_INFO PIN length; CK_UNAVAILABLE_INFORMATION and
+// other absurd values mean "not said".
+func pinLen(n uint) int {
+	if n > 1<<16 {
+		return 0
+	}
+	return int(n)
 }
 
 func (p *p11Token) InitToken(so secret.Value, label string) error {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -326,6 +327,19 @@ func (j *Journal) Pending(origin, session string) ([]Record, error) {
 	})
 	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
 	return out, err
+}
+
+// HasSession reports whether the journal holds any job of the session
+// (running, finished or interrupted, not yet acknowledged).
+func (j *Journal) HasSession(origin, session string) (bool, error) {
+	prefix := []byte(origin + "\x00" + session + "\x00")
+	found := false
+	err := j.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketIndex).Cursor().Seek(prefix)
+		found = k != nil && bytes.HasPrefix(k, prefix)
+		return nil
+	})
+	return found, err
 }
 
 // All returns every record as stored (secrets sealed), for diagnostics and

@@ -100,10 +100,21 @@ type Result struct {
 // ReaderSource lists readers and reports reader and card events.
 type ReaderSource interface {
 	Readers(ctx context.Context) ([]api.Reader, error)
-	// Watch calls fn for each event until ctx ends. ev is an
-	// api.ReaderEvent or api.CardEvent with Type set and ID empty.
+	// Watch calls fn for each event until ctx ends, one call at a time.
+	// ev is an api.ReaderEvent or api.CardEvent with Type set and ID
+	// empty, or WatchSynced. A watch may begin by reporting the current
+	// state (an added event per reader, an inserted event per card
+	// present); the agent sends subscribers only what differs from the
+	// reader list they were given.
 	Watch(ctx context.Context, fn func(ev any)) error
 }
+
+// WatchSynced is the event a ReaderSource's Watch passes once it has
+// reported the current state, when it begins with it. A reader or card
+// that the reader list showed and that state lacks went away between the
+// list and the watch: the agent reports it removed. Without WatchSynced
+// only additions and changed cards made in between are reported.
+type WatchSynced struct{}
 
 // Approver asks the local user whether a new origin may use the agent. The
 // code is shown both in the page and in the dialog. Headless agents have no

@@ -11,8 +11,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime/debug"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -293,7 +296,7 @@ func (c *conn) readLoop() {
 		if err := json.Unmarshal(buf.Bytes(), &env); err != nil || env.Type == "" {
 			msg := "malformed message: not a JSON object with a type"
 			if err != nil {
-				msg = "malformed JSON: " + err.Error()
+				msg = "malformed message: " + describeJSONError(err, &env)
 			}
 			s.log.Warn("connection closed: malformed frame", "origin", c.origin)
 			c.closeWith(closeInvalid, truncate(msg, 120))
@@ -379,10 +382,111 @@ func (c *conn) dispatch(env *api.Envelope, raw []byte) {
 
 func decode(c *conn, id string, raw []byte, v any) bool {
 	if err := json.Unmarshal(raw, v); err != nil {
-		c.fail(id, api.CodeBadRequest, truncate("decoding message: "+err.Error(), 200))
+		c.fail(id, api.CodeBadRequest, truncate("malformed message: "+describeJSONError(err, v), 200))
 		return false
 	}
 	return true
+}
+
+// describeJSONError words a decoding error for the portal's developer: the
+// field as it is spelled on the wire and the JSON type it takes
+// (docs/protocol.md, "Errors"), never Go's struct and type names.
+func describeJSONError(err error, v any) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		got := te.Value
+		switch got {
+		case "number", "string", "array", "object", "bool":
+		default: // "number 1e999", "number -1" and the like
+			if strings.HasPrefix(got, "number") {
+				got = "number"
+			}
+		}
+		if got == "bool" {
+			got = "boolean"
+		}
+		if te.Field == "" {
+			return "a message is a JSON object, not " + article(got)
+		}
+		if ft := wireField(v, te.Field); ft != nil && ft.Kind() == reflect.Map && te.Type != ft {
+			// encoding/json names the map, not the key of the bad value.
+			return fmt.Sprintf("field %q must be %s; one of its values is %s", te.Field, jsonKind(ft), article(got))
+		}
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type), article(got))
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "not valid JSON: the message ends early"
+	}
+	return "not valid JSON"
+}
+
+// wireField is the type of the top-level field of the struct *v that is
+// called name on the wire, or nil.
+func wireField(v any, name string) reflect.Type {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
+			return f.Type
+		}
+	}
+	return nil
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "a value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		if k := t.Elem().Kind(); k >= reflect.Int && k <= reflect.Uint64 {
+			return "an array of integers"
+		}
+		return "an array"
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.String {
+			return "an object of strings"
+		}
+		return "an object"
+	case reflect.Struct:
+		return "an object"
+	}
+	return "another type"
+}
+
+func article(kind string) string {
+	switch kind {
+	case "array", "object":
+		return "an " + kind
+	case "null":
+		return kind
+	}
+	return "a " + kind
 }
 
 func (c *conn) onHello(id string, raw []byte) {
@@ -412,6 +516,14 @@ func (c *conn) onHello(id string, raw []byte) {
 	if sid != "" && !validToken(sid) {
 		c.fail(id, api.CodeBadRequest, "session token malformed")
 		return
+	}
+	// Only a token this agent issued resumes a session (docs/protocol.md,
+	// "Sessions"): an unknown one gets a fresh token, so a client can never
+	// choose its session name, e.g. one another page of the same origin
+	// will be issued or presents.
+	if sid != "" && !c.s.knownSession(c.origin, sid) {
+		c.s.log.Info("unknown session token: issuing a new one", "origin", c.origin)
+		sid = ""
 	}
 	if sid == "" {
 		sid = randomToken(sessionTokenBytes)
@@ -463,6 +575,23 @@ func (c *conn) onHello(id string, raw []byte) {
 		old.mu.Unlock()
 		old.closeWith(closePolicy, "session resumed on another connection")
 	}
+}
+
+// knownSession reports whether sid is a session of origin that this agent
+// issued: one with a connection or a running job, or with jobs in the
+// journal (which outlives a restart).
+func (s *Server) knownSession(origin, sid string) bool {
+	s.mu.Lock()
+	_, live := s.sessions[origin+"\x00"+sid]
+	s.mu.Unlock()
+	if live {
+		return true
+	}
+	ok, err := s.deps.Journal.HasSession(origin, sid)
+	if err != nil {
+		s.log.Error("reading journal", "err", err)
+	}
+	return ok
 }
 
 func validToken(s string) bool {
@@ -635,6 +764,7 @@ func (c *conn) onReaders(id string, raw []byte) {
 		return
 	}
 	src := c.s.deps.Readers
+	view := newReaderView(list)
 	go func() {
 		defer func() {
 			c.mu.Lock()
@@ -645,13 +775,14 @@ func (c *conn) onReaders(id string, raw []byte) {
 			cancel()
 		}()
 		err := src.Watch(ctx, func(ev any) {
-			switch e := ev.(type) {
-			case api.ReaderEvent:
-				e.Type, e.ID = api.TypeReaderEvent, id
-				c.send(&e)
-			case api.CardEvent:
-				e.Type, e.ID = api.TypeCardEvent, id
-				c.send(&e)
+			for _, e := range view.apply(ev) {
+				switch e := e.(type) {
+				case *api.ReaderEvent:
+					e.Type, e.ID = api.TypeReaderEvent, id
+				case *api.CardEvent:
+					e.Type, e.ID = api.TypeCardEvent, id
+				}
+				c.send(e)
 			}
 		})
 		if err != nil && ctx.Err() == nil {
@@ -659,6 +790,122 @@ func (c *conn) onReaders(id string, raw []byte) {
 			c.fail(id, api.CodeReaderUnavailable, "reader events ended: "+truncate(err.Error(), 200))
 		}
 	}()
+}
+
+// readerView turns a source's watch into the events of a subscription:
+// changes to what the subscriber was told, and nothing else
+// (docs/protocol.md, "readers"). A watch begins by reporting the current
+// state (an added event per reader, an inserted event per card); those
+// repeat the reader_list and are dropped, while a difference between the
+// list and the watch's first state is a change made in between and is
+// sent.
+type readerView struct {
+	mu     sync.Mutex
+	told   map[string]*readerState // what the subscriber knows
+	seen   map[string]*readerState // what the watch reported
+	synced bool
+}
+
+type readerState struct {
+	card bool
+	atr  string
+}
+
+func newReaderView(list []api.Reader) *readerView {
+	v := &readerView{told: map[string]*readerState{}, seen: map[string]*readerState{}}
+	for _, r := range list {
+		v.told[r.Name] = &readerState{card: r.Card, atr: r.ATR}
+	}
+	return v
+}
+
+// apply records a watch event and returns the events to send (Type and ID
+// not set).
+func (v *readerView) apply(ev any) []any {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []any
+	readerAdded := func(name string) *readerState {
+		t := v.told[name]
+		if t == nil {
+			t = &readerState{}
+			v.told[name] = t
+			out = append(out, &api.ReaderEvent{Event: api.EventReaderAdded, Reader: name})
+		}
+		return t
+	}
+	cardRemoved := func(name string, t *readerState) {
+		if t.card {
+			t.card, t.atr = false, ""
+			out = append(out, &api.CardEvent{Event: api.EventCardRemoved, Reader: name})
+		}
+	}
+	seen := func(name string) *readerState {
+		w := v.seen[name]
+		if w == nil {
+			w = &readerState{}
+			v.seen[name] = w
+		}
+		return w
+	}
+	switch e := ev.(type) {
+	case WatchSynced:
+		if v.synced {
+			break
+		}
+		v.synced = true
+		// What the list showed and the watch's first state lacks went
+		// away in between; what it added was sent as it came.
+		names := make([]string, 0, len(v.told))
+		for name := range v.told {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			t, w := v.told[name], v.seen[name]
+			if w == nil || !w.card || w.atr != t.atr {
+				cardRemoved(name, t)
+			}
+			if w == nil {
+				delete(v.told, name)
+				out = append(out, &api.ReaderEvent{Event: api.EventReaderRemoved, Reader: name})
+			}
+		}
+	case api.ReaderEvent:
+		switch e.Event {
+		case api.EventReaderAdded:
+			seen(e.Reader)
+			readerAdded(e.Reader)
+		case api.EventReaderRemoved:
+			delete(v.seen, e.Reader)
+			if t := v.told[e.Reader]; t != nil {
+				cardRemoved(e.Reader, t)
+				delete(v.told, e.Reader)
+				out = append(out, &api.ReaderEvent{Event: api.EventReaderRemoved, Reader: e.Reader})
+			}
+		}
+	case api.CardEvent:
+		switch e.Event {
+		case api.EventCardInserted:
+			w := seen(e.Reader)
+			w.card, w.atr = true, e.ATR
+			t := readerAdded(e.Reader)
+			if t.card && t.atr == e.ATR {
+				break // the subscriber knows this card
+			}
+			cardRemoved(e.Reader, t) // another card than the one it knows
+			t.card, t.atr = true, e.ATR
+			out = append(out, &api.CardEvent{Event: api.EventCardInserted, Reader: e.Reader, ATR: e.ATR})
+		case api.EventCardRemoved:
+			if w := v.seen[e.Reader]; w != nil {
+				w.card, w.atr = false, ""
+			}
+			if t := v.told[e.Reader]; t != nil {
+				cardRemoved(e.Reader, t)
+			}
+		}
+	}
+	return out
 }
 
 type requestOriginKey struct{}
@@ -749,7 +996,7 @@ func (c *conn) onJob(id string, raw []byte) {
 	}
 	job, jerr := s.buildJob(&m)
 	if jerr != nil {
-		s.log.Warn("job refused", "origin", c.origin, "id", id, "code", jerr.Code, "msg", jerr.Message)
+		s.log.Warn("job refused", "origin", c.origin, "id", id, "code", jerr.Code, "reason", jerr.Message)
 		c.fail(id, jerr.Code, jerr.Message)
 		return
 	}

@@ -149,6 +149,12 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		}
 		steps = append(steps, Step{Name: ps.Name, Key: ps.Key, File: j.file, Line: ps.Pos.Line, Run: run, Check: j.checkFunc(ps)})
 	}
+	if len(steps) == 0 && !sel.AllCards && len(plan.Outputs) == 0 {
+		// Reporting ok for a job that touched nothing would tell the
+		// portal a card was encoded.
+		return sel, nil, j.vfail(api.CodeInvalidDescription, "", dsc.Pos{File: j.file, Line: 1},
+			"the description asks for nothing to be done: no card step (DeleteProfile, InitToken, an application, iccsnfield, …) and no output field")
+	}
 	// The values the job gives meet the card profile's rules; prompted ones
 	// are checked as they are entered, before anything is erased.
 	for _, c := range j.credentials() {

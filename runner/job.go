@@ -187,6 +187,11 @@ func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
 	}
 	secretOut := map[string]bool{}
 	for _, s := range job.SecretOutputs {
+		if desc.Field(s) == nil {
+			// A misspelt name would leave the real field plain.
+			return nil, &Failure{Code: api.CodeInvalidField, Step: "validate", File: name,
+				Message: fmt.Sprintf("secret names field %q, which the description does not declare in [Fields]", s)}
+		}
 		secretOut[s] = true
 	}
 	plan, err := dsc.NewPlan(desc, dsc.Job{Fields: fields, Secret: secretOut, Platform: platform, Files: files,

@@ -146,9 +146,11 @@ func TestSeedDescriptions(t *testing.T) {
 					t.Errorf("token: serial objects %d, certificates %d, label %q", data, certs, s.Label)
 				}
 			}},
-		{"configure_dll", job("configure_dll", nil), "", "", nil},
-		{"operator_pin_literal", job("operator_pin_literal", nil), "", "", nil},
-		{"operator_pin_field", job("operator_pin_field", map[string]string{"UseOpPin": "true"}), "", "", nil},
+		// Fragments that only name the library or the operator PIN ask for
+		// no card step: refused, not reported as an encoded card.
+		{"configure_dll", job("configure_dll", nil), api.CodeInvalidDescription, "validate", nil},
+		{"operator_pin_literal", job("operator_pin_literal", nil), api.CodeInvalidDescription, "validate", nil},
+		{"operator_pin_field", job("operator_pin_field", map[string]string{"UseOpPin": "true"}), api.CodeInvalidDescription, "validate", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := run.Run(context.Background(), tc.job, nil)

@@ -176,9 +176,11 @@ func TestEncodeSeedsOnStack(t *testing.T) {
 					t.Errorf("token: %+v; want CMSCardSerialNumber CW-000042 and the PKCS#12's certificate with its key", tk)
 				}
 			}},
-		{"configure_dll", "configure_dll", "prepersonalized", nil, "", "", nil},
-		{"operator_pin_literal", "operator_pin_literal", "prepersonalized", nil, "", "", nil},
-		{"operator_pin_field", "operator_pin_field", "prepersonalized", []string{"--field", "UseOpPin=true"}, "", "", nil},
+		// Fragments that only name the library or the operator PIN ask for
+		// no card step: refused before card I/O, not reported as encoded.
+		{"configure_dll", "configure_dll", "prepersonalized", nil, api.CodeInvalidDescription, "validate", nil},
+		{"operator_pin_literal", "operator_pin_literal", "prepersonalized", nil, api.CodeInvalidDescription, "validate", nil},
+		{"operator_pin_field", "operator_pin_field", "prepersonalized", []string{"--field", "UseOpPin=true"}, api.CodeInvalidDescription, "validate", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--dsc", filepath.Join(dir, tc.dsc+".dsc"), "--config", cfg(tc.label), "--reader", reader, "--json"}, tc.args...)

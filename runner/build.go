@@ -309,7 +309,7 @@ func needsToken(ps *dsc.Step) bool {
 // vfail is a validation failure at a description key.
 func (j *job) vfail(code api.Code, key string, pos dsc.Pos, format string, args ...any) *Failure {
 	f := fail(code, nil, format, args...)
-	f.Step, f.Key, f.File, f.Line = "validate", key, pos.File, pos.Line
+	f.Step, f.Key, f.File, f.Line, f.Column = "validate", key, pos.File, pos.Line, pos.Col
 	if f.File == "" {
 		f.File = j.file
 	}

@@ -172,7 +172,7 @@ func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
 		f := fail(api.CodeInvalidDescription, diags.Err(), "the description does not check")
 		f.Step = "validate"
 		if len(errs) > 0 {
-			f.File, f.Line = errs[0].Pos.File, errs[0].Pos.Line
+			f.File, f.Line, f.Column = errs[0].Pos.File, errs[0].Pos.Line, errs[0].Pos.Col
 			f.Message = errs[0].Msg
 			f.Err = nil
 			if len(errs) > 1 {
@@ -237,7 +237,7 @@ func planFailure(err error) *Failure {
 				break
 			}
 		}
-		f.Key, f.File, f.Line = pe.Key, pe.Pos.File, pe.Pos.Line
+		f.Key, f.File, f.Line, f.Column = pe.Key, pe.Pos.File, pe.Pos.Line, pe.Pos.Col
 	}
 	return f
 }

@@ -284,6 +284,20 @@ func TestRunDSZ(t *testing.T) {
 	}
 }
 
+// TestRunDSZPositions: an error in a .dsz's description names the entry
+// and the column, not a made-up file name.
+func TestRunDSZPositions(t *testing.T) {
+	j := demoJob(t, nil)
+	bad := strings.Replace(string(j.Description), "KeySize=256", "KeySize=256\nKeySise=2048", 1)
+	r := newRig(t, "R0")
+	j.Description, j.Files = nil, nil
+	j.DSZ = zipOf(t, map[string][]byte{"job/badge.dsc": []byte(bad), "job/demo.cpf": []byte("MasterFile\n")})
+	res := demoRunner(t, r).Run(context.Background(), j, nil)
+	if res.Err == nil || res.Err.File != "badge.dsc" || res.Err.Line == 0 || res.Err.Column == 0 {
+		t.Fatalf("Err = %+v, want a position in badge.dsc with a column", res.Err)
+	}
+}
+
 // TestRunJobOverrides: a job's own issuer (with the template in its
 // context), prompter and headless flag.
 func TestRunJobOverrides(t *testing.T) {

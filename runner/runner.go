@@ -92,6 +92,7 @@ type Failure struct {
 	Key     string
 	File    string
 	Line    int
+	Column  int
 	Err     error
 	Done    []string // steps that completed before this one (what the card holds)
 }
@@ -114,7 +115,7 @@ func (f *Failure) JobError() *api.JobError {
 	if len(f.Done) > 0 {
 		msg += " (done before: " + strings.Join(f.Done, ", ") + ")"
 	}
-	return &api.JobError{Code: f.Code, Message: msg, Step: f.Step, Key: f.Key, File: f.File, Line: f.Line}
+	return &api.JobError{Code: f.Code, Message: msg, Step: f.Step, Key: f.Key, File: f.File, Line: f.Line, Column: f.Column}
 }
 
 func fail(code api.Code, err error, format string, args ...any) *Failure {

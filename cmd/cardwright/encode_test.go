@@ -695,11 +695,10 @@ func (e *stackEnv) serve(args ...string) (agentURL, demoURL string, logs func() 
 			mu.Lock()
 			buf.WriteString(l + "\n")
 			mu.Unlock()
-			if u, ok := strings.CutPrefix(l, "demo portal: "); ok {
-				demoURL = u
-			}
-			if u, ok := strings.CutPrefix(l, "listening on "); ok {
-				agentURL = u
+			if a, d := serveAnnounced(l); a != "" {
+				agentURL = a
+			} else if d != "" {
+				demoURL = d
 			}
 			if agentURL != "" && (demoURL != "" || !slices.Contains(args, "--demo-portal")) && urls != nil {
 				urls <- [2]string{agentURL, demoURL}

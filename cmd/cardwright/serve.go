@@ -75,7 +75,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 		return exitUsage
 	}
 	if err := serve(ctx, env, &f); err != nil {
-		fmt.Fprintf(env.stderr, "cardwright serve: %v\n", err)
+		// Like every line serve writes to stderr, one JSON object (or a
+		// text record with --log-format text).
+		if lg, lerr := newLogger(env.stderr, f.logFormat, "error"); lerr == nil {
+			lg.Error("cardwright serve stopped", "err", err)
+		} else {
+			fmt.Fprintf(env.stderr, "cardwright serve: %v\n", err)
+		}
 		return exitFailure
 	}
 	return exitOK
@@ -112,6 +118,17 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	log, err := newLogger(logOut, f.logFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	// announce logs the addresses serve listens on; they also reach stderr
+	// when the log goes to a file, so whoever started serve learns them.
+	// stderr carries log records only (issue 11: no plain lines).
+	announce := func(msg string, args ...any) {
+		log.Info(msg, args...)
+		if logOut != env.stderr {
+			if lg, err := newLogger(env.stderr, f.logFormat, "info"); err == nil {
+				lg.Info(msg, args...)
+			}
+		}
 	}
 
 	dir := journalDir(env, cfg.Journal)
@@ -217,14 +234,12 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 				log.Error("demo portal", "err", err)
 			}
 		}()
-		log.Info("demo portal", "url", origin+"/")
-		fmt.Fprintf(env.stderr, "demo portal: %s/\n", origin)
+		announce("demo portal", "url", origin+"/")
 	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln, tlsCfg) }()
-	log.Info("agent ready", "url", agentURL, "journal", dir, "startup_ms", float64(time.Since(start).Microseconds())/1000)
-	fmt.Fprintf(env.stderr, "listening on %s\n", agentURL)
+	announce("agent ready", "url", agentURL, "journal", dir, "startup_ms", float64(time.Since(start).Microseconds())/1000)
 
 	select {
 	case err = <-errc:

@@ -56,8 +56,8 @@ func startProcess(b *testing.B, bin, journal string, args ...string) (*exec.Cmd,
 	}
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		if u, ok := strings.CutPrefix(sc.Text(), "listening on ws://"); ok {
-			addr := strings.TrimSuffix(u, "/v1/ws")
+		if u, _ := serveAnnounced(sc.Text()); u != "" {
+			addr := strings.TrimSuffix(strings.TrimPrefix(u, "ws://"), "/v1/ws")
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)

@@ -62,7 +62,7 @@ func TestServeLogRotation(t *testing.T) {
 }
 
 // TestServeLogFile: with [log] file, `cardwright serve` writes JSON lines
-// there (none to stderr beyond the address lines).
+// there; stderr gets only the address records (agent ready), as JSON too.
 func TestServeLogFile(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "log", "cardwright.log")
@@ -71,8 +71,10 @@ func TestServeLogFile(t *testing.T) {
 	if code := stop(); code != exitOK {
 		t.Fatalf("serve exit %d:\n%s", code, logs())
 	}
-	if strings.Contains(logs(), `"msg"`) {
-		t.Errorf("log lines on stderr:\n%s", logs())
+	for _, l := range strings.Split(strings.TrimSpace(logs()), "\n") {
+		if a, _ := serveAnnounced(l); a == "" {
+			t.Errorf("stderr has more than the address record: %q", l)
+		}
 	}
 	b, err := os.ReadFile(logFile)
 	if err != nil {

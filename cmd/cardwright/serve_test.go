@@ -41,11 +41,10 @@ func startServe(t *testing.T, args ...string) (agentURL, demoURL string, stop fu
 				t.Fatalf("serve ended early:\n%s", buf.String())
 			}
 			buf.WriteString(l + "\n")
-			if u, ok := strings.CutPrefix(l, "listening on "); ok {
-				agentURL = u
-			}
-			if u, ok := strings.CutPrefix(l, "demo portal: "); ok {
-				demoURL = u
+			if a, d := serveAnnounced(l); a != "" {
+				agentURL = a
+			} else if d != "" {
+				demoURL = d
 			}
 		case <-deadline:
 			cancel()

@@ -576,9 +576,6 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 			return err
 		}
 	}
-	if err := s.BeforeWrite(); err != nil {
-		return err
-	}
 	if j.ownsCard() && j.deps.Profiles != nil {
 		// The highest credential given: the PUK, else the PIN.
 		var pin, puk secret.Value
@@ -589,6 +586,9 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 			pin, err = j.value(ctx, s, c.PIN, "PIN")
 		}
 		if err != nil {
+			return err
+		}
+		if err := s.BeforeWrite(); err != nil {
 			return err
 		}
 		if err := j.deps.Profiles.Erase(ctx, s.Conn, pin, puk); err != nil {
@@ -610,6 +610,9 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 		return nil // nothing on it
 	}
 	if _, err := j.login(ctx, s, LocationDefault, dsc.LoginHighest); err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
 		return err
 	}
 	if err := t.Erase(); err != nil {
@@ -738,6 +741,9 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 		if _, err := j.login(ctx, s, LocationDefault, dsc.LoginUser); err != nil {
 			return err
 		}
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
 		// A module that cannot store data objects leaves the blob on the
 		// card only (docs/runner.md).
 		if err := t.WriteData(pinblob.Label, blob); err != nil && !errors.Is(err, ErrNotSupported) {
@@ -757,6 +763,9 @@ func (j *job) setupToken(ctx context.Context, s *Session, t Token, label string)
 	if err := j.logout(LocationDefault); err != nil {
 		return err
 	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
 	if err := t.InitToken(so, label); err != nil {
 		return fmt.Errorf("initialising the token as %q: %w", label, err)
 	}
@@ -768,6 +777,9 @@ func (j *job) setupToken(ctx context.Context, s *Session, t Token, label string)
 		return err
 	}
 	if _, err := j.login(ctx, s, LocationDefault, dsc.LoginSO); err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
 		return err
 	}
 	if err := t.InitPIN(pin); err != nil {
@@ -1007,6 +1019,9 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if err != nil {
 			return err
 		}
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
 		key, cert, _, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
 		if err != nil {
 			return fail(api.CodeInvalidField, err, "opening the PKCS#12 of Application_%s", app.ID)
@@ -1166,6 +1181,9 @@ func (j *job) blockCard(ctx context.Context, s *Session) error {
 	}
 	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, "PIN")
 	if err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
 		return err
 	}
 	wrong := secret.New(pin.Reveal() + "-blocked")

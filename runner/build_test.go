@@ -427,6 +427,14 @@ func TestExecutionFailures(t *testing.T) {
 		{"card swapped while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			r.issuer.before = func() { r.readers.Put("R0", memcard.New(memcard.Config{Serial: []byte{0x0D, 0x0D}})) }
 		}, api.CodeCardChanged, "Application_A", false},
+		{"card swapped during the PUK dialog of a DeleteProfile job", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+			p.Steps, p.Module = []dsc.Step{p.Steps[0], p.Steps[1], p.Steps[5]}, nil // erased over PC/SC
+			p.Credentials.InitialPUK = &dsc.Credential{Key: "InitialPUK", Pos: dsc.Pos{File: "t.dsc", Line: 6}, Prompt: &dsc.PINSource{Dialog: 2}}
+			e.Prompter = promptFunc(func() (secret.Value, error) {
+				r.readers.Put("R0", memcard.New(memcard.Config{Serial: []byte{0x0D, 0x0D}}))
+				return secret.New(testPUK), nil
+			})
+		}, api.CodeCardChanged, "DeleteProfile", true},
 		{"card removed after its last APDU", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			// Application_B's request is the last wait; the card is pulled
 			// once the certificate is written: only the final check sees it.

@@ -372,3 +372,40 @@ func TestPCSCDRestart(t *testing.T) {
 		t.Fatal("watch did not report the card again after the restart")
 	}
 }
+
+// TestWatchOpeningStateThenSynced: a watch reports every reader and every
+// present card, then Synced once, so a subscriber can tell the opening state
+// from later changes.
+func TestWatchOpeningStateThenSynced(t *testing.T) {
+	stacktest.Require(t)
+	c := open(t)
+	st, err := c.Status(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := watch(t, c)
+	added, inserted := map[string]bool{}, map[string]bool{}
+	for {
+		e, ok := <-ev.ch
+		if !ok {
+			t.Fatal("watch closed before Synced")
+		}
+		if e.Kind == pcsc.Synced {
+			break
+		}
+		switch e.Kind {
+		case pcsc.ReaderAdded:
+			added[e.Reader] = true
+		case pcsc.CardInserted:
+			inserted[e.Reader] = true
+		}
+	}
+	for _, r := range st {
+		if !added[r.Name] {
+			t.Errorf("reader %q not reported before Synced", r.Name)
+		}
+		if r.Present && !inserted[r.Name] {
+			t.Errorf("card in %q not reported before Synced", r.Name)
+		}
+	}
+}

@@ -19,6 +19,10 @@ const (
 	ReaderRemoved
 	CardInserted
 	CardRemoved
+	// Synced follows the opening state (the first ReaderAdded and
+	// CardInserted events), once: what was not reported by then was not
+	// there when the watch started.
+	Synced
 )
 
 func (k EventKind) String() string {
@@ -31,6 +35,8 @@ func (k EventKind) String() string {
 		return "card-inserted"
 	case CardRemoved:
 		return "card-removed"
+	case Synced:
+		return "synced"
 	}
 	return "unknown"
 }
@@ -49,7 +55,7 @@ const pnpReader = `\\?PnP?\Notification`
 
 // Watch reports reader and card changes until ctx is done, then closes the
 // channel. It starts with the current state: ReaderAdded for each reader and
-// CardInserted for each card already present. It blocks in
+// CardInserted for each card already present, then Synced. It blocks in
 // SCardGetStatusChange (no polling) on a context of its own, which
 // SCardCancel interrupts when ctx is done. If the service goes away, every
 // known card and reader is reported removed, and the watch re-establishes
@@ -87,6 +93,7 @@ type watcher struct {
 	out   chan Event
 	known map[string]*watched
 	pnp   scard.StateFlag
+	sync  bool // Synced was sent
 	muSC  sync.Mutex
 	sc    *scard.Context
 }
@@ -153,6 +160,9 @@ func (w *watcher) run(ctx context.Context) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
+		if len(names) == 0 && !w.syncedOnce(ctx) {
+			return // no reader: the opening state is complete before the wait
+		}
 		rs := make([]scard.ReaderState, 0, len(names)+1)
 		rs = append(rs, scard.ReaderState{Reader: pnpReader, CurrentState: w.pnp})
 		for _, n := range names {
@@ -183,7 +193,19 @@ func (w *watcher) run(ctx context.Context) {
 				return
 			}
 		}
+		if !w.syncedOnce(ctx) {
+			return
+		}
 	}
+}
+
+// syncedOnce sends Synced after the first complete look at the readers.
+func (w *watcher) syncedOnce(ctx context.Context) bool {
+	if w.sync {
+		return true
+	}
+	w.sync = true
+	return w.emit(ctx, Event{Kind: Synced})
 }
 
 // syncReaders lists the readers and reports those added and removed.

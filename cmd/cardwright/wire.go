@@ -653,6 +653,8 @@ func (p *pcscSource) Watch(ctx context.Context, fn func(ev any)) error {
 			fn(api.CardEvent{Type: api.TypeCardEvent, Event: api.EventCardInserted, Reader: ev.Reader, ATR: strings.ToUpper(hex.EncodeToString(ev.ATR))})
 		case pcsc.CardRemoved:
 			fn(api.CardEvent{Type: api.TypeCardEvent, Event: api.EventCardRemoved, Reader: ev.Reader})
+		case pcsc.Synced:
+			fn(agent.WatchSynced{})
 		}
 	}
 	return nil

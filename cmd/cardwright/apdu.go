@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -13,30 +12,28 @@ import (
 	"github.com/cardwright/cardwright/pcsc"
 )
 
+var apduCmd = &command{
+	name:    "apdu",
+	args:    "--reader NAME [--extended] [--auto] [--exclusive] HEX…",
+	summary: "send APDUs to the card in a reader and show the answers",
+	detail:  "Each HEX is one command APDU; spaces and colons inside it are ignored.",
+}
+
 func init() {
-	register(&command{
-		name:    "apdu",
-		summary: "send APDUs to the card in a reader and show the answers",
-		run:     runAPDU,
-	})
+	apduCmd.run = runAPDU
+	register(apduCmd)
 }
 
 const apduUsage = "usage: cardwright apdu --reader NAME [--extended] [--auto] [--exclusive] HEX…"
 
 func runAPDU(_ context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("apdu", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := apduCmd.flags(env)
 	reader := fs.String("reader", "", "`NAME` of the reader, as `cardwright readers` prints it")
 	extended := fs.Bool("extended", false, "allow extended-length APDUs (for cards that take them)")
 	auto := fs.Bool("auto", false, "answer 61xx with GET RESPONSE and 6Cxx with the right Le, and show the joined response")
 	exclusive := fs.Bool("exclusive", false, "connect exclusively (default: shared)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, apduUsage)
-		fmt.Fprintln(env.stderr, "Each HEX is one command APDU; spaces and colons inside it are ignored.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if *reader == "" {
 		fmt.Fprintln(env.stderr, "cardwright apdu: --reader is required; "+apduUsage)

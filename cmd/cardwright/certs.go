@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,12 +17,18 @@ import (
 	"github.com/cardwright/cardwright/p11"
 )
 
+var certsCmd = &command{
+	name:    "certs",
+	args:    "[--filter FILE.json] [--json] [--cert FILE]... [--module PATH]... [--config FILE]",
+	summary: "list the certificates a certificate filter selects",
+	detail: `Lists the certificates (with their key and token facts) that the filter selects: from the
+given files with --cert, else from every token of the configured PKCS#11 modules.
+Exit status: 0 something matches, 1 nothing matches or listing failed, 2 malformed filter or usage.`,
+}
+
 func init() {
-	register(&command{
-		name:    "certs",
-		summary: "list the certificates a certificate filter selects",
-		run:     runCerts,
-	})
+	certsCmd.run = runCerts
+	register(certsCmd)
 }
 
 // listFlag is a repeatable string flag.
@@ -48,27 +53,15 @@ func (s certSource) MarshalJSON() ([]byte, error) {
 }
 
 func runCerts(_ context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := certsCmd.flags(env)
 	filterFile := fs.String("filter", "", "certificate filter `FILE` (JSON); without it every certificate matches")
 	asJSON := fs.Bool("json", false, "print the matches as a JSON list")
 	var certFiles, modules listFlag
 	fs.Var(&certFiles, "cert", "evaluate the certificates in `FILE` (PEM or DER) instead of the tokens; repeatable")
 	fs.Var(&modules, "module", "PKCS#11 module `PATH` to list tokens from, besides the configured ones; repeatable")
 	cfgPath := fs.String("config", "", "configuration `FILE` (default: $CARDWRIGHT_CONFIG, then the standard locations)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: cardwright certs [--filter FILE.json] [--json] [--cert FILE]... [--module PATH]... [--config FILE]")
-		fmt.Fprintln(env.stderr, "\nLists the certificates (with their key and token facts) that the filter selects: from the")
-		fmt.Fprintln(env.stderr, "given files with --cert, else from every token of the configured PKCS#11 modules.")
-		fmt.Fprintln(env.stderr, "Exit status: 0 something matches, 1 nothing matches or listing failed, 2 malformed filter or usage.")
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "cardwright certs: unexpected argument %q (certificate files go with --cert)\n", fs.Arg(0))

@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,12 +19,30 @@ import (
 	"github.com/cardwright/cardwright/secret"
 )
 
-func init() {
-	register(&command{
+var (
+	cpfRunCmd = &command{
+		name: "run",
+		args: `--reader NAME [--param NAME=BASE64]... [--secret-env SEC_X=VAR]...
+                      [--pin-cert FILE] [--model MODEL=DIALECT]... [--dry-run] [--transcript] FILE.cpf`,
+		summary: "compile, prepare and execute a card profile on the card in a reader",
+		detail: `Compiles the profile, prepares every APDU (all errors without a card come first),
+then executes it. Generated secrets are never printed.`,
+	}
+	cpfEraseCmd = &command{
+		name:    "erase",
+		args:    "--reader NAME [--pin-env VAR] [--puk-env VAR]",
+		summary: "erase the profile of the card in a reader (DeleteProfile)",
+	}
+	cpfCmd = &command{
 		name:    "cpf",
 		summary: "run a card profile (.cpf) on a card, or erase a card's profile",
-		run:     runCPF,
-	})
+		subs:    []*command{cpfRunCmd, cpfEraseCmd},
+	}
+)
+
+func init() {
+	cpfRunCmd.run, cpfEraseCmd.run = runCPFRun, runCPFErase
+	register(cpfCmd)
 }
 
 // cpfList is a repeatable flag.
@@ -35,34 +51,8 @@ type cpfList []string
 func (l *cpfList) String() string     { return strings.Join(*l, ",") }
 func (l *cpfList) Set(v string) error { *l = append(*l, v); return nil }
 
-func cpfUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: cardwright cpf run --reader NAME [--param NAME=BASE64]... [--secret-env SEC_X=VAR]...")
-	fmt.Fprintln(w, "                          [--pin-cert FILE] [--model MODEL=DIALECT]... [--dry-run] [--transcript] FILE.cpf")
-	fmt.Fprintln(w, "       cardwright cpf erase --reader NAME [--pin-env VAR] [--puk-env VAR]")
-}
-
-func runCPF(ctx context.Context, env *cmdEnv, args []string) int {
-	if len(args) == 0 {
-		cpfUsage(env.stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "run":
-		return runCPFRun(ctx, env, args[1:])
-	case "erase":
-		return runCPFErase(ctx, env, args[1:])
-	case "-h", "--help", "help":
-		cpfUsage(env.stdout)
-		return exitOK
-	}
-	fmt.Fprintf(env.stderr, "cardwright cpf: unknown subcommand %q\n", args[0])
-	cpfUsage(env.stderr)
-	return exitUsage
-}
-
 func runCPFRun(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("cpf run", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := cpfRunCmd.flags(env)
 	reader := fs.String("reader", "", "PC/SC reader `NAME` of the card")
 	var params, secrets, models cpfList
 	fs.Var(&params, "param", "profile parameter `NAME=BASE64` (as ProfileParameters passes it); repeatable")
@@ -72,17 +62,8 @@ func runCPFRun(ctx context.Context, env *cmdEnv, args []string) int {
 	dryRun := fs.Bool("dry-run", false, "execute on the in-memory card instead of a reader")
 	transcript := fs.Bool("transcript", false, "print every APDU and response (secrets masked)")
 	cfgPath := fs.String("config", "", "configuration `FILE` (default: $CARDWRIGHT_CONFIG, then the standard locations)")
-	fs.Usage = func() {
-		cpfUsage(env.stderr)
-		fmt.Fprintln(env.stderr, "\nCompiles the profile, prepares every APDU (all errors without a card come first),")
-		fmt.Fprintln(env.stderr, "then executes it. Generated secrets are never printed.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(env.stderr, "cardwright cpf run: give exactly one profile file")
@@ -204,20 +185,18 @@ func runCPFRun(ctx context.Context, env *cmdEnv, args []string) int {
 }
 
 func runCPFErase(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("cpf erase", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := cpfEraseCmd.flags(env)
 	reader := fs.String("reader", "", "PC/SC reader `NAME` of the card")
 	pinEnv := fs.String("pin-env", "", "log in with PIN1 (reference 81) from environment variable `VAR`")
 	pukEnv := fs.String("puk-env", "", "log in with the PUK (reference 84) from environment variable `VAR`; wins over --pin-env")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	if *reader == "" || fs.NArg() != 0 {
-		cpfUsage(env.stderr)
-		return exitUsage
+	if *reader == "" {
+		return fs.usageError("--reader NAME is required")
+	}
+	if fs.NArg() != 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	var pin, puk secret.Value
 	if *pinEnv != "" {

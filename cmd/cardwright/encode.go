@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +20,16 @@ import (
 	"golang.org/x/term"
 )
 
+var encodeCmd = &command{
+	name:    "encode",
+	args:    "(--dsc FILE | --dsz FILE) [flags]",
+	summary: "run one encoding job (.dsc/.dsz) on a card",
+	detail:  encodeDetail,
+}
+
 func init() {
-	register(&command{name: "encode", summary: "run one encoding job (.dsc/.dsz) on a card", run: runEncode})
+	encodeCmd.run = runEncode
+	register(encodeCmd)
 }
 
 // multiFlag collects a repeated flag.
@@ -32,9 +38,7 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-const encodeUsage = `usage: cardwright encode (--dsc FILE | --dsz FILE) [flags]
-
-Runs one encoding job with the job runner: validates the description, its
+const encodeDetail = `Runs one encoding job with the job runner: validates the description, its
 files and the field values (no card I/O before), chooses the card, and runs
 the job's steps. Progress goes to stderr, the result to stdout.
 
@@ -45,8 +49,7 @@ secrets (decrypted PINs) and are printed as <secret> unless --show-secrets.
 A PIN the description takes from a dialog (!FROM_USER_DIALOG_…) is asked for
 on the terminal.
 
-Exit status: 0 the job succeeded, 1 it failed (the result says why), 2 usage.
-`
+Exit status: 0 the job succeeded, 1 it failed (the result says why), 2 usage.`
 
 type encodeResult struct {
 	Reader  string            `json:"reader,omitempty"`
@@ -67,9 +70,7 @@ type encodeTiming struct {
 }
 
 func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() { fmt.Fprint(env.stderr, encodeUsage, "\nflags:\n"); fs.PrintDefaults() }
+	fs := encodeCmd.flags(env)
 	var (
 		dscFile    = fs.String("dsc", "", "encoding description `FILE` (.dsc)")
 		dszFile    = fs.String("dsz", "", "encoding description container `FILE` (.dsz zip, or its base64)")
@@ -87,17 +88,10 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.Var(&fields, "field", "field value `NAME=VALUE` or NAME=@FILE (repeatable)")
 	fs.Var(&fieldEnvs, "field-env", "field value from an environment variable, `NAME=VAR` (repeatable)")
 	fs.Var(&secretOuts, "secret-field", "output field `NAME` that may receive secrets (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	usage := func(msg string) int {
-		fmt.Fprintf(env.stderr, "cardwright encode: %s\n", msg)
-		fs.Usage()
-		return exitUsage
-	}
+	usage := func(msg string) int { return fs.usageError("%s", msg) }
 	if fs.NArg() > 0 {
 		return usage("unexpected arguments: " + strings.Join(fs.Args(), " "))
 	}

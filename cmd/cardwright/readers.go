@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -14,12 +13,16 @@ import (
 	"github.com/cardwright/cardwright/pcsc"
 )
 
+var readersCmd = &command{
+	name:    "readers",
+	args:    "[--json] [--all] [--config FILE]",
+	summary: "list the card readers, their cards, ATRs and protocols",
+	detail:  "Readers on the configuration's skip list are left out unless --all is given.",
+}
+
 func init() {
-	register(&command{
-		name:    "readers",
-		summary: "list the card readers, their cards, ATRs and protocols",
-		run:     runReaders,
-	})
+	readersCmd.run = runReaders
+	register(readersCmd)
 }
 
 // readerInfo is one element of `cardwright readers --json`. The field names
@@ -35,17 +38,12 @@ type readerInfo struct {
 }
 
 func runReaders(_ context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("readers", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := readersCmd.flags(env)
 	asJSON := fs.Bool("json", false, "print a JSON array of {name, present, atr, protocol, …}")
 	all := fs.Bool("all", false, "include the readers the configuration's skip list hides")
 	cfgFile := fs.String("config", "", "configuration `FILE` (default: $"+config.EnvVar+", then the standard locations)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: cardwright readers [--json] [--all] [--config FILE]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(env.stderr, "cardwright readers: unexpected argument %q\n", fs.Arg(0))

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -38,12 +37,19 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
+var serveCmd = &command{
+	name:    "serve",
+	args:    "[flags]",
+	summary: "run the agent headless: WebSocket /v1/ws, POST /CardJob, /v1/health",
+	detail: `Serves card jobs from the allowed web origins on a loopback address until stopped
+(SIGINT, SIGTERM). Logs go to stderr (or [log] file) as one JSON object a line.
+The configuration is --config, else $CARDWRIGHT_CONFIG, else the system and per-user files
+(docs/config.md); the protocol is in docs/protocol.md.`,
+}
+
 func init() {
-	register(&command{
-		name:    "serve",
-		summary: "run the agent headless: WebSocket /v1/ws, POST /CardJob, /v1/health",
-		run:     runServe,
-	})
+	serveCmd.run = runServe
+	register(serveCmd)
 }
 
 type serveFlags struct {
@@ -55,8 +61,7 @@ type serveFlags struct {
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 	var f serveFlags
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := serveCmd.flags(env)
 	fs.StringVar(&f.config, "config", "", "configuration `file` (default: $CARDWRIGHT_CONFIG, then the system and per-user files)")
 	fs.StringVar(&f.listen, "listen", "", "loopback `address` to listen on (overrides [server] listen)")
 	fs.Var(&f.origins, "allow-origin", "allow this web `origin` (repeatable; added to [server] origin)")
@@ -67,12 +72,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&f.demoCA, "demo-ca", "", "`directory` of the demo portal's test CA (default: demo-ca in the journal directory)")
 	fs.BoolVar(&f.fake, "fake-runner", false, "run jobs with the in-memory fake runner (no card is touched; for demos and tests)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(env.stderr, "serve: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	if err := serve(ctx, env, &f); err != nil {
 		// Like every line serve writes to stderr, one JSON object (or a

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -22,12 +21,21 @@ import (
 	"github.com/cardwright/cardwright/signing/p11store"
 )
 
+var signCmd = &command{
+	name: "sign",
+	args: `[--filter FILE.json] [--cert-id HEX] (--data FILE | --digest HEX --alg ALG | --origin ORIGIN --nonce NONCE)
+                      [--alg ALG] [--module PATH]... [--config FILE]`,
+	summary: "sign data, a digest or an authentication challenge with a token key (diagnostic)",
+	detail: `Signs with the key of the one certificate that --filter and --cert-id select on the tokens of the
+configured modules and prints the signature in base64 (ECDSA as ASN.1); with --origin and --nonce
+prints the authentication token JSON instead (docs/signing.md). The PIN comes from $` + pinEnv + `,
+else from the terminal (or one line of standard input when it is not a terminal).
+Exit status: 0 signed, 1 signing failed, 2 usage.`,
+}
+
 func init() {
-	register(&command{
-		name:    "sign",
-		summary: "sign data, a digest or an authentication challenge with a token key (diagnostic)",
-		run:     runSign,
-	})
+	signCmd.run = runSign
+	register(signCmd)
 }
 
 // pinEnv is the environment variable the sign command takes the PIN from
@@ -35,8 +43,7 @@ func init() {
 const pinEnv = "CARDWRIGHT_PIN"
 
 func runSign(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := signCmd.flags(env)
 	filterFile := fs.String("filter", "", "certificate filter `FILE` (JSON) choosing the certificate")
 	certID := fs.String("cert-id", "", "the key's CKA_ID in `HEX` (key.id of 'cardwright certs')")
 	dataFile := fs.String("data", "", "sign the contents of `FILE`")
@@ -47,22 +54,8 @@ func runSign(ctx context.Context, env *cmdEnv, args []string) int {
 	var modules listFlag
 	fs.Var(&modules, "module", "PKCS#11 module `PATH`, besides the configured ones; repeatable")
 	cfgPath := fs.String("config", "", "configuration `FILE` (default: $CARDWRIGHT_CONFIG, then the standard locations)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: cardwright sign [--filter FILE.json] [--cert-id HEX] (--data FILE | --digest HEX --alg ALG | --origin ORIGIN --nonce NONCE)")
-		fmt.Fprintln(env.stderr, "                      [--alg ALG] [--module PATH]... [--config FILE]")
-		fmt.Fprintln(env.stderr, "\nSigns with the key of the one certificate that --filter and --cert-id select on the tokens of the")
-		fmt.Fprintln(env.stderr, "configured modules and prints the signature in base64 (ECDSA as ASN.1); with --origin and --nonce")
-		fmt.Fprintln(env.stderr, "prints the authentication token JSON instead (docs/signing.md). The PIN comes from $"+pinEnv+",")
-		fmt.Fprintln(env.stderr, "else from the terminal (or one line of standard input when it is not a terminal).")
-		fmt.Fprintln(env.stderr, "Exit status: 0 signed, 1 signing failed, 2 usage.")
-		fmt.Fprintln(env.stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(env.stderr, "cardwright sign: "+format+"\n", a...)

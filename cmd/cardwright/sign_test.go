@@ -68,8 +68,8 @@ func TestSignUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, code, out, errs, tc.want)
 		}
 	}
-	if code, _, errs := signRun(t, "", "", "-h"); code != exitOK || !strings.Contains(errs, "CARDWRIGHT_PIN") {
-		t.Errorf("-h: exit %d\n%s", code, errs)
+	if code, out, errs := signRun(t, "", "", "-h"); code != exitOK || !strings.Contains(out, "CARDWRIGHT_PIN") || errs != "" {
+		t.Errorf("-h: exit %d\n%s%s", code, out, errs)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -28,36 +27,63 @@ const (
 	tlsCAName   = "cardwright local CA"
 )
 
-func init() {
-	register(&command{
+var (
+	tlsInitCmd = &command{
+		name:    "init",
+		args:    "[--dir DIR] [--force]",
+		summary: "make the per-install CA and its localhost certificate (the CA's key is not kept)",
+	}
+	tlsInstallCmd = &command{
+		name:    "install",
+		args:    "[--dir DIR] [--dry-run]",
+		summary: "trust the per-install CA: the user's NSS databases (Chromium, Firefox) and, as root on Debian, the system store",
+	}
+	tlsCmd = &command{
 		name:    "tls",
 		summary: "make the per-install localhost certificate (init) and trust its CA (install)",
-		run:     runTLS,
-	})
+		subs:    []*command{tlsInitCmd, tlsInstallCmd},
+	}
+)
+
+func init() {
+	tlsInitCmd.run, tlsInstallCmd.run = runTLSInit, runTLSInstall
+	register(tlsCmd)
 }
 
+// runTLS runs `cardwright tls args…`.
 func runTLS(ctx context.Context, env *cmdEnv, args []string) int {
-	if len(args) == 0 || (args[0] != "init" && args[0] != "install") {
-		fmt.Fprintln(env.stderr, "usage: cardwright tls init [--dir DIR] [--force] | cardwright tls install [--dir DIR] [--dry-run]")
-		return exitUsage
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("tls "+sub, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	return tlsCmd.dispatch(ctx, env, args)
+}
+
+func runTLSInit(_ context.Context, env *cmdEnv, args []string) int {
+	fs := tlsInitCmd.flags(env)
 	dir := fs.String("dir", defaultTLSDir(env), "`directory` of the certificate files")
-	force := fs.Bool("force", false, "init: replace existing files")
-	dry := fs.Bool("dry-run", false, "install: print the commands instead of running them")
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+	force := fs.Bool("force", false, "replace existing files")
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	var err error
-	if sub == "init" {
-		err = tlsInit(env, *dir, *force, time.Now())
-	} else {
-		err = tlsInstall(ctx, env, *dir, *dry)
+	if fs.NArg() > 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
-	if err != nil {
-		fmt.Fprintf(env.stderr, "cardwright tls %s: %v\n", sub, err)
+	if err := tlsInit(env, *dir, *force, time.Now()); err != nil {
+		fmt.Fprintf(env.stderr, "cardwright tls init: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func runTLSInstall(ctx context.Context, env *cmdEnv, args []string) int {
+	fs := tlsInstallCmd.flags(env)
+	dir := fs.String("dir", defaultTLSDir(env), "`directory` of the certificate files")
+	dry := fs.Bool("dry-run", false, "print the commands instead of running them")
+	if code, ok := fs.parse(args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
+	}
+	if err := tlsInstall(ctx, env, *dir, *dry); err != nil {
+		fmt.Fprintf(env.stderr, "cardwright tls install: %v\n", err)
 		return exitFailure
 	}
 	return exitOK

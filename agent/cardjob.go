@@ -74,11 +74,33 @@ type StatusResponse struct {
 
 const cardJobSession = "cardjob-http-session"
 
-// cardJobs are the XML jobs running now, by origin NUL id, for cancel_job.
+// CardJobMaxBytes caps a POST /CardJob body. An application is a base64
+// .dsz of up to dsc.MaxDSZSize (16 MiB), 4/3 of that in base64 (21.3 MiB,
+// 21.9 MiB wrapped in 76-character lines); the rest is room for the XML and
+// the text fields. A WebSocket frame limit set higher raises it.
+const CardJobMaxBytes = 24 << 20
+
+// cardJobs are the XML jobs running now, by origin NUL id, for cancel_job,
+// and the issuer that answers their certificate requests.
 type cardJobs struct {
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
+	issuer  CertificateIssuer
 }
+
+// SetCardJobIssuer gives POST /CardJob jobs an issuer for the certificate
+// requests of keys they generate (`cardwright serve`: the local CA of
+// [issuer] ca_dir or --issuer-ca). Without one such jobs are refused before
+// any card I/O. Call it before Serve.
+func (s *Server) SetCardJobIssuer(iss CertificateIssuer) {
+	s.xml.mu.Lock()
+	s.xml.issuer = iss
+	s.xml.mu.Unlock()
+}
+
+// noIssuerHint is added to the runner's refusal of a job that generates
+// keys when no issuer is configured for POST /CardJob.
+const noIssuerHint = "; POST /CardJob has no portal to answer certificate requests: configure a local CA with [issuer] ca_dir (docs/config.md) or cardwright serve --issuer-ca DIR"
 
 // writeXML writes the document and flushes it; the error says whether it
 // reached the connection (results are acknowledged only then).
@@ -100,6 +122,20 @@ func writeXML(w http.ResponseWriter, status int, v any) error {
 	return http.NewResponseController(w).Flush()
 }
 
+// rootElement is the name of the document's first element.
+func rootElement(body []byte) (string, error) {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return "", err
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se.Name.Local, nil
+		}
+	}
+}
+
 func statusErr(id string, e *api.JobError) *StatusResponse {
 	st := "error"
 	if e.Code == api.CodeCancelled {
@@ -108,26 +144,41 @@ func statusErr(id string, e *api.JobError) *StatusResponse {
 	return &StatusResponse{ID: id, Status: st, Code: e.Code, Message: e.Message, Step: e.Step, Key: e.Key, Line: e.Line}
 }
 
+// serveCardJob answers POST /CardJob. HTTP statuses (docs/protocol.md):
+// 200 with card_job_response or status_response for every card_job and
+// cancel_job that was read (job errors included), 400 for a body that is
+// not one of them, 405 for another method, 413 over the size limit, 503
+// while shutting down.
 func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
 		writeXML(w, http.StatusMethodNotAllowed, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: "use POST"})
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxMessageBytes)+1))
+	limit := int64(max(CardJobMaxBytes, s.cfg.MaxMessageBytes))
+	tooLarge := &StatusResponse{Status: "error", Code: api.CodeMessageTooLarge, Message: "request exceeds the size limit of " + strconv.FormatInt(limit, 10) + " bytes"}
+	if r.ContentLength > limit {
+		writeXML(w, http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeXML(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		writeXML(w, http.StatusBadRequest, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: "reading the request body failed"})
 		return
 	}
-	if len(body) > s.cfg.MaxMessageBytes {
-		writeXML(w, http.StatusRequestEntityTooLarge, &StatusResponse{Status: "error", Code: api.CodeMessageTooLarge, Message: "request exceeds the size limit"})
-		return
-	}
-	// Which document is it?
-	var probe struct{ XMLName xml.Name }
-	if err := xml.Unmarshal(body, &probe); err != nil {
+	// Which document is it? Its first element says; the body is parsed
+	// once more below, in full.
+	root, err := rootElement(body)
+	if err != nil {
 		writeXML(w, http.StatusBadRequest, &StatusResponse{Status: "error", Code: api.CodeBadRequest, Message: truncate("parsing XML: "+err.Error(), 200)})
 		return
 	}
-	switch probe.XMLName.Local {
+	switch root {
 	case "cancel_job":
 		var c CardJobCancel
 		xml.Unmarshal(body, &c)
@@ -272,7 +323,16 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *a
 	}
 	defer s.jobsWG.Done()
 	started := time.Now()
-	res := s.safeRun(ctx, job, Hooks{}) // no portal to issue certificates over this endpoint
+	s.xml.mu.Lock()
+	iss := s.xml.issuer
+	s.xml.mu.Unlock()
+	res := s.safeRun(ctx, job, Hooks{Issue: iss})
+	if iss == nil && res.Err != nil && res.Err.Code == api.CodeConfig && strings.Contains(res.Err.Message, "certificate issuer") {
+		// The runner refused the job before card I/O; say how to fix it.
+		e := *res.Err
+		e.Message += noIssuerHint
+		res.Err = &e
+	}
 	wire := toWire(reqID, job, &res)
 	wipe(job, &res)
 	if err := s.deps.Journal.Finish(seq, wire); err != nil {

@@ -6,15 +6,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/secret"
 	"golang.org/x/term"
@@ -78,14 +77,31 @@ var tokenSubs = []tokenSub{
 	}},
 }
 
+var tokenCommand = &command{
+	name:    "token",
+	summary: "PKCS#11 token diagnostics and operations (list, init, set-pin, keygen, …)",
+	detail: `The module is --module, else $` + envModule + `, else the configuration's [pkcs11] module
+when it names exactly one (--config FILE, else $` + config.EnvVar + `, else the standard files).
+Secrets come from the environment or a terminal prompt, never from flags:
+  ` + envPIN + `, ` + envSOPIN + ` (SO PIN = PUK), ` + envNewPIN + `, ` + envNewSOPIN + `, ` + envP12Password,
+}
+
 func init() {
-	register(&command{name: "token", summary: "PKCS#11 token diagnostics and operations (list, init, set-pin, keygen, …)", run: runToken})
+	for i := range tokenSubs {
+		sub := &tokenSubs[i]
+		c := &command{name: sub.name, args: "[--module PATH] [--token LABEL|SERIAL] [--config FILE] " + sub.args, summary: sub.summary}
+		c.run = func(_ context.Context, env *cmdEnv, args []string) int { return runTokenSub(env, c, sub, args) }
+		tokenCommand.subs = append(tokenCommand.subs, c)
+	}
+	register(tokenCommand)
 }
 
 // tokenCmd holds one `cardwright token` run.
 type tokenCmd struct {
 	env         *cmdEnv
 	module, ref string
+	config      string
+	flags       *flagSet
 
 	label, keyType, idHex, subject, out, file string
 	noUserPIN, unblock, so, login, destroy    bool
@@ -94,66 +110,61 @@ type tokenCmd struct {
 	m *p11.Module
 }
 
-func tokenUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: cardwright token <subcommand> --module PATH [--token LABEL|SERIAL] [flags]")
-	fmt.Fprintln(w, "\nsubcommands:")
-	for _, s := range tokenSubs {
-		fmt.Fprintf(w, "  %-11s %s\n", s.name, s.summary)
-	}
-	fmt.Fprintf(w, "\nSecrets come from the environment or a terminal prompt, never from flags:\n  %s, %s (SO PIN = PUK), %s, %s, %s\n",
-		envPIN, envSOPIN, envNewPIN, envNewSOPIN, envP12Password)
-}
-
-func runToken(_ context.Context, env *cmdEnv, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		tokenUsage(env.stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	var sub *tokenSub
-	for i := range tokenSubs {
-		if tokenSubs[i].name == args[0] {
-			sub = &tokenSubs[i]
-		}
-	}
-	if sub == nil {
-		fmt.Fprintf(env.stderr, "cardwright token: unknown subcommand %q\n", args[0])
-		tokenUsage(env.stderr)
-		return exitUsage
-	}
-	c := &tokenCmd{env: env}
-	fs := flag.NewFlagSet("token "+sub.name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.StringVar(&c.module, "module", env.getenv(envModule), "PKCS#11 module path (default $"+envModule+")")
+// runTokenSub runs `cardwright token SUB args…`.
+func runTokenSub(env *cmdEnv, cmd *command, sub *tokenSub, args []string) int {
+	fs := cmd.flags(env)
+	c := &tokenCmd{env: env, flags: fs}
+	fs.StringVar(&c.module, "module", "", "PKCS#11 module `PATH` (default: $"+envModule+", then the configuration's [pkcs11] module)")
 	fs.StringVar(&c.ref, "token", "", "token label or serial (default: the only initialised token)")
+	fs.StringVar(&c.config, "config", "", "configuration `FILE` for [pkcs11] module (default: $"+config.EnvVar+", then the standard locations)")
 	if sub.flags != nil {
-		sub.flags(c, fs)
+		sub.flags(c, fs.FlagSet)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "usage: cardwright token %s --module PATH [--token LABEL|SERIAL] %s\n", sub.name, sub.args)
-		fs.PrintDefaults()
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	module, code, err := c.chooseModule()
+	if err != nil {
+		fmt.Fprintln(env.stderr, "cardwright token:", err)
+		return code
 	}
-	if c.module == "" {
-		fmt.Fprintln(env.stderr, "cardwright token: --module is required")
-		return exitUsage
-	}
-	// A module the operator names is trusted; the allow-list guards what
-	// remote jobs name.
-	m, err := p11.Load(c.module, p11.Trusted)
+	// A module the operator names or configures is trusted; the allow-list
+	// guards what remote jobs name.
+	m, err := p11.Load(module, p11.Trusted)
 	if err != nil {
 		fmt.Fprintln(env.stderr, "cardwright token:", err)
 		return exitFailure
 	}
 	c.m = m
-	return sub.run(c, fs, fs.Args())
+	return sub.run(c, fs.FlagSet, fs.Args())
+}
+
+// chooseModule picks the module: --module, else $CARDWRIGHT_PKCS11_MODULE,
+// else the one module of the configuration's [pkcs11] module. The exit
+// code goes with the error: 2 when the operator must choose, 1 when the
+// configuration cannot be read.
+func (c *tokenCmd) chooseModule() (string, int, error) {
+	if c.module != "" {
+		return c.module, exitOK, nil
+	}
+	if m := c.env.getenv(envModule); m != "" {
+		return m, exitOK, nil
+	}
+	path := c.config
+	if path == "" {
+		path = c.env.getenv(config.EnvVar)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", exitFailure, fmt.Errorf("loading the configuration for [pkcs11] module: %w", err)
+	}
+	switch len(cfg.Modules) {
+	case 0:
+		return "", exitUsage, fmt.Errorf("no PKCS#11 module: give --module PATH, set $%s, or add one under [pkcs11] module in the configuration", envModule)
+	case 1:
+		return cfg.Modules[0], exitOK, nil
+	}
+	return "", exitUsage, fmt.Errorf("the configuration names %d PKCS#11 modules (%s): choose one with --module", len(cfg.Modules), strings.Join(cfg.Modules, ", "))
 }
 
 func (c *tokenCmd) fail(err error) int {
@@ -161,10 +172,8 @@ func (c *tokenCmd) fail(err error) int {
 	return exitFailure
 }
 
-func (c *tokenCmd) usage(fs *flag.FlagSet, msg string) int {
-	fmt.Fprintf(c.env.stderr, "cardwright %s: %s\n", fs.Name(), msg)
-	fs.Usage()
-	return exitUsage
+func (c *tokenCmd) usage(_ *flag.FlagSet, msg string) int {
+	return c.flags.usageError("%s", msg)
 }
 
 // token finds the token --token names, or the only initialised one.

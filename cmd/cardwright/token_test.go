@@ -85,6 +85,25 @@ func (c *tokenCLI) run(args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// runRaw runs `cardwright args…` in a child with the test's SoftHSM2
+// configuration and extra environment, without adding --module.
+func (c *tokenCLI) runRaw(extraEnv []string, args ...string) (string, string, int) {
+	c.t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestTokenHelperProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "CARDWRIGHT_TOKEN_TEST_CHILD=1", "SOFTHSM2_CONF="+c.conf, "CARDWRIGHT_PKCS11_MODULE=")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return out.String(), errb.String(), 0
+}
+
 // ok runs and wants exit 0.
 func (c *tokenCLI) ok(args ...string) string {
 	c.t.Helper()
@@ -96,6 +115,9 @@ func (c *tokenCLI) ok(args ...string) string {
 }
 
 func TestTokenCLIUsage(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.cfg")
+	os.WriteFile(empty, nil, 0o600)
+	t.Setenv("CARDWRIGHT_CONFIG", empty) // no [pkcs11] module
 	var out, errb bytes.Buffer
 	env := &cmdEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	for _, args := range [][]string{
@@ -227,5 +249,48 @@ func TestTokenCLI(t *testing.T) {
 	}
 	if out := c.ok("find", "--login"); strings.Count(out, "\n") != 1 {
 		t.Errorf("objects after erase: %q", out)
+	}
+}
+
+// TestTokenConfiguredModule: without --module, `cardwright token` uses the
+// configuration's [pkcs11] module when it names one — the file of --config
+// or of $CARDWRIGHT_CONFIG — and asks for --module when it names several.
+func TestTokenConfiguredModule(t *testing.T) {
+	c := newTokenCLI(t)
+	dir := t.TempDir()
+	one := filepath.Join(dir, "one.cfg")
+	two := filepath.Join(dir, "two.cfg")
+	os.WriteFile(one, []byte("[pkcs11]\nmodule = "+c.module+"\n"), 0o600)
+	os.WriteFile(two, []byte("[pkcs11]\nmodule = "+c.module+"\nmodule = /usr/lib/other-pkcs11.so\n"), 0o600)
+
+	c.env["CARDWRIGHT_SO_PIN"], c.env["CARDWRIGHT_PIN"] = "so-cfg-1234", "pin-cfg-5678"
+	c.ok("init", "--label", "fromcfg")
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"--config", nil, []string{"token", "list", "--config", one}},
+		{"$CARDWRIGHT_CONFIG", []string{"CARDWRIGHT_CONFIG=" + one}, []string{"token", "list"}},
+		{"--config wins over $CARDWRIGHT_CONFIG", []string{"CARDWRIGHT_CONFIG=" + two}, []string{"token", "list", "--config", one}},
+	} {
+		out, errs, code := c.runRaw(tc.env, tc.args...)
+		if code != exitOK || !strings.Contains(out, "fromcfg") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want the token fromcfg listed", tc.name, code, out, errs)
+		}
+	}
+
+	_, errs, code := c.runRaw([]string{"CARDWRIGHT_CONFIG=" + two}, "token", "list")
+	if code != exitUsage || !strings.Contains(errs, "2 PKCS#11 modules") || !strings.Contains(errs, c.module) || !strings.Contains(errs, "--module") {
+		t.Errorf("two modules: exit %d, %q; want 2 naming both and --module", code, errs)
+	}
+	_, errs, code = c.runRaw(nil, "token", "list", "--config", filepath.Join(dir, "missing.cfg"))
+	if code != exitFailure || !strings.Contains(errs, "missing.cfg") {
+		t.Errorf("missing --config: exit %d, %q", code, errs)
+	}
+	// --module still wins over the configuration.
+	if out, errs, code := c.runRaw([]string{"CARDWRIGHT_CONFIG=" + two}, "token", "list", "--module", c.module); code != exitOK || !strings.Contains(out, "fromcfg") {
+		t.Errorf("--module with two configured: exit %d, %q %q", code, out, errs)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -46,35 +45,33 @@ var fileCheckers = map[string]func(path string, data []byte, opts checkOptions) 
 	".dsz": checkDSZFile,
 }
 
+var checkCmd = &command{
+	name:    "check",
+	args:    "[--json] [--platform GOOS/GOARCH] [--model MODEL=DIALECT]... [--config FILE] FILE...",
+	summary: "check encoding descriptions (.dsc, .dsz) and card profiles (.cpf) without touching a card",
+	detail: `Checks .dsc, .dsz and .cpf files (a description with the card profile it names);
+prints file:line:col: error|warning: message. With --json prints one JSON object
+{"files": [...]}, one element per file in the order given (docs/dsc.md).
+Exit status 0 without errors, 1 with errors, 2 on usage errors.`,
+}
+
 func init() {
-	register(&command{
-		name:    "check",
-		summary: "check encoding descriptions (.dsc, .dsz) and card profiles (.cpf) without touching a card",
-		run:     runCheck,
-	})
+	checkCmd.run = runCheck
+	register(checkCmd)
 }
 
 func runCheck(_ context.Context, env *cmdEnv, args []string) int {
-	fl := flag.NewFlagSet("check", flag.ContinueOnError)
-	fl.SetOutput(env.stderr)
+	fl := checkCmd.flags(env)
 	asJSON := fl.Bool("json", false, "print the checked model and a plan with placeholder field values as JSON")
 	plat := fl.String("platform", runtime.GOOS+"/"+runtime.GOARCH, "target platform GOOS/GOARCH, for the PKCS11Library* keys")
 	var models cpfList
 	fl.Var(&models, "model", "map a card model to a dialect for profiles: `MODEL=DIALECT`; repeatable, added to the configuration's [dialects]")
 	cfgPath := fl.String("config", "", "configuration `FILE` for the card models of [dialects] (default: $CARDWRIGHT_CONFIG, then the standard locations)")
-	fl.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: cardwright check [--json] [--platform GOOS/GOARCH] [--model MODEL=DIALECT]... [--config FILE] FILE...")
-		fmt.Fprintln(env.stderr, "Checks .dsc, .dsz and .cpf files (a description with the card profile it names);")
-		fmt.Fprintln(env.stderr, "prints file:line:col: error|warning: message.")
-		fmt.Fprintln(env.stderr, "Exit status 0 without errors, 1 with errors, 2 on usage errors.")
-		fl.PrintDefaults()
-	}
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fl.parse(args); !ok {
+		return code
 	}
 	if fl.NArg() == 0 {
-		fl.Usage()
-		return exitUsage
+		return fl.usageError("no file given")
 	}
 	p, err := dsc.ParsePlatform(*plat)
 	if err != nil {
@@ -115,7 +112,9 @@ func runCheck(_ context.Context, env *cmdEnv, args []string) int {
 	for _, path := range fl.Args() {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			all = append(all, dsc.Diagnostic{Pos: dsc.Pos{File: path}, Msg: fmt.Sprintf("reading file: %v", unwrapPathError(err))})
+			d := dsc.Diagnostics{{Pos: dsc.Pos{File: path}, Msg: fmt.Sprintf("reading file: %v", unwrapPathError(err))}}
+			all = append(all, d...)
+			docs = append(docs, descriptionReport{File: path, Diagnostics: d})
 			continue
 		}
 		r := fileCheckers[strings.ToLower(filepath.Ext(path))](path, data, opts)
@@ -126,13 +125,14 @@ func runCheck(_ context.Context, env *cmdEnv, args []string) int {
 	}
 	all.Sort()
 	if opts.json {
+		// One shape whatever the number of files: an object whose files
+		// array has a report per file, in the order given.
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		var v any = docs
-		if len(docs) == 1 {
-			v = docs[0]
+		if docs == nil {
+			docs = []any{}
 		}
-		if err := enc.Encode(v); err != nil {
+		if err := enc.Encode(checkJSON{Files: docs}); err != nil {
 			fmt.Fprintf(env.stderr, "cardwright check: writing JSON: %v\n", err)
 			return exitFailure
 		}
@@ -163,7 +163,13 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// descriptionReport is the --json form of one checked description.
+// checkJSON is what check --json prints.
+type checkJSON struct {
+	Files []any `json:"files"`
+}
+
+// descriptionReport is the --json form of one checked description (and,
+// with file and diagnostics only, of a file that could not be read).
 type descriptionReport struct {
 	File        string           `json:"file"`
 	Diagnostics dsc.Diagnostics  `json:"diagnostics"`

@@ -116,6 +116,10 @@ func TestCheckDSZ(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("json: exit %d", code)
 	}
+	var reps struct{ Files []json.RawMessage }
+	if err := json.Unmarshal([]byte(out), &reps); err != nil || len(reps.Files) != 1 {
+		t.Fatalf("%v\n%s", err, out)
+	}
 	var rep struct {
 		File        string
 		Diagnostics []any
@@ -127,10 +131,45 @@ func TestCheckDSZ(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+	if err := json.Unmarshal(reps.Files[0], &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if len(rep.Description.Fields) != 2 || len(rep.Plan.Steps) != 2 || rep.Plan.Steps[1].Kind != "init_profile" || rep.Plan.Steps[1].Init.Profile != "p.cpf" {
 		t.Errorf("json report: %s", out)
+	}
+}
+
+// TestCheckJSONShape: --json prints one shape whatever the files: an
+// object whose files array has a report per file, in the order given —
+// an unreadable file included.
+func TestCheckJSONShape(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "p.cpf")
+	os.WriteFile(prof, []byte("CardModel 'ISO7816'\nA = #\n"), 0o644)
+	desc := seedDir + "cms_card_serial.dsc"
+	nope := filepath.Join(dir, "nope.dsc")
+	for _, files := range [][]string{{desc}, {prof}, {nope}, {desc, prof}, {prof, nope, desc}} {
+		_, out, errs := runCheckCmd(t, append([]string{"--json", "--platform", "windows/386"}, files...)...)
+		var got map[string][]struct {
+			File        string
+			Diagnostics []struct{ Message string }
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
+			t.Errorf("%v: %v (stderr %s)\n%s", files, err, errs, out)
+			continue
+		}
+		reports := got["files"]
+		if len(reports) != len(files) {
+			t.Errorf("%v: %d reports\n%s", files, len(reports), out)
+			continue
+		}
+		for i, r := range reports {
+			if r.File != files[i] || r.Diagnostics == nil {
+				t.Errorf("%v: report %d is for %q, diagnostics %v", files, i, r.File, r.Diagnostics)
+			}
+			if files[i] == nope && (len(r.Diagnostics) != 1 || !strings.Contains(r.Diagnostics[0].Message, "no such file")) {
+				t.Errorf("%v: unreadable file reported as %+v", files, r)
+			}
+		}
 	}
 }

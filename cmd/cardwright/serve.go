@@ -54,7 +54,7 @@ func init() {
 
 type serveFlags struct {
 	config, listen, journal, logFormat, demoAddr string
-	demoJob, demoCA                              string
+	demoJob, demoCA, issuerCA                    string
 	origins                                      stringList
 	demo, fake                                   bool
 }
@@ -70,6 +70,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&f.demoAddr, "demo-listen", "127.0.0.1:0", "loopback `address` of the demo portal")
 	fs.StringVar(&f.demoJob, "demo-job", "", "JSON `file` of the job (an api.Job: description, files, fields, secret, reader) the demo page submits")
 	fs.StringVar(&f.demoCA, "demo-ca", "", "`directory` of the demo portal's test CA (default: demo-ca in the journal directory)")
+	fs.StringVar(&f.issuerCA, "issuer-ca", "", "test CA `directory` that issues the certificates of POST /CardJob jobs (overrides [issuer] ca_dir; created when empty)")
 	fs.BoolVar(&f.fake, "fake-runner", false, "run jobs with the in-memory fake runner (no card is touched; for demos and tests)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	if code, ok := fs.parse(args); !ok {
@@ -77,6 +78,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	if fs.NArg() > 0 {
 		return fs.usageError("unexpected argument %q", fs.Arg(0))
+	}
+	if !f.demo && (f.demoCA != "" || f.demoJob != "") {
+		return fs.usageError("--demo-ca and --demo-job need --demo-portal (the CA of POST /CardJob is --issuer-ca or [issuer] ca_dir)")
 	}
 	if err := serve(ctx, env, &f); err != nil {
 		// Like every line serve writes to stderr, one JSON object (or a
@@ -108,7 +112,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		cfg.Journal = f.journal
 	}
 	for _, o := range f.origins {
-		if err := agent.ValidateOrigin(o); err != nil {
+		if err := config.CheckOrigin(o); err != nil {
 			return fmt.Errorf("--allow-origin: %w", err)
 		}
 		cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
@@ -174,12 +178,18 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		certs = newCertService(cfg, runner.Refuse{}, log)
 	}
 	srv, err := agent.New(agent.Config{
-		AllowedOrigins: cfg.AllowedOrigins,
-		AllowedModules: cfg.Modules,
-		Headless:       true,
-		Version:        version,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		AllowedModules:  cfg.Modules,
+		MaxMessageBytes: cfg.MaxMessageBytes,
+		MaxJobs:         cfg.MaxJobs,
+		RatePerSecond:   cfg.RatePerSecond,
+		Headless:        true,
+		Version:         version,
 	}, agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs})
 	if err != nil {
+		return err
+	}
+	if err := setCardJobIssuer(srv, cfg, f.issuerCA, log); err != nil { // serve_issuer.go
 		return err
 	}
 	var tlsCfg *tls.Config

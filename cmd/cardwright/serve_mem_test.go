@@ -54,6 +54,7 @@ type memAgent struct {
 	journal *agent.Journal
 	log     *lockedBuffer
 	ca      *issuer.LocalCA
+	srv     *agent.Server
 	job     api.Job // the demo job without reader and holder
 	issued  atomic.Int64
 }
@@ -125,6 +126,7 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ma.srv = srv
 	ma.addr = ln.Addr().String()
 	ma.url = "ws://" + ma.addr + "/v1/ws"
 	done := make(chan struct{})

@@ -137,7 +137,7 @@ func TestServeErrors(t *testing.T) {
 		{[]string{"extra"}, exitUsage, "unexpected argument"},
 		{[]string{"--config", "/dev/null", "--journal", "JOURNAL", "--listen", "127.0.0.1:0"}, exitFailure, "use --fake-runner"},
 		{[]string{"--config", "/dev/null", "--journal", "JOURNAL", "--fake-runner", "--listen", "0.0.0.0:0"}, exitFailure, "loopback only"},
-		{[]string{"--config", "/dev/null", "--journal", "JOURNAL", "--fake-runner", "--allow-origin", "https://*.example"}, exitFailure, "exact host"},
+		{[]string{"--config", "/dev/null", "--journal", "JOURNAL", "--fake-runner", "--allow-origin", "https://*.example"}, exitFailure, "wildcard"},
 		{[]string{"--config", "/nonexistent/cardwright.cfg"}, exitFailure, "loading configuration"},
 	}
 	for _, tc := range tests {

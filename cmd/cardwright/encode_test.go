@@ -673,7 +673,7 @@ func (e *stackEnv) serve(args ...string) (agentURL, demoURL string, logs func() 
 	t := e.t
 	t.Helper()
 	cmd := e.child("cli", "", nil, append([]string{"serve", "--config", e.cfg, "--listen", "127.0.0.1:0",
-		"--journal", filepath.Join(e.dir, "journal"), "--log-format", "text"}, args...)...)
+		"--journal", filepath.Join(e.dir, "journal"), "--log-format", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

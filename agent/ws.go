@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"reflect"
 	"runtime/debug"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/secret"
@@ -108,8 +111,8 @@ type conn struct {
 	pairing bool
 	subs    map[string]context.CancelFunc
 
-	limiter rateLimiter // used by readLoop only
-	strikes int         // consecutive rate-limited messages
+	limiter *rate.Limiter // used by readLoop only
+	strikes int           // consecutive rate-limited messages
 }
 
 var upgrader = websocket.Upgrader{
@@ -302,7 +305,7 @@ func (c *conn) readLoop() {
 			c.closeWith(closeInvalid, truncate(msg, 120))
 			return
 		}
-		if !c.limiter.allow(time.Now()) {
+		if !c.limiter.Allow() {
 			// A client that keeps sending for a whole second's worth of
 			// messages after being told is closed; the others are refused
 			// one by one and may slow down.
@@ -717,13 +720,18 @@ func (c *conn) onPair(id string, raw []byte) {
 }
 
 // pairingCode is six decimal digits, easy to compare by eye.
+// pairingCode is six uniformly random decimal digits from crypto/rand.
 func pairingCode() string {
-	b := randomToken(8)
-	n := 0
-	for i := 0; i < len(b); i++ {
-		n = (n*31 + int(b[i])) % 1000000
+	n, err := rand.Int(rand.Reader, big.NewInt(1000000))
+	if err != nil {
+		panic("reading crypto/rand: " + err.Error()) // crypto/rand does not fail on supported platforms
 	}
-	return fmt.Sprintf("%06d", n)
+	return fmt.Sprintf("%06d", n.Int64())
+}
+
+// newRateLimiter allows perSecond messages a second with a burst of twice that.
+func newRateLimiter(perSecond int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), 2*perSecond)
 }
 
 func (c *conn) onReaders(id string, raw []byte) {
@@ -1322,32 +1330,6 @@ func (c *conn) onAnswer(id string, raw []byte) {
 	}
 	p.ch <- &m
 	c.send(&api.OK{Type: api.TypeOK, ID: id})
-}
-
-// rateLimiter is a token bucket: rate per second, burst twice that.
-type rateLimiter struct {
-	rate, tokens, burst float64
-	last                time.Time
-}
-
-func newRateLimiter(perSecond int) rateLimiter {
-	r := float64(perSecond)
-	return rateLimiter{rate: r, tokens: 2 * r, burst: 2 * r}
-}
-
-func (l *rateLimiter) allow(now time.Time) bool {
-	if !l.last.IsZero() {
-		l.tokens += now.Sub(l.last).Seconds() * l.rate
-		if l.tokens > l.burst {
-			l.tokens = l.burst
-		}
-	}
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
 }
 
 var _ = slog.LevelInfo

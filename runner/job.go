@@ -1,13 +1,10 @@
 package runner
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"runtime"
@@ -272,42 +269,10 @@ func openJob(job *Job) (string, []byte, fs.FS, error) {
 		}
 		return name, job.Description, job.Files, nil
 	}
-	data := job.DSZ
-	if !bytes.HasPrefix(data, []byte("PK")) {
-		// Card-management servers send the zip base64-encoded.
-		dec, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(data)), ""))
-		if err != nil {
-			return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "the .dsz is neither a zip nor base64 of one", Step: "validate"}
-		}
-		data = dec
-	}
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	// The one .dsz opener (base64 or zip, size and path limits).
+	b, err := dsc.OpenDSZ(job.DSZ)
 	if err != nil {
-		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
+		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "opening the .dsz", Err: err, Step: "validate"}
 	}
-	var dscs []*zip.File
-	for _, f := range zr.File {
-		if strings.EqualFold(path.Ext(f.Name), ".dsc") {
-			dscs = append(dscs, f)
-		}
-	}
-	if len(dscs) != 1 {
-		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: fmt.Sprintf("the .dsz holds %d .dsc files, want exactly 1", len(dscs)), Step: "validate"}
-	}
-	rc, err := dscs[0].Open()
-	if err != nil {
-		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
-	}
-	defer rc.Close()
-	src, err := io.ReadAll(io.LimitReader(rc, 4<<20))
-	if err != nil {
-		return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
-	}
-	var files fs.FS = zr
-	if dir := path.Dir(dscs[0].Name); dir != "." {
-		if files, err = fs.Sub(zr, dir); err != nil {
-			return "", nil, nil, &Failure{Code: api.CodeInvalidDescription, Message: "reading the .dsz", Err: err, Step: "validate"}
-		}
-	}
-	return path.Base(dscs[0].Name), src, files, nil
+	return path.Base(b.Name), b.Description, b, nil
 }

@@ -267,6 +267,8 @@ func TestRunDSZ(t *testing.T) {
 		"no description":   zipOf(t, map[string][]byte{"demo.cpf": cpfSrc}),
 		"missing profile":  zipOf(t, map[string][]byte{"demo.dsc": j.Description}),
 		"not a zip":        []byte("this is not a zip!"),
+		// the hardened opener (dsc.OpenDSZ) is the job path's
+		"path leaving the container": zipOf(t, map[string][]byte{"demo.dsc": j.Description, "../demo.cpf": cpfSrc}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := newRig(t, "R0")

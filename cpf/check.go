@@ -227,13 +227,28 @@ func Compile(name string, src []byte, cfg Config) (*Program, error) {
 	return p, nil
 }
 
+// checker checks a profile in two passes over its statements. The first
+// (declare) records the declarations, since the rules of files may name
+// credentials declared anywhere and CreateFiles() writes File blocks
+// declared anywhere; the declarations are then checked as a whole. The
+// second (checkStmt) checks the statements in order, one method per
+// statement kind; the fields below carry what earlier statements leave
+// for later ones.
 type checker struct {
 	errs *errorSink
 	p    *Program
 	cfg  Config
 
-	assigned map[string]Pos // every assignment of the profile
-	seen     map[string]bool
+	// Declarations, from the first pass.
+	model    *CardModelStmt
+	mfBlock  *MasterFileBlock
+	blocks   map[string]*FileBlock // File blocks by EF name
+	assigned map[string]Pos        // every assignment of the profile
+
+	// Statements so far, in the second pass: the first of each kind.
+	eraseable, burn, createFiles, profName, encrypt *op
+	putSecs                                         map[string]Pos // secrets put into the PIN blob
+	lifeCycle                                       map[*fnode]*op // files deactivated or terminated
 }
 
 func (c *checker) errorf(p Pos, format string, args ...any) { c.errs.errorf(p, format, args...) }
@@ -247,201 +262,26 @@ func (c *checker) check(f *File) {
 	p.pins = map[string]*pinSpec{}
 	p.byName = map[string]*fnode{}
 	c.assigned = map[string]Pos{}
+	c.blocks = map[string]*FileBlock{}
+	c.putSecs = map[string]Pos{}
+	c.lifeCycle = map[*fnode]*op{}
 
-	// Declarations first: the rules of files may name credentials declared
-	// anywhere, and CreateFiles() uses blocks declared anywhere.
-	var mfBlock *MasterFileBlock
-	var model *CardModelStmt
-	blocks := map[string]*FileBlock{}
 	for _, s := range f.Stmts {
-		switch s := s.(type) {
-		case *CardModelStmt:
-			if model != nil {
-				c.errorf(s.At, "second CardModel (first at %v)", model.At)
-				continue
-			}
-			model = s
-		case *MasterFileBlock:
-			if mfBlock != nil {
-				c.errorf(s.At, "second MasterFile block (first at %v)", mfBlock.At)
-				continue
-			}
-			mfBlock = s
-		case *FileBlock:
-			if prev := blocks[s.Name]; prev != nil {
-				c.errorf(s.NameAt, "second File block for %s (first at %v)", s.Name, prev.At)
-				continue
-			}
-			blocks[s.Name] = s
-		case *CreatePinStmt:
-			c.pinDecl(s)
-		case *AssignStmt:
-			if prev, dup := c.assigned[s.Name]; dup {
-				c.errorf(s.At, "%s assigned twice (first at %v); a variable is assigned once", s.Name, prev)
-				continue
-			}
-			c.assigned[s.Name] = s.At
-		}
+		c.declare(s)
 	}
-	switch {
-	case model == nil:
-		c.errorf(Pos{1, 1}, "no CardModel statement: name the card model, e.g. CardModel 'ISO7816'")
-	case model.Model == nil: // a syntax error, reported
-	default:
-		p.Model = model.Model.Value
-		d, err := c.cfg.dialectFor(p.Model)
-		if err != nil {
-			c.errorf(model.Model.At, "%v", err)
-		}
-		p.Dialect = d
-	}
+	c.checkCardModel(c.model)
 	c.checkPins()
-	if mfBlock != nil {
-		c.fileTree(mfBlock)
+	if c.mfBlock != nil {
+		c.checkMasterFile(c.mfBlock)
 	}
-	for name, b := range blocks {
-		c.contentDecl(name, b)
+	for name, b := range c.blocks {
+		c.checkFileBlock(name, b)
 	}
 
-	// Then the statements in order.
-	var createFiles, burn, eraseable, encrypt, profName *op
-	var putSecs = map[string]Pos{}
-	lifeCycle := map[*fnode]*op{} // files deactivated or terminated
 	for _, s := range f.Stmts {
-		switch s := s.(type) {
-		case *AssignStmt:
-			c.assign(s)
-		case *CreatePinStmt:
-			pin := p.pins[strings.ToUpper(s.Name)]
-			if pin == nil || pin.pos != s.At {
-				continue
-			}
-			if burn != nil {
-				c.errorf(s.At, "CreatePin after BurnFuse() (at %v): credentials can only be created before the card is operational", burn.pos)
-			}
-			c.use(pin.value, tySecret, "the value of a credential")
-			p.ops = append(p.ops, op{kind: opCreatePin, pos: s.At, text: "CreatePin " + s.Name, pin: pin})
-		case *CallStmt:
-			call := s.Call
-			fn := lower(call.Name)
-			o := op{pos: call.At, text: call.Name + "()"}
-			if !slices.Contains(statementFuncs, fn) {
-				if slices.Contains(exprFuncs, fn) {
-					c.errorf(call.At, "%s() gives a value: use it in an assignment or as file data", call.Name)
-				} else {
-					c.errorf(call.At, "unknown function %s (statements: MakeCardEraseable, CreateFiles, BurnFuse, PERSINFO_PUT_PROFILENAME, PERSINFO_PUT_SEC, PERSINFO_ENCRYPT_SEC, Deactivate, Terminate)", call.Name)
-				}
-				continue
-			}
-			want := 0
-			if fn == fnPutProfileName || fn == fnPutSec || fn == fnDeactivate || fn == fnTerminate {
-				want = 1
-			}
-			if call.Damaged {
-				// Check what the syntax error left: the call is there,
-				// its arguments are not all known.
-				switch {
-				case want == 0:
-					call = &Call{At: call.At, Name: call.Name}
-				case len(call.Args) > 0 && !isBad(call.Args[0]):
-					call = &Call{At: call.At, Name: call.Name, Args: call.Args[:1]}
-				default:
-					if fn == fnPutSec {
-						putSecs["("+call.At.String()+")"] = call.At
-					}
-					continue
-				}
-			}
-			if len(call.Args) != want {
-				c.errorf(call.At, "%s takes %d argument(s), not %d", call.Name, want, len(call.Args))
-				continue
-			}
-			switch fn {
-			case fnMakeCardEraseable:
-				switch {
-				case eraseable != nil:
-					c.errorf(call.At, "second MakeCardEraseable() (first at %v)", eraseable.pos)
-				case createFiles != nil:
-					c.errorf(call.At, "MakeCardEraseable() after CreateFiles() (at %v): the MF's delete rule is set when it is created", createFiles.pos)
-				case burn != nil:
-					c.errorf(call.At, "MakeCardEraseable() after BurnFuse() (at %v)", burn.pos)
-				}
-				eraseable = &o
-				p.eraseable = true
-			case fnBurnFuse:
-				if burn != nil {
-					c.errorf(call.At, "second BurnFuse() (first at %v)", burn.pos)
-					continue
-				}
-				o.kind = opBurnFuse
-				burn = &o
-				p.burnsFuse = true
-				p.ops = append(p.ops, o)
-			case fnCreateFiles:
-				switch {
-				case createFiles != nil:
-					c.errorf(call.At, "second CreateFiles() (first at %v)", createFiles.pos)
-					continue
-				case mfBlock == nil:
-					c.errorf(call.At, "CreateFiles() without a MasterFile block")
-					continue
-				case burn != nil:
-					c.errorf(call.At, "CreateFiles() after BurnFuse() (at %v): files are created before the card is operational", burn.pos)
-				}
-				o.kind = opCreateFiles
-				createFiles = &o
-				c.contentUses(blocks, encrypt != nil)
-				p.ops = append(p.ops, o)
-			case fnPutProfileName:
-				if profName != nil {
-					c.errorf(call.At, "second PERSINFO_PUT_PROFILENAME (first at %v)", profName.pos)
-					continue
-				}
-				c.expr(call.Args[0], tyBytes, "the profile name")
-				o.kind, o.expr = opProfileName, call.Args[0]
-				o.text = call.Name + "(…)"
-				profName = &o
-				p.ops = append(p.ops, o)
-			case fnPutSec:
-				id, ok := call.Args[0].(*Ident)
-				if !ok || !isReservedSecret(id.Name) {
-					c.errorf(call.Args[0].Pos(), "PERSINFO_PUT_SEC takes one of %s", strings.Join(reservedSecrets, ", "))
-					continue
-				}
-				if prev, dup := putSecs[id.Name]; dup {
-					c.errorf(call.At, "%s put twice (first at %v)", id.Name, prev)
-					continue
-				}
-				if encrypt != nil {
-					c.errorf(call.At, "PERSINFO_PUT_SEC after PERSINFO_ENCRYPT_SEC() (at %v): the blob is already sealed", encrypt.pos)
-				}
-				putSecs[id.Name] = call.At
-				c.use(id, tySecret, "PERSINFO_PUT_SEC")
-				o.kind, o.name = opPutSec, id.Name
-				o.text = call.Name + "(" + id.Name + ")"
-				p.ops = append(p.ops, o)
-			case fnDeactivate, fnTerminate:
-				o.kind, o.name = opLifeCycle, fn
-				if n := c.lifeCycle(call, &o, createFiles, burn, lifeCycle); n != nil {
-					o.file = n
-					lifeCycle[n] = &o
-					p.ops = append(p.ops, o)
-				}
-			case fnEncryptSec:
-				switch {
-				case encrypt != nil:
-					c.errorf(call.At, "second PERSINFO_ENCRYPT_SEC() (first at %v)", encrypt.pos)
-					continue
-				case len(putSecs) == 0:
-					c.errorf(call.At, "PERSINFO_ENCRYPT_SEC() with no PERSINFO_PUT_SEC before it: nothing to seal")
-				}
-				o.kind = opEncrypt
-				encrypt = &o
-				p.ops = append(p.ops, o)
-			}
-		}
+		c.checkStmt(s)
 	}
-	if createFiles == nil {
+	if c.createFiles == nil {
 		for _, n := range p.nodes {
 			if n.content != nil {
 				c.errorf(n.content.At, "File %s is never written: the profile has no CreateFiles()", n.name)
@@ -449,57 +289,289 @@ func (c *checker) check(f *File) {
 		}
 	}
 	c.minLens()
-	if eraseable != nil && burn == nil && createFiles == nil {
-		c.errorf(eraseable.pos, "MakeCardEraseable() without CreateFiles(): no MF is created to carry the rule")
+	if c.eraseable != nil && c.burn == nil && c.createFiles == nil {
+		c.errorf(c.eraseable.pos, "MakeCardEraseable() without CreateFiles(): no MF is created to carry the rule")
 	}
 }
 
-// lifeCycle checks Deactivate(NAME) and Terminate(NAME) (ISO/IEC 7816-9
-// §8.4, §8.5, §8.6): NAME is a DF or EF of the MasterFile block, created by
-// an earlier CreateFiles(); the statement comes before BurnFuse() (the
-// profile holds no credential to satisfy the file's rule afterwards); a
-// file changes state once, and not below a DF that already did. It
-// returns the file, or nil after an error.
-func (c *checker) lifeCycle(call *Call, o *op, createFiles, burn *op, done map[*fnode]*op) *fnode {
+// declare records the declaration s makes, if any; a second CardModel,
+// MasterFile block, File block of an EF or assignment of a variable is an
+// error, and only the first is checked.
+func (c *checker) declare(s Stmt) {
+	switch s := s.(type) {
+	case *CardModelStmt:
+		if c.model != nil {
+			c.errorf(s.At, "second CardModel (first at %v)", c.model.At)
+			return
+		}
+		c.model = s
+	case *MasterFileBlock:
+		if c.mfBlock != nil {
+			c.errorf(s.At, "second MasterFile block (first at %v)", c.mfBlock.At)
+			return
+		}
+		c.mfBlock = s
+	case *FileBlock:
+		if prev := c.blocks[s.Name]; prev != nil {
+			c.errorf(s.NameAt, "second File block for %s (first at %v)", s.Name, prev.At)
+			return
+		}
+		c.blocks[s.Name] = s
+	case *CreatePinStmt:
+		c.declarePin(s)
+	case *AssignStmt:
+		if prev, dup := c.assigned[s.Name]; dup {
+			c.errorf(s.At, "%s assigned twice (first at %v); a variable is assigned once", s.Name, prev)
+			return
+		}
+		c.assigned[s.Name] = s.At
+	case *CallStmt:
+		// declares nothing
+	}
+}
+
+// checkStmt checks a statement in its place among the others. The
+// declarations were checked after the first pass.
+func (c *checker) checkStmt(s Stmt) {
+	switch s := s.(type) {
+	case *AssignStmt:
+		c.checkAssign(s)
+	case *CreatePinStmt:
+		c.checkCreatePin(s)
+	case *CallStmt:
+		c.checkCall(s.Call)
+	case *CardModelStmt, *MasterFileBlock, *FileBlock:
+		// declarations, checked as a whole after the first pass
+	}
+}
+
+// checkCardModel resolves the dialect of the profile's card model; s is
+// the first CardModel statement, nil when there is none.
+func (c *checker) checkCardModel(s *CardModelStmt) {
+	switch {
+	case s == nil:
+		c.errorf(Pos{1, 1}, "no CardModel statement: name the card model, e.g. CardModel 'ISO7816'")
+	case s.Model == nil: // a syntax error, reported
+	default:
+		c.p.Model = s.Model.Value
+		d, err := c.cfg.dialectFor(c.p.Model)
+		if err != nil {
+			c.errorf(s.Model.At, "%v", err)
+		}
+		c.p.Dialect = d
+	}
+}
+
+// checkCreatePin checks where a credential is created and its value;
+// declarePin checked its attributes.
+func (c *checker) checkCreatePin(s *CreatePinStmt) {
+	pin := c.p.pins[strings.ToUpper(s.Name)]
+	if pin == nil || pin.pos != s.At {
+		return // a bad or second declaration, reported
+	}
+	if c.burn != nil {
+		c.errorf(s.At, "CreatePin after BurnFuse() (at %v): credentials can only be created before the card is operational", c.burn.pos)
+	}
+	c.use(pin.value, tySecret, "the value of a credential")
+	c.p.ops = append(c.p.ops, op{kind: opCreatePin, pos: s.At, text: "CreatePin " + s.Name, pin: pin})
+}
+
+// checkCall checks a call statement's function and its number of
+// arguments, then the statement with the method for its function.
+func (c *checker) checkCall(call *Call) {
+	fn := lower(call.Name)
+	if !slices.Contains(statementFuncs, fn) {
+		if slices.Contains(exprFuncs, fn) {
+			c.errorf(call.At, "%s() gives a value: use it in an assignment or as file data", call.Name)
+		} else {
+			c.errorf(call.At, "unknown function %s (statements: MakeCardEraseable, CreateFiles, BurnFuse, PERSINFO_PUT_PROFILENAME, PERSINFO_PUT_SEC, PERSINFO_ENCRYPT_SEC, Deactivate, Terminate)", call.Name)
+		}
+		return
+	}
+	want := 0
+	if fn == fnPutProfileName || fn == fnPutSec || fn == fnDeactivate || fn == fnTerminate {
+		want = 1
+	}
+	if call.Damaged {
+		// Check what the syntax error left: the call is there, its
+		// arguments are not all known.
+		switch {
+		case want == 0:
+			call = &Call{At: call.At, Name: call.Name}
+		case len(call.Args) > 0 && !isBad(call.Args[0]):
+			call = &Call{At: call.At, Name: call.Name, Args: call.Args[:1]}
+		default:
+			if fn == fnPutSec {
+				c.putSecs["("+call.At.String()+")"] = call.At // something to seal
+			}
+			return
+		}
+	}
+	if len(call.Args) != want {
+		c.errorf(call.At, "%s takes %d argument(s), not %d", call.Name, want, len(call.Args))
+		return
+	}
+	switch fn {
+	case fnMakeCardEraseable:
+		c.checkMakeCardEraseable(call)
+	case fnBurnFuse:
+		c.checkBurnFuse(call)
+	case fnCreateFiles:
+		c.checkCreateFiles(call)
+	case fnPutProfileName:
+		c.checkPutProfileName(call)
+	case fnPutSec:
+		c.checkPutSec(call)
+	case fnEncryptSec:
+		c.checkEncryptSec(call)
+	case fnDeactivate, fnTerminate:
+		c.checkLifeCycle(call)
+	}
+}
+
+// checkMakeCardEraseable checks MakeCardEraseable(): once, before the MF
+// is created.
+func (c *checker) checkMakeCardEraseable(call *Call) {
+	switch {
+	case c.eraseable != nil:
+		c.errorf(call.At, "second MakeCardEraseable() (first at %v)", c.eraseable.pos)
+	case c.createFiles != nil:
+		c.errorf(call.At, "MakeCardEraseable() after CreateFiles() (at %v): the MF's delete rule is set when it is created", c.createFiles.pos)
+	case c.burn != nil:
+		c.errorf(call.At, "MakeCardEraseable() after BurnFuse() (at %v)", c.burn.pos)
+	}
+	c.eraseable = &op{pos: call.At, text: call.Name + "()"}
+	c.p.eraseable = true
+}
+
+// checkBurnFuse checks BurnFuse(): once.
+func (c *checker) checkBurnFuse(call *Call) {
+	if c.burn != nil {
+		c.errorf(call.At, "second BurnFuse() (first at %v)", c.burn.pos)
+		return
+	}
+	o := op{kind: opBurnFuse, pos: call.At, text: call.Name + "()"}
+	c.burn = &o
+	c.p.burnsFuse = true
+	c.p.ops = append(c.p.ops, o)
+}
+
+// checkCreateFiles checks CreateFiles(): once, with a MasterFile block,
+// before BurnFuse(); the content of the File blocks is typed here, where
+// it is evaluated.
+func (c *checker) checkCreateFiles(call *Call) {
+	switch {
+	case c.createFiles != nil:
+		c.errorf(call.At, "second CreateFiles() (first at %v)", c.createFiles.pos)
+		return
+	case c.mfBlock == nil:
+		c.errorf(call.At, "CreateFiles() without a MasterFile block")
+		return
+	case c.burn != nil:
+		c.errorf(call.At, "CreateFiles() after BurnFuse() (at %v): files are created before the card is operational", c.burn.pos)
+	}
+	o := op{kind: opCreateFiles, pos: call.At, text: call.Name + "()"}
+	c.createFiles = &o
+	c.contentUses(c.encrypt != nil)
+	c.p.ops = append(c.p.ops, o)
+}
+
+// checkPutProfileName checks PERSINFO_PUT_PROFILENAME(name): once, with a
+// byte string.
+func (c *checker) checkPutProfileName(call *Call) {
+	if c.profName != nil {
+		c.errorf(call.At, "second PERSINFO_PUT_PROFILENAME (first at %v)", c.profName.pos)
+		return
+	}
+	c.expr(call.Args[0], tyBytes, "the profile name")
+	o := op{kind: opProfileName, pos: call.At, text: call.Name + "(…)", expr: call.Args[0]}
+	c.profName = &o
+	c.p.ops = append(c.p.ops, o)
+}
+
+// checkPutSec checks PERSINFO_PUT_SEC(SEC_…): a reserved secret, each
+// once, before the blob is sealed.
+func (c *checker) checkPutSec(call *Call) {
+	id, ok := call.Args[0].(*Ident)
+	if !ok || !isReservedSecret(id.Name) {
+		c.errorf(call.Args[0].Pos(), "PERSINFO_PUT_SEC takes one of %s", strings.Join(reservedSecrets, ", "))
+		return
+	}
+	if prev, dup := c.putSecs[id.Name]; dup {
+		c.errorf(call.At, "%s put twice (first at %v)", id.Name, prev)
+		return
+	}
+	if c.encrypt != nil {
+		c.errorf(call.At, "PERSINFO_PUT_SEC after PERSINFO_ENCRYPT_SEC() (at %v): the blob is already sealed", c.encrypt.pos)
+	}
+	c.putSecs[id.Name] = call.At
+	c.use(id, tySecret, "PERSINFO_PUT_SEC")
+	c.p.ops = append(c.p.ops, op{kind: opPutSec, pos: call.At, text: call.Name + "(" + id.Name + ")", name: id.Name})
+}
+
+// checkEncryptSec checks PERSINFO_ENCRYPT_SEC(): once, after something
+// was put into the blob.
+func (c *checker) checkEncryptSec(call *Call) {
+	switch {
+	case c.encrypt != nil:
+		c.errorf(call.At, "second PERSINFO_ENCRYPT_SEC() (first at %v)", c.encrypt.pos)
+		return
+	case len(c.putSecs) == 0:
+		c.errorf(call.At, "PERSINFO_ENCRYPT_SEC() with no PERSINFO_PUT_SEC before it: nothing to seal")
+	}
+	o := op{kind: opEncrypt, pos: call.At, text: call.Name + "()"}
+	c.encrypt = &o
+	c.p.ops = append(c.p.ops, o)
+}
+
+// checkLifeCycle checks Deactivate(NAME) and Terminate(NAME) (ISO/IEC
+// 7816-9 §8.4, §8.5, §8.6): NAME is a DF or EF of the MasterFile block,
+// created by an earlier CreateFiles(); the statement comes before
+// BurnFuse() (the profile holds no credential to satisfy the file's rule
+// afterwards); a file changes state once, and not below a DF that already
+// did.
+func (c *checker) checkLifeCycle(call *Call) {
 	id, ok := call.Args[0].(*Ident)
 	if !ok {
 		c.errorf(call.Args[0].Pos(), "%s takes the name of a DF or EF of the MasterFile block", call.Name)
-		return nil
+		return
 	}
-	o.text = call.Name + "(" + id.Name + ")"
+	o := op{kind: opLifeCycle, pos: call.At, text: call.Name + "(" + id.Name + ")", name: lower(call.Name)}
 	n := c.p.byName[id.Name]
 	switch {
 	case n == nil:
 		c.errorf(id.At, "%s(%s): no DF or EF of that name in the MasterFile block", call.Name, id.Name)
-		return nil
-	case createFiles == nil:
+		return
+	case c.createFiles == nil:
 		c.errorf(call.At, "%s(%s) before CreateFiles(): the file does not exist yet", call.Name, id.Name)
-		return nil
-	case burn != nil:
-		c.errorf(call.At, "%s(%s) after BurnFuse() (at %v): change a file's life cycle while the card is being personalized", call.Name, id.Name, burn.pos)
-		return nil
+		return
+	case c.burn != nil:
+		c.errorf(call.At, "%s(%s) after BurnFuse() (at %v): change a file's life cycle while the card is being personalized", call.Name, id.Name, c.burn.pos)
+		return
 	}
 	for a := n; a != nil; a = a.parent {
-		if prev := done[a]; prev != nil {
+		if prev := c.lifeCycle[a]; prev != nil {
 			if a == n {
 				c.errorf(call.At, "%s already changes state at %v (%s)", n.name, prev.pos, prev.text)
 			} else {
 				c.errorf(call.At, "%s is below %s, which %s at %v makes unusable", n.name, a.name, prev.text, prev.pos)
 			}
-			return nil
+			return
 		}
 	}
-	if lower(call.Name) == fnTerminate {
+	if o.name == fnTerminate {
 		if path, ok := c.p.PersInfoFile(); ok {
 			for a := c.nodeAt(path); a != nil; a = a.parent {
 				if a == n {
 					c.errorf(call.At, "Terminate(%s) makes the encrypted PINs in %s unreadable", n.name, c.nodeAt(path).name)
-					return nil
+					return
 				}
 			}
 		}
 	}
-	return n
+	o.file = n
+	c.lifeCycle[n] = &o
+	c.p.ops = append(c.p.ops, o)
 }
 
 // nodeAt returns the file at path below the MF.
@@ -521,8 +593,8 @@ func (c *checker) nodeAt(path []uint16) *fnode {
 	return n
 }
 
-// pinDecl records a CreatePin statement and checks its attributes.
-func (c *checker) pinDecl(s *CreatePinStmt) {
+// declarePin records a CreatePin statement and checks its attributes.
+func (c *checker) declarePin(s *CreatePinStmt) {
 	up := strings.ToUpper(s.Name)
 	if prev := c.p.pins[up]; prev != nil {
 		c.errorf(s.NameAt, "credential %s declared twice (first at %v)", s.Name, prev.pos)
@@ -673,8 +745,8 @@ func (c *checker) number(a *Attr, lo, hi int64) (int64, bool) {
 	return n.Value, true
 }
 
-// assign checks NAME = expression.
-func (c *checker) assign(s *AssignStmt) {
+// checkAssign checks NAME = expression.
+func (c *checker) checkAssign(s *AssignStmt) {
 	p := c.p
 	if c.assigned[s.Name] != s.At {
 		return // the second assignment, already reported
@@ -823,60 +895,114 @@ func (c *checker) call(e *Call) typ {
 	return tyUnknown
 }
 
-// fileTree builds and checks the MasterFile block.
-func (c *checker) fileTree(b *MasterFileBlock) {
+// checkMasterFile builds and checks the MasterFile block and the files
+// declared in it.
+func (c *checker) checkMasterFile(b *MasterFileBlock) {
 	mf := &fnode{name: "MasterFile", pos: b.At, df: true, fid: iso7816.MFID, rules: map[byte]rule{}}
 	c.p.mf = mf
-	c.attrs(mf, b.Attrs, b.Damaged)
-	aids := map[string]*fnode{}
-	var walk func(parent *fnode, decls []*FileDecl)
-	walk = func(parent *fnode, decls []*FileDecl) {
-		fids := map[uint16]*fnode{}
-		sfis := map[byte]*fnode{}
-		for _, d := range decls {
-			n := &fnode{name: d.Name, pos: d.At, df: d.DF, parent: parent, rules: map[byte]rule{}}
-			if prev := c.p.byName[d.Name]; prev != nil {
-				c.errorf(d.NameAt, "file %s declared twice (first at %v)", d.Name, prev.pos)
-			} else {
-				c.p.byName[d.Name] = n
-			}
-			c.attrs(n, d.Attrs, d.Damaged)
-			if n.fid != 0 {
-				if prev := fids[n.fid]; prev != nil {
-					c.errorf(d.At, "%s and %s share FID %04X in %s", prev.name, n.name, n.fid, parent.name)
-				} else if n.fid == parent.fid {
-					c.errorf(d.At, "%s has the FID %04X of its parent %s", n.name, n.fid, parent.name)
-				}
-				fids[n.fid] = n
-			}
-			if n.sfi != 0 {
-				if prev := sfis[n.sfi]; prev != nil {
-					c.errorf(d.At, "%s and %s share SFI %d in %s", prev.name, n.name, n.sfi, parent.name)
-				}
-				sfis[n.sfi] = n
-			}
-			if n.aid != nil {
-				if prev := aids[string(n.aid)]; prev != nil {
-					c.errorf(d.At, "%s and %s share the DF name (aid) % X", prev.name, n.name, n.aid)
-				}
-				aids[string(n.aid)] = n
-			}
-			parent.children = append(parent.children, n)
-			c.p.nodes = append(c.p.nodes, n)
-			if d.DF {
-				walk(n, d.Children)
-			}
-		}
-	}
-	walk(mf, b.Files)
+	c.attrs(mf, b.Attrs, c.mfAttr)
+	c.fileDecls(mf, b.Files, map[string]*fnode{})
 }
 
-// attrs applies the attributes of a file declaration; damaged says a
-// syntax error cut them short, so missing ones are not reported.
-func (c *checker) attrs(n *fnode, attrs []*Attr, damaged bool) {
+// fileDecls builds and checks the files declared in parent, depth first:
+// names are unique in the block, FIDs and SFIs among siblings, DF names
+// (aids) in the tree.
+func (c *checker) fileDecls(parent *fnode, decls []*FileDecl, aids map[string]*fnode) {
+	fids := map[uint16]*fnode{}
+	sfis := map[byte]*fnode{}
+	for _, d := range decls {
+		n := &fnode{name: d.Name, pos: d.At, df: d.DF, parent: parent, rules: map[byte]rule{}}
+		if prev := c.p.byName[d.Name]; prev != nil {
+			c.errorf(d.NameAt, "file %s declared twice (first at %v)", d.Name, prev.pos)
+		} else {
+			c.p.byName[d.Name] = n
+		}
+		if d.DF {
+			c.checkCreateDf(n, d)
+		} else {
+			c.checkCreateEf(n, d)
+		}
+		if n.fid != 0 {
+			if prev := fids[n.fid]; prev != nil {
+				c.errorf(d.At, "%s and %s share FID %04X in %s", prev.name, n.name, n.fid, parent.name)
+			} else if n.fid == parent.fid {
+				c.errorf(d.At, "%s has the FID %04X of its parent %s", n.name, n.fid, parent.name)
+			}
+			fids[n.fid] = n
+		}
+		if n.sfi != 0 {
+			if prev := sfis[n.sfi]; prev != nil {
+				c.errorf(d.At, "%s and %s share SFI %d in %s", prev.name, n.name, n.sfi, parent.name)
+			}
+			sfis[n.sfi] = n
+		}
+		if n.aid != nil {
+			if prev := aids[string(n.aid)]; prev != nil {
+				c.errorf(d.At, "%s and %s share the DF name (aid) % X", prev.name, n.name, n.aid)
+			}
+			aids[string(n.aid)] = n
+		}
+		parent.children = append(parent.children, n)
+		c.p.nodes = append(c.p.nodes, n)
+		if d.DF {
+			c.fileDecls(n, d.Children, aids)
+		}
+	}
+}
+
+// checkCreateDf checks the attributes of a CreateDf declaration (not the
+// files below it).
+func (c *checker) checkCreateDf(n *fnode, d *FileDecl) {
+	seen := c.attrs(n, d.Attrs, c.dfAttr)
+	if !d.Damaged && !seen["id"] {
+		c.errorf(n.pos, "%s %s needs id=", n.kind(), n.name)
+	}
+}
+
+// checkCreateEf checks the attributes of a CreateEf declaration and its
+// size: records for a linear EF, maxsize= for a transparent one. After a
+// syntax error in the attributes, missing ones are not reported.
+func (c *checker) checkCreateEf(n *fnode, d *FileDecl) {
+	seen := c.attrs(n, d.Attrs, c.efAttr)
+	if d.Damaged {
+		return
+	}
+	if !seen["id"] {
+		c.errorf(n.pos, "%s %s needs id=", n.kind(), n.name)
+	}
+	if n.linear {
+		if n.recSize == 0 {
+			c.errorf(firstAttr(d.Attrs, "type").At, "a linear EF needs recordsize=")
+		}
+		if n.maxsize > 0 {
+			c.errorf(n.sizePos, "a linear EF is sized with records=, not maxsize=")
+		}
+		n.auto = false
+		return
+	}
+	if seen["recordsize"] || seen["records"] {
+		c.errorf(n.pos, "recordsize= and records= need type=linear")
+	}
+	if !seen["maxsize"] && seen["id"] {
+		c.errorf(n.pos, "EF %s needs maxsize= (a number or auto)", n.name)
+	}
+}
+
+// firstAttr returns the first attribute called name (in lower case).
+func firstAttr(attrs []*Attr, name string) *Attr {
+	for _, a := range attrs {
+		if lower(a.Name) == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// attrs applies the attributes of a file declaration with attr (mfAttr,
+// dfAttr or efAttr): each name once, values with a syntax error (already
+// reported) skipped. It returns the names given, in lower case.
+func (c *checker) attrs(n *fnode, attrs []*Attr, attr func(n *fnode, a *Attr, seen map[string]bool)) map[string]bool {
 	seen := map[string]bool{}
-	isMF := n.parent == nil
-	var typeAt *Attr
 	for _, a := range attrs {
 		name := lower(a.Name)
 		if seen[name] {
@@ -887,101 +1013,115 @@ func (c *checker) attrs(n *fnode, attrs []*Attr, damaged bool) {
 		if isBad(a.Value) {
 			continue
 		}
-		if am, ok := efRules[name]; ok && !n.df {
-			c.rule(n, a, am)
-			continue
-		}
-		if am, ok := dfRules[name]; ok && n.df {
-			if isMF && am == iso7816.AMDelete {
-				c.errorf(a.At, "the MF's delete rule comes from MakeCardEraseable() and the so=yes credential, not from an attribute")
-				continue
-			}
-			c.rule(n, a, am)
-			continue
-		}
-		switch {
-		case name == "id" && !isMF:
-			if v, ok := c.number(a, 1, 0xFFFE); ok {
-				switch uint16(v) {
-				case iso7816.MFID, 0x3FFF:
-					c.errorf(a.Value.Pos(), "FID %04X is reserved (ISO/IEC 7816-4 §7.1.1)", v)
-				default:
-					n.fid = uint16(v)
-				}
-			}
-		case name == "maxsize" && !isMF:
-			n.sizePos = a.Value.Pos()
-			if id, ok := a.Value.(*Ident); ok && strings.EqualFold(id.Name, "auto") {
-				if n.df {
-					c.errorf(id.At, "maxsize=auto is for EFs; give a DF a number or leave it out")
-					continue
-				}
-				n.auto = true
-				continue
-			}
-			if v, ok := c.number(a, 1, 0x7FFF); ok {
-				n.maxsize = int(v)
-			}
-		case name == "aid" && n.df && !isMF:
-			b, ok := a.Value.(*BytesLit)
-			if !ok || len(b.Value) < 1 || len(b.Value) > 16 {
-				c.errorf(a.Value.Pos(), "aid= takes a byte string of 1 to 16 bytes")
-				continue
-			}
-			n.aid = b.Value
-		case name == "sfi" && !n.df:
-			if v, ok := c.number(a, 1, 30); ok {
-				n.sfi = byte(v)
-			}
-		case name == "type" && !n.df:
-			id, ok := a.Value.(*Ident)
-			switch {
-			case ok && strings.EqualFold(id.Name, "transparent"):
-			case ok && strings.EqualFold(id.Name, "linear"):
-				n.linear = true
-			default:
-				c.errorf(a.Value.Pos(), "type= takes transparent or linear")
-				seen["maxsize"] = true // no second error about the size
-			}
-			typeAt = a
-		case name == "recordsize" && !n.df:
-			if v, ok := c.number(a, 1, 255); ok {
-				n.recSize = int(v)
-			}
-		case name == "records" && !n.df:
-			if v, ok := c.number(a, 1, 254); ok {
-				n.records = int(v)
-			}
-		default:
-			c.errorf(a.At, "%s has no attribute %s (%s)", n.kind(), a.Name, attrNames(n))
-		}
+		attr(n, a, seen)
 	}
+	return seen
+}
+
+// mfAttr applies an attribute of the MasterFile block: access rules only.
+func (c *checker) mfAttr(n *fnode, a *Attr, _ map[string]bool) {
+	am, ok := dfRules[lower(a.Name)]
 	switch {
-	case isMF || damaged:
-	case !seen["id"]:
-		c.errorf(n.pos, "%s %s needs id=", n.kind(), n.name)
+	case !ok:
+		c.errorf(a.At, "%s has no attribute %s (%s)", n.kind(), a.Name, attrNames(n))
+	case am == iso7816.AMDelete:
+		c.errorf(a.At, "the MF's delete rule comes from MakeCardEraseable() and the so=yes credential, not from an attribute")
+	default:
+		c.rule(n, a, am)
 	}
-	if n.df || damaged {
+}
+
+// dfAttr applies an attribute of a CreateDf.
+func (c *checker) dfAttr(n *fnode, a *Attr, _ map[string]bool) {
+	name := lower(a.Name)
+	if am, ok := dfRules[name]; ok {
+		c.rule(n, a, am)
 		return
 	}
-	if n.linear {
-		if n.recSize == 0 {
-			c.errorf(typeAt.At, "a linear EF needs recordsize=")
+	switch name {
+	case "id":
+		c.fid(n, a)
+	case "maxsize":
+		if c.maxsize(n, a) {
+			c.errorf(a.Value.Pos(), "maxsize=auto is for EFs; give a DF a number or leave it out")
 		}
-		if n.maxsize > 0 {
-			c.errorf(n.sizePos, "a linear EF is sized with records=, not maxsize=")
+	case "aid":
+		b, ok := a.Value.(*BytesLit)
+		if !ok || len(b.Value) < 1 || len(b.Value) > 16 {
+			c.errorf(a.Value.Pos(), "aid= takes a byte string of 1 to 16 bytes")
+			return
 		}
-		if n.auto {
-			n.auto = false
-		}
-	} else {
-		if seen["recordsize"] || seen["records"] {
-			c.errorf(n.pos, "recordsize= and records= need type=linear")
-		}
-		if !seen["maxsize"] && seen["id"] {
-			c.errorf(n.pos, "EF %s needs maxsize= (a number or auto)", n.name)
-		}
+		n.aid = b.Value
+	default:
+		c.errorf(a.At, "%s has no attribute %s (%s)", n.kind(), a.Name, attrNames(n))
 	}
+}
+
+// efAttr applies an attribute of a CreateEf. A bad type= marks maxsize as
+// seen, so the size is not reported missing too.
+func (c *checker) efAttr(n *fnode, a *Attr, seen map[string]bool) {
+	name := lower(a.Name)
+	if am, ok := efRules[name]; ok {
+		c.rule(n, a, am)
+		return
+	}
+	switch name {
+	case "id":
+		c.fid(n, a)
+	case "maxsize":
+		n.auto = c.maxsize(n, a)
+	case "sfi":
+		if v, ok := c.number(a, 1, 30); ok {
+			n.sfi = byte(v)
+		}
+	case "type":
+		id, ok := a.Value.(*Ident)
+		switch {
+		case ok && strings.EqualFold(id.Name, "transparent"):
+		case ok && strings.EqualFold(id.Name, "linear"):
+			n.linear = true
+		default:
+			c.errorf(a.Value.Pos(), "type= takes transparent or linear")
+			seen["maxsize"] = true
+		}
+	case "recordsize":
+		if v, ok := c.number(a, 1, 255); ok {
+			n.recSize = int(v)
+		}
+	case "records":
+		if v, ok := c.number(a, 1, 254); ok {
+			n.records = int(v)
+		}
+	default:
+		c.errorf(a.At, "%s has no attribute %s (%s)", n.kind(), a.Name, attrNames(n))
+	}
+}
+
+// fid reads id=, a file identifier other than the reserved ones.
+func (c *checker) fid(n *fnode, a *Attr) {
+	v, ok := c.number(a, 1, 0xFFFE)
+	if !ok {
+		return
+	}
+	switch uint16(v) {
+	case iso7816.MFID, 0x3FFF:
+		c.errorf(a.Value.Pos(), "FID %04X is reserved (ISO/IEC 7816-4 §7.1.1)", v)
+	default:
+		n.fid = uint16(v)
+	}
+}
+
+// maxsize reads maxsize=, a number of bytes; it reports whether the value
+// is auto instead.
+func (c *checker) maxsize(n *fnode, a *Attr) (auto bool) {
+	n.sizePos = a.Value.Pos()
+	if id, ok := a.Value.(*Ident); ok && strings.EqualFold(id.Name, "auto") {
+		return true
+	}
+	if v, ok := c.number(a, 1, 0x7FFF); ok {
+		n.maxsize = int(v)
+	}
+	return false
 }
 
 func attrNames(n *fnode) string {
@@ -1017,8 +1157,8 @@ func (c *checker) rule(n *fnode, a *Attr, am byte) {
 	}
 }
 
-// contentDecl checks a File block against its EF.
-func (c *checker) contentDecl(name string, b *FileBlock) {
+// checkFileBlock checks a File block against its EF.
+func (c *checker) checkFileBlock(name string, b *FileBlock) {
 	n := c.p.byName[name]
 	switch {
 	case c.p.mf == nil:
@@ -1063,7 +1203,7 @@ func (c *checker) contentDecl(name string, b *FileBlock) {
 // contentUses types the content of every File block at the CreateFiles()
 // statement, where it is evaluated; encrypted says the blob is sealed by
 // then.
-func (c *checker) contentUses(blocks map[string]*FileBlock, encrypted bool) {
+func (c *checker) contentUses(encrypted bool) {
 	for _, n := range c.p.nodes {
 		b := n.content
 		if b == nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/iotime"
+	"github.com/cardwright/cardwright/runner/pcscreaders"
 	"github.com/cardwright/cardwright/secret"
 	"golang.org/x/term"
 )
@@ -146,7 +148,7 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 		return exitFailure
 	}
-	clock := &ioClock{}
+	clock := &iotime.Clock{}
 	deps, err := runnerDeps(cfg, clock)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
@@ -158,9 +160,9 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 			return exitFailure
 		}
-		deps.Issuer = timedIssuer{ca, clock}
+		deps.Issuer = iotime.Issuer(ca, clock)
 	}
-	readers := &pcscReaders{clock: clock}
+	readers := pcscreaders.New(clock)
 	defer readers.Close()
 	r := &runner.Runner{
 		Engine: &runner.Engine{Readers: readers, Prompter: &termPrompter{env: env}},
@@ -187,8 +189,9 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	if *timing {
 		ms := func(ns int64) float64 { return float64(ns) / 1e6 }
-		t := &encodeTiming{TotalMS: ms(int64(total)), CardMS: ms(clock.card.Load()), APDUs: clock.apdus.Load(),
-			TokenMS: ms(clock.token.Load()), Calls: clock.calls.Load(), IssuerMS: ms(clock.issuer.Load())}
+		spent := clock.Totals()
+		t := &encodeTiming{TotalMS: ms(int64(total)), CardMS: ms(int64(spent.Card)), APDUs: spent.APDUs,
+			TokenMS: ms(int64(spent.Token)), Calls: spent.Calls, IssuerMS: ms(int64(spent.Issuer))}
 		t.OursMS = t.TotalMS - t.CardMS - t.TokenMS - t.IssuerMS
 		out.Timing = t
 		fmt.Fprintf(env.stderr, "time: total %.1f ms = card I/O %.1f ms (%d APDUs) + PKCS#11 %.1f ms (%d calls) + issuer %.1f ms + runner %.1f ms\n",
@@ -239,18 +242,6 @@ func printEncodeResult(w io.Writer, r encodeResult, asJSON bool) {
 	for _, k := range names {
 		fmt.Fprintf(w, "%s=%s\n", k, r.Secrets[k])
 	}
-}
-
-// timedIssuer counts the issuer's time.
-type timedIssuer struct {
-	iss   issuer.Issuer
-	clock *ioClock
-}
-
-func (t timedIssuer) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
-	start := time.Now()
-	defer func() { t.clock.issuer.Add(int64(time.Since(start))) }()
-	return t.iss.Issue(ctx, req)
 }
 
 // termPrompter asks for PINs on the terminal: dialog 1 once, dialog 2 (and

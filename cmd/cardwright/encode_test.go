@@ -26,6 +26,8 @@ import (
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/pcsc"
 	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/iotime"
+	"github.com/cardwright/cardwright/runner/pcscreaders"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -233,7 +235,7 @@ func parallelJobs(args []string) int {
 		fmt.Println(err)
 		return 1
 	}
-	clock := &ioClock{}
+	clock := &iotime.Clock{}
 	deps, err := runnerDeps(cfg, clock)
 	if err != nil {
 		fmt.Println(err)
@@ -245,7 +247,7 @@ func parallelJobs(args []string) int {
 		return 1
 	}
 	deps.Issuer = ca
-	readers := &pcscReaders{clock: clock}
+	readers := pcscreaders.New(clock)
 	defer readers.Close()
 	r := &runner.Runner{Engine: &runner.Engine{Readers: readers}, Deps: deps}
 	src, err := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))

@@ -1,4 +1,11 @@
-package main
+// Package decryptkeys adapts the configured PIN-decryption keys ([pins]
+// decrypt_p12…, decrypt_module…; docs/config.md, docs/pinblob.md) to
+// pinblob.Key, the port the runner opens encrypted-PIN blobs with: a
+// PKCS#12 file is read into memory, a PKCS#11 key is used on its token
+// through package p11. It is an adapter beside pinblob (as signing/p11store
+// is beside signing): cmd/cardwright (and later the GUI) call Load, the
+// runner sees only []pinblob.Key.
+package decryptkeys
 
 import (
 	"bytes"
@@ -21,7 +28,7 @@ import (
 	"github.com/cardwright/cardwright/secret"
 )
 
-// pinKeys loads the configured decryption keys for encrypted PINs
+// Load loads the configured decryption keys for encrypted PINs
 // ([pins] decrypt_p12…, decrypt_module…; docs/config.md, docs/pinblob.md),
 // in configuration order. It is called once, when a command builds its
 // runner: a missing file, a wrong password or PIN, or a key that is not on
@@ -30,27 +37,27 @@ import (
 //
 // A PKCS#11 key is opened here (session, login, key, certificate) to learn
 // its key id and what the token can do, then closed again: the token is
-// logged in only while a card's PINs are being decrypted (tokenPINKey).
-func pinKeys(cfg *config.Config) ([]pinblob.Key, error) {
+// logged in only while a card's PINs are being decrypted (tokenKey).
+func Load(cfg *config.Config) ([]pinblob.Key, error) {
 	var keys []pinblob.Key
 	for i, d := range cfg.DecryptKeys {
 		var k pinblob.Key
 		var err error
 		if d.P12File != "" {
-			k, err = p12PINKey(d)
+			k, err = loadPKCS12(d)
 		} else {
-			k, err = openTokenPINKey(d, cfg.ModuleAllowed)
+			k, err = openTokenKey(d, cfg.ModuleAllowed)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("loading PIN decryption key %d (%s): %w", i+1, describeDecryptKey(d), err)
+			return nil, fmt.Errorf("loading PIN decryption key %d (%s): %w", i+1, describe(d), err)
 		}
 		keys = append(keys, k)
 	}
 	return keys, nil
 }
 
-// describeDecryptKey names a descriptor without its secret.
-func describeDecryptKey(d config.DecryptKey) string {
+// describe names a descriptor without its secret.
+func describe(d config.DecryptKey) string {
 	if d.P12File != "" {
 		return "PKCS#12 " + d.P12File
 	}
@@ -61,7 +68,7 @@ func describeDecryptKey(d config.DecryptKey) string {
 	return fmt.Sprintf("PKCS#11 %s, %s, label %q", d.Module, slot, d.Label)
 }
 
-func p12PINKey(d config.DecryptKey) (pinblob.Key, error) {
+func loadPKCS12(d config.DecryptKey) (pinblob.Key, error) {
 	b, err := os.ReadFile(d.P12File)
 	if err != nil {
 		return pinblob.Key{}, err
@@ -69,13 +76,13 @@ func p12PINKey(d config.DecryptKey) (pinblob.Key, error) {
 	return pinblob.LoadPKCS12(b, d.P12Password)
 }
 
-// openTokenPINKey opens the token key once to pair it with its certificate
+// openTokenKey opens the token key once to pair it with its certificate
 // (or, when the token holds none, with its public key: the key id is a
 // hash of the DER SubjectPublicKeyInfo, the same bytes a certificate
 // carries) and, for RSA, to learn whether the token decrypts
 // RSA-OAEP-SHA-256 itself (SoftHSM2 2.6 does not: the padding is then
 // removed in software over CKM_RSA_X_509, pinblob.OAEPDecrypter).
-func openTokenPINKey(d config.DecryptKey, allowed func(string) bool) (pinblob.Key, error) {
+func openTokenKey(d config.DecryptKey, allowed func(string) bool) (pinblob.Key, error) {
 	m, err := p11.Load(d.Module, allowed)
 	if err != nil {
 		return pinblob.Key{}, err
@@ -92,7 +99,7 @@ func openTokenPINKey(d config.DecryptKey, allowed func(string) bool) (pinblob.Ke
 	if err != nil {
 		return pinblob.Key{}, err
 	}
-	tk := &tokenPINKey{m: m, slot: d.Slot, label: d.Label, pin: d.PIN, pub: k.Public()}
+	tk := &tokenKey{m: m, slot: d.Slot, label: d.Label, pin: d.PIN, pub: k.Public()}
 	switch k.Public().(type) {
 	case *rsa.PublicKey:
 		if tk.nativeOAEP, err = k.OAEPSupported(crypto.SHA256); err != nil {
@@ -102,17 +109,17 @@ func openTokenPINKey(d config.DecryptKey, allowed func(string) bool) (pinblob.Ke
 	default:
 		return pinblob.Key{}, fmt.Errorf("%w: %T key", pinblob.ErrUnsupported, k.Public())
 	}
-	if err := probePINKey(k, tk.nativeOAEP); err != nil {
+	if err := probe(k, tk.nativeOAEP); err != nil {
 		return pinblob.Key{}, err
 	}
 	return pinblob.NewKey(cert, tk)
 }
 
-// probePINKey runs the key's decryption step once on a value made here,
+// probe runs the key's decryption step once on a value made here,
 // the way a blob will need it, so that a key the token will not use that
 // way (no CKA_DECRYPT or CKA_DERIVE, no CKM_RSA_X_509 or CKM_ECDH1_DERIVE)
 // stops start-up instead of the first finalization job.
-func probePINKey(k *p11.Key, nativeOAEP bool) error {
+func probe(k *p11.Key, nativeOAEP bool) error {
 	switch pub := k.Public().(type) {
 	case *rsa.PublicKey:
 		if nativeOAEP {
@@ -169,7 +176,7 @@ func publicKeyOnly(pub crypto.PublicKey) (*x509.Certificate, error) {
 	return &x509.Certificate{RawSubjectPublicKeyInfo: spki, PublicKey: pub}, nil
 }
 
-// tokenPINKey is a configured PKCS#11 decryption key. Each use opens it
+// tokenKey is a configured PKCS#11 decryption key. Each use opens it
 // afresh (C_OpenSession, C_Login, find) and closes the session afterwards,
 // so the token is not held logged in between cards and a token that was
 // pulled or restarted meanwhile is found again. The login ends with the
@@ -177,7 +184,7 @@ func publicKeyOnly(pub crypto.PublicKey) (*x509.Certificate, error) {
 // C_Logout, which would also log out another session of this process
 // working on the same token. It is a crypto.Decrypter for RSA keys and a
 // pinblob.ECDHKey for EC keys.
-type tokenPINKey struct {
+type tokenKey struct {
 	mu         sync.Mutex // one use at a time
 	m          *p11.Module
 	slot       int
@@ -187,10 +194,10 @@ type tokenPINKey struct {
 	nativeOAEP bool             // the token does RSA-OAEP-SHA-256 itself
 }
 
-func (t *tokenPINKey) Public() crypto.PublicKey { return t.pub }
+func (t *tokenKey) Public() crypto.PublicKey { return t.pub }
 
 // use opens the key, checks it is still the one found at start, and runs f.
-func (t *tokenPINKey) use(f func(k *p11.Key) error) error {
+func (t *tokenKey) use(f func(k *p11.Key) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k, err := t.m.OpenKey(t.slot, t.label, t.pin)
@@ -205,7 +212,7 @@ func (t *tokenPINKey) use(f func(k *p11.Key) error) error {
 }
 
 // Decrypt does RSA-OAEP on the token, or over its raw RSA operation.
-func (t *tokenPINKey) Decrypt(r io.Reader, c []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+func (t *tokenKey) Decrypt(r io.Reader, c []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	var out []byte
 	err := t.use(func(k *p11.Key) error {
 		var d crypto.Decrypter = k
@@ -223,7 +230,7 @@ func (t *tokenPINKey) Decrypt(r io.Reader, c []byte, opts crypto.DecrypterOpts) 
 }
 
 // ECDH derives the shared secret on the token (CKM_ECDH1_DERIVE).
-func (t *tokenPINKey) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
+func (t *tokenKey) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
 	var out []byte
 	err := t.use(func(k *p11.Key) error {
 		var err error

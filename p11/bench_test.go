@@ -348,8 +348,8 @@ func BenchmarkPINBlobOpen(b *testing.B) {
 			}
 		})
 	}
-	// As cardwright's configured token keys do it (cmd/cardwright
-	// pinkeys.go): OpenKey (session, C_Login, find) for each blob, then
+	// As cardwright's configured token keys do it (package
+	// pinblob/decryptkeys): OpenKey (session, C_Login, find) for each blob, then
 	// C_CloseSession.
 	b.Run("RSA-2048 OpenKey each", func(b *testing.B) {
 		m := softhsm(b)

@@ -4,8 +4,9 @@
 // with a Result that carries a stable code on failure.
 //
 // It reaches hardware only through the interfaces declared here (Readers,
-// Conn, Tokens, Prompter, CertificateIssuer); cmd/cardwright wires pcsc and
-// p11 to them, tests use in-memory fakes.
+// Conn, Tokens, Prompter, CertificateIssuer); runner/pcscreaders and
+// runner/p11tokens implement them over pcsc and p11, cmd/cardwright chooses
+// them, tests use in-memory fakes.
 package runner
 
 import (

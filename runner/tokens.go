@@ -14,7 +14,7 @@ import (
 )
 
 // Tokens opens the PKCS#11 token that stands for the card in a reader.
-// cmd/cardwright implements it with package p11 (the module allow-list, the
+// runner/p11tokens implements it with package p11 (the module allow-list, the
 // slot whose description names the reader, or the [tokens] mapping of the
 // configuration); tests use FakeTokens.
 type Tokens interface {

@@ -1,0 +1,47 @@
+package iotime
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cardwright/cardwright/issuer"
+)
+
+type slowIssuer struct{}
+
+func (slowIssuer) Issue(context.Context, issuer.Request) ([]byte, [][]byte, error) {
+	time.Sleep(time.Millisecond)
+	return []byte{1}, nil, nil
+}
+
+// TestClock: each kind of time goes to its own sum; a nil Clock counts
+// nothing and does not panic.
+func TestClock(t *testing.T) {
+	var none *Clock
+	start := time.Now().Add(-time.Millisecond)
+	none.APDU(start)
+	none.CardTime(start)
+	none.TokenCall(start)
+	none.IssuerTime(start)
+	if none.Totals() != (Totals{}) {
+		t.Errorf("nil clock: %+v", none.Totals())
+	}
+	if _, _, err := Issuer(slowIssuer{}, nil).Issue(context.Background(), issuer.Request{}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := &Clock{}
+	c.APDU(start)
+	c.APDU(start)
+	c.CardTime(start)
+	c.TokenCall(start)
+	der, _, err := Issuer(slowIssuer{}, c).Issue(context.Background(), issuer.Request{})
+	if err != nil || len(der) != 1 {
+		t.Fatalf("timed issuer: %v, %v", der, err)
+	}
+	got := c.Totals()
+	if got.APDUs != 2 || got.Calls != 1 || got.Card < 3*time.Millisecond || got.Token < time.Millisecond || got.Issuer < time.Millisecond {
+		t.Errorf("totals %+v", got)
+	}
+}

@@ -71,7 +71,7 @@ func TestOpenDSZ(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(p.Steps[1].Init.ProfileSource) != "; p\n" || len(p.Steps[2].Script.Commands) != 1 {
+			if string(stepAs[*InitProfileStep](t, p, 1).Init.ProfileSource) != "; p\n" || len(stepAs[*ApduScriptStep](t, p, 2).Script.Commands) != 1 {
 				t.Fatalf("%+v", p.Steps)
 			}
 		})

@@ -141,8 +141,8 @@ CertTempl=Archived
 	}
 	apps := map[string]*AppStep{}
 	for _, st := range p.Steps {
-		if st.App != nil {
-			apps[st.App.ID] = st.App
+		if st, ok := st.(*ApplicationStep); ok {
+			apps[st.App.ID] = &st.App
 		}
 	}
 	if a := apps["C"]; a.Action != AppWriteCertificate || string(a.Certificate) != string(cert) {

@@ -10,46 +10,26 @@ import (
 )
 
 // StepKind is one kind of step of a job, in the order of spec/dsc.md
-// ("Order of a job"); docs/dsc.md lists what each does. Validation (step 1
-// of that order) is NewPlan itself: a Plan exists only for a valid job.
+// ("Order of a job"); docs/dsc.md lists what each does. Each has its type
+// of Step (step.go). Validation (step 1 of that order) is NewPlan itself:
+// a Plan exists only for a valid job.
 type StepKind uint8
 
 const (
-	// StepSelectCard chooses the reader and card (Select).
-	StepSelectCard StepKind = iota + 1
-	// StepRetrieveTokens lists the ICCSNs of all present cards into a field
-	// and ends the job (Retrieve).
-	StepRetrieveTokens
-	// StepDeleteProfile erases the card back to uninitialized (PKCS#11 card
-	// eraser), logged in with Login (LoginHighest).
-	StepDeleteProfile
-	// StepInitProfile initializes the card by running a .cpf card profile
-	// over PC/SC (Init, with Init.Profile set).
-	StepInitProfile
-	// StepInitToken initializes the token with PKCS#11 C_InitToken, then
-	// C_InitPIN with the user PIN (Init, Init.Profile empty).
-	StepInitToken
-	// StepWriteSerial writes CMSCardSerialNumber to the card (Serial).
-	StepWriteSerial
-	// StepSetPIN sets, changes or unblocks the user PIN (PIN).
-	StepSetPIN
-	// StepChangePUK changes the PUK from InitialPUK to PUK (PIN).
-	StepChangePUK
-	// StepApplication runs one [Application_X] (App).
-	StepApplication
-	// StepApduScript sends the APDU script of ApduFile (Script).
-	StepApduScript
-	// StepBlockCard blocks the user PIN after personalization.
-	StepBlockCard
-	// StepReadICCSN reads the card's ICCSN (and ATR) into the output field
-	// (Finalize).
-	StepReadICCSN
-	// StepReadEncryptedPINs reads and decrypts the card's encrypted-PIN blob
-	// into secret output fields (PINs).
-	StepReadEncryptedPINs
-	// StepClearFields wipes the ClearFields values; they never leave the
-	// agent (Clear).
-	StepClearFields
+	StepSelectCard        StepKind = iota + 1 // SelectCardStep
+	StepRetrieveTokens                        // RetrieveTokensStep
+	StepDeleteProfile                         // DeleteProfileStep
+	StepInitProfile                           // InitProfileStep
+	StepInitToken                             // InitTokenStep
+	StepWriteSerial                           // WriteSerialStep
+	StepSetPIN                                // SetPINStep
+	StepChangePUK                             // ChangePUKStep
+	StepApplication                           // ApplicationStep
+	StepApduScript                            // ApduScriptStep
+	StepBlockCard                             // BlockCardStep
+	StepReadICCSN                             // ReadICCSNStep
+	StepReadEncryptedPINs                     // ReadEncryptedPINsStep
+	StepClearFields                           // ClearFieldsStep
 )
 
 var stepKindNames = [...]string{
@@ -133,27 +113,7 @@ func (c *Credentials) SO() *Credential {
 	return c.InitialPUK
 }
 
-// Step is one unit of work of a plan. Kind says which of the payload
-// pointers is set; Key and Pos name the description key that caused it (for
-// error reports: step, key, file:line).
-type Step struct {
-	Kind  StepKind `json:"kind"`
-	Name  string   `json:"name"`          // e.g. "SelectCard", "InitToken", "Application_A"
-	Key   string   `json:"key,omitempty"` // causing key as written; "" for implicit steps
-	Pos   Pos      `json:"pos,omitzero"`
-	Login Login    `json:"login,omitempty"`
-
-	Select   *SelectStep   `json:"select,omitempty"`
-	Retrieve *RetrieveStep `json:"retrieve,omitempty"`
-	Init     *InitStep     `json:"init,omitempty"`
-	Serial   *SerialStep   `json:"serial,omitempty"`
-	PIN      *PINStep      `json:"pin,omitempty"`
-	App      *AppStep      `json:"app,omitempty"`
-	Script   *ScriptStep   `json:"script,omitempty"`
-	Finalize *FinalizeStep `json:"finalize,omitempty"`
-	PINs     *PINReadStep  `json:"pins,omitempty"`
-	Clear    *ClearStep    `json:"clear,omitempty"`
-}
+// The payloads of the steps follow.
 
 // SelectStep chooses the card.
 type SelectStep struct {
@@ -183,8 +143,8 @@ type ProfileParam struct {
 	Value []byte `json:"value"`
 }
 
-// InitStep initializes the card: with a card profile (StepInitProfile) or
-// with PKCS#11 C_InitToken (StepInitToken). PINs come from
+// InitStep initializes the card: with a card profile (InitProfileStep) or
+// with PKCS#11 C_InitToken (InitTokenStep). PINs come from
 // Plan.Credentials; for a profile they are the variables SEC_PIN1 (PIN),
 // SEC_PIN2 (SignPIN), SEC_PUK (InitialPUK) and SEC_OP (Operator_Pin).
 type InitStep struct {
@@ -234,7 +194,8 @@ func (m PINMode) String() string {
 // MarshalText writes the mode's name.
 func (m PINMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
-// PINStep sets, changes or unblocks a PIN, or changes the PUK.
+// PINStep sets, changes or unblocks a PIN (SetPINStep), or changes the PUK
+// (ChangePUKStep).
 type PINStep struct {
 	Mode PINMode     `json:"mode"`
 	New  *Credential `json:"new"`

@@ -159,7 +159,7 @@ CertTempl=T
 	}
 	var kinds []string
 	for _, st := range p.Steps {
-		kinds = append(kinds, st.Kind.String())
+		kinds = append(kinds, st.Kind().String())
 	}
 	want := "select_card delete_profile set_pin change_puk application application apdu_script block_card read_iccsn clear_fields"
 	if got := strings.Join(kinds, " "); got != want {
@@ -168,20 +168,20 @@ CertTempl=T
 	if p.Module == nil || p.Module.Key != "PKCS11LibraryLinux" {
 		t.Errorf("module %+v", p.Module)
 	}
-	app := p.Steps[4].App
-	if app.ID != "Z" || !app.Signature || p.Steps[4].Login != LoginSignature || app.KeySize != 2048 || app.KeyType != "RSA" {
+	app := stepAs[*ApplicationStep](t, p, 4).App
+	if app.ID != "Z" || !app.Signature || p.Steps[4].Header().Login != LoginSignature || app.KeySize != 2048 || app.KeyType != "RSA" {
 		t.Errorf("Z = %+v", app)
 	}
-	if a := p.Steps[5].App; a.KeyType != "EC" || a.KeySize != 256 {
+	if a := stepAs[*ApplicationStep](t, p, 5).App; a.KeyType != "EC" || a.KeySize != 256 {
 		t.Errorf("A = %+v", a)
 	}
-	if ps := p.Steps[2].PIN; ps.Mode != PINReset || ps.New.Value.Reveal() != pin || ps.SO.Value.Reveal() != puk {
+	if ps := stepAs[*SetPINStep](t, p, 2).PIN; ps.Mode != PINReset || ps.New.Value.Reveal() != pin || ps.SO.Value.Reveal() != puk {
 		t.Errorf("set pin = %+v", ps)
 	}
-	if ps := p.Steps[3].PIN; ps.Mode != PINChangeSO || ps.New.Value.Reveal() != newPUK || ps.Old.Value.Reveal() != puk {
+	if ps := stepAs[*ChangePUKStep](t, p, 3).PIN; ps.Mode != PINChangeSO || ps.New.Value.Reveal() != newPUK || ps.Old.Value.Reveal() != puk {
 		t.Errorf("change puk = %+v", ps)
 	}
-	sc := p.Steps[6].Script
+	sc := stepAs[*ApduScriptStep](t, p, 6).Script
 	if len(sc.Commands) != 2 || string(sc.Commands[0].APDU) != "\x00\xA4\x04\x00\x05\xA0\x00\x00\x00\x63\x00" || sc.Commands[0].Secret {
 		t.Errorf("script %x", sc.Commands[0].APDU)
 	}
@@ -210,7 +210,10 @@ func TestPlanRetrieveAllTokensShortCircuits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Steps) != 1 || p.Steps[0].Kind != StepRetrieveTokens || p.Steps[0].Retrieve.Field != "L" || !p.Steps[0].Retrieve.WithATR {
+	if len(p.Steps) != 1 || p.Steps[0].Kind() != StepRetrieveTokens {
+		t.Fatalf("%+v", p.Steps)
+	}
+	if r := p.Steps[0].(*RetrieveTokensStep).Retrieve; r.Field != "L" || !r.WithATR {
 		t.Fatalf("%+v", p.Steps)
 	}
 }
@@ -221,7 +224,10 @@ func TestPlanPlaceholders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Steps) != 3 || string(p.Steps[1].Init.Params[0].Value) != "<v>" || p.Steps[2].App.Action != AppWriteP12 {
+	if len(p.Steps) != 3 {
+		t.Fatalf("%s", fmtPlan(t, p))
+	}
+	if string(stepAs[*InitProfileStep](t, p, 1).Init.Params[0].Value) != "<v>" || stepAs[*ApplicationStep](t, p, 2).App.Action != AppWriteP12 {
 		t.Fatalf("%s", fmtPlan(t, p))
 	}
 }

@@ -55,7 +55,7 @@ type planner struct {
 	job  Job
 	p    *Plan
 	errs PlanErrors
-	p11  *Step // first step that needs PKCS#11
+	p11  Step // first step that needs PKCS#11
 }
 
 func (b *planner) fail(kind error, v *Value, field, format string, args ...any) {
@@ -191,23 +191,25 @@ func (b *planner) secretValue(v *Value, required bool) *Credential {
 	return c
 }
 
-func (b *planner) needP11(st *Step) {
+func (b *planner) needP11(st Step) {
 	if b.p11 == nil {
 		b.p11 = st
 	}
 }
 
-func (b *planner) add(st Step) *Step {
+func (b *planner) add(st Step) Step {
 	b.p.Steps = append(b.p.Steps, st)
-	return &b.p.Steps[len(b.p.Steps)-1]
+	return st
 }
 
-func stepAt(kind StepKind, name string, v *Value) Step {
-	st := Step{Kind: kind, Name: name}
+// header is the header of a step named name caused by v (nil for an
+// implicit step).
+func header(name string, v *Value) StepHeader {
+	h := StepHeader{Name: name}
 	if v != nil {
-		st.Key, st.Pos = v.Key, v.Pos
+		h.Key, h.Pos = v.Key, v.Pos
 	}
-	return st
+	return h
 }
 
 func (b *planner) build() {
@@ -229,15 +231,14 @@ func (b *planner) build() {
 
 	// 2–3. Selection, or RetrieveAllTokens which ends the job.
 	if b.boolean(s.RetrieveAllTokens) {
-		st := stepAt(StepRetrieveTokens, "RetrieveAllTokens", s.RetrieveAllTokens)
-		st.Retrieve = &RetrieveStep{Field: s.AllTokensIccsnsField.Text, WithATR: withATR, UseChipSerial: chipSerial}
-		b.add(st)
+		b.add(&RetrieveTokensStep{StepHeader: header("RetrieveAllTokens", s.RetrieveAllTokens),
+			Retrieve: RetrieveStep{Field: s.AllTokensIccsnsField.Text, WithATR: withATR, UseChipSerial: chipSerial}})
 		b.output(s.AllTokensIccsnsField, false)
 		b.finish()
 		return
 	}
-	sel := &SelectStep{WithATR: withATR, UseChipSerial: chipSerial}
-	st := stepAt(StepSelectCard, "SelectCard", s.UseSelectCriteriaIccsn)
+	sel := &SelectCardStep{StepHeader: header("SelectCard", s.UseSelectCriteriaIccsn),
+		Select: SelectStep{WithATR: withATR, UseChipSerial: chipSerial}}
 	if b.boolean(s.UseSelectCriteriaIccsn) {
 		iccsn, _ := b.str(s.SelectCriteriaIccsn)
 		if iccsn == "" {
@@ -247,14 +248,13 @@ func (b *planner) build() {
 				b.fail(ErrInvalidDescription, s.UseSelectCriteriaIccsn, "", "UseSelectCriteriaIccsn is true but there is no SelectCriteriaIccsn")
 			}
 		}
-		sel.ICCSN = iccsn
+		sel.Select.ICCSN = iccsn
 	}
-	st.Select = sel
-	b.add(st)
+	b.add(sel)
 
 	// 4. DeleteProfile.
 	if b.boolean(s.DeleteProfile) {
-		st := stepAt(StepDeleteProfile, "DeleteProfile", s.DeleteProfile)
+		st := &DeleteProfileStep{StepHeader: header("DeleteProfile", s.DeleteProfile)}
 		st.Login = LoginHighest
 		b.needP11(b.add(st))
 	}
@@ -268,9 +268,8 @@ func (b *planner) build() {
 	// CMSCardSerialNumber is written right after initialization.
 	if v := s.CMSCardSerialNumber; present(v) {
 		if serial, _ := b.str(v); serial != "" {
-			st := stepAt(StepWriteSerial, "CMSCardSerialNumber", v)
+			st := &WriteSerialStep{StepHeader: header("CMSCardSerialNumber", v), Serial: SerialStep{Serial: serial, Field: v.Text}}
 			st.Login = LoginSO
-			st.Serial = &SerialStep{Serial: serial, Field: v.Text}
 			if cr.SO() == nil {
 				b.fail(ErrInvalidField, v, "", "CMSCardSerialNumber needs an SO credential to write the serial: InitialPUK, or Operator_Pin with OperatorPinIsSOCredential")
 			}
@@ -283,9 +282,8 @@ func (b *planner) build() {
 		b.setPIN()
 	}
 	if cr.PUK != nil {
-		st := stepAt(StepChangePUK, "PUK", s.PUK)
+		st := &ChangePUKStep{StepHeader: header("PUK", s.PUK), PIN: PINStep{Mode: PINChangeSO, New: cr.PUK, Old: cr.InitialPUK}}
 		st.Login = LoginSO
-		st.PIN = &PINStep{Mode: PINChangeSO, New: cr.PUK, Old: cr.InitialPUK}
 		if cr.InitialPUK == nil {
 			b.fail(ErrInvalidField, s.PUK, "", "PUK: changing the PUK needs the current one in InitialPUK, which has no value")
 		}
@@ -310,32 +308,27 @@ func (b *planner) build() {
 
 	// 8. BlockCard.
 	if block != nil {
-		st := stepAt(StepBlockCard, "BlockCard", block)
-		b.needP11(b.add(st))
+		b.needP11(b.add(&BlockCardStep{StepHeader: header("BlockCard", block)}))
 	}
 
 	// 9. Finalization.
 	if v := s.ICCSN; v.IsField() {
-		st := stepAt(StepReadICCSN, "ICCSN", v)
-		fin := &FinalizeStep{Field: v.Text, WithATR: withATR}
+		st := &ReadICCSNStep{StepHeader: header("ICCSN", v), Finalize: FinalizeStep{Field: v.Text, WithATR: withATR}}
 		if w := s.CMSCardSerialNumber; present(w) && !chipSerial {
-			fin.CMSSerial, _ = b.str(w)
+			st.Finalize.CMSSerial, _ = b.str(w)
 		}
-		st.Finalize = fin
 		b.add(st)
 		b.output(v, false)
 	}
 	if len(s.PINOutputs) > 0 {
-		st := stepAt(StepReadEncryptedPINs, "CardPinDecryption", s.PINOutputs[0].Value)
-		rd := &PINReadStep{}
+		st := &ReadEncryptedPINsStep{StepHeader: header("CardPinDecryption", s.PINOutputs[0].Value)}
 		for _, o := range s.PINOutputs {
 			if !b.isSecret(o.Value.Text) {
 				b.fail(ErrSecretOutput, o.Value, o.Value.Text, "%s: field %s is not a secret output; decrypted PINs go only to fields the job marks secret", o.Value.Key, o.Value.Text)
 			}
-			rd.Outputs = append(rd.Outputs, PINReadOutput{Name: o.Name, Field: o.Value.Text})
+			st.PINs.Outputs = append(st.PINs.Outputs, PINReadOutput{Name: o.Name, Field: o.Value.Text})
 			b.output(o.Value, true)
 		}
-		st.PINs = rd
 		b.add(st)
 	}
 	b.finish()
@@ -345,9 +338,7 @@ func (b *planner) build() {
 func (b *planner) finish() {
 	s, p := &b.d.Settings, b.p
 	if len(s.ClearFieldNames) > 0 {
-		st := stepAt(StepClearFields, "ClearFields", s.ClearFields)
-		st.Clear = &ClearStep{Fields: s.ClearFieldNames}
-		b.add(st)
+		b.add(&ClearFieldsStep{StepHeader: header("ClearFields", s.ClearFields), Clear: ClearStep{Fields: s.ClearFieldNames}})
 		p.Clear = s.ClearFieldNames
 		outs := p.Outputs[:0]
 		for _, o := range p.Outputs {
@@ -361,12 +352,11 @@ func (b *planner) finish() {
 	if b.p11 != nil && len(s.libraryKeysFound()) > 0 {
 		p.Module = s.Library(b.job.Platform)
 		if p.Module == nil {
-			b.fail(ErrPlatform, b.p11.keyValue(), "", "%s needs a PKCS#11 library, but no key applies to %s (found %s)", b.p11.Name, b.job.Platform, strings.Join(s.libraryKeysFound(), ", "))
+			h := b.p11.Header()
+			b.fail(ErrPlatform, &Value{Key: h.Key, Pos: h.Pos}, "", "%s needs a PKCS#11 library, but no key applies to %s (found %s)", h.Name, b.job.Platform, strings.Join(s.libraryKeysFound(), ", "))
 		}
 	}
 }
-
-func (st *Step) keyValue() *Value { return &Value{Key: st.Key, Pos: st.Pos} }
 
 func containsFold(list []string, s string) bool {
 	for _, x := range list {
@@ -388,10 +378,9 @@ func (b *planner) output(v *Value, isSecret bool) {
 
 func (b *planner) initToken() {
 	s, cr := &b.d.Settings, &b.p.Credentials
-	init := &InitStep{}
+	var init InitStep
 	init.Label, _ = b.str(s.InitialLabel)
 	if v := s.ChipProfile; present(v) {
-		st := stepAt(StepInitProfile, "InitToken", s.InitToken)
 		init.Profile = v.Text
 		src, err := b.readFile(v)
 		if err == nil {
@@ -420,12 +409,10 @@ func (b *planner) initToken() {
 			}
 			init.Params = append(init.Params, ProfileParam{Name: name, Value: dec})
 		}
-		st.Init = init
-		b.add(st)
+		b.add(&InitProfileStep{StepHeader: header("InitToken", s.InitToken), Init: init})
 		return
 	}
-	st := stepAt(StepInitToken, "InitToken", s.InitToken)
-	st.Init = init
+	st := &InitTokenStep{StepHeader: header("InitToken", s.InitToken), Init: init}
 	if cr.SO() == nil {
 		b.fail(ErrInvalidField, s.InitToken, "", "InitToken without ChipProfile runs C_InitToken, which needs the SO PIN: InitialPUK (or Operator_Pin with OperatorPinIsSOCredential) has no value")
 	}
@@ -434,24 +421,22 @@ func (b *planner) initToken() {
 
 func (b *planner) setPIN() {
 	s, cr := &b.d.Settings, &b.p.Credentials
-	st := stepAt(StepSetPIN, "SetPIN", s.SetPIN)
 	pin := cr.PIN
 	if pin == nil {
 		b.fail(ErrInvalidField, s.PIN, "", "SetPIN: PIN has no value")
 		return
 	}
-	step := &PINStep{New: pin}
+	st := &SetPINStep{StepHeader: header("SetPIN", s.SetPIN), PIN: PINStep{New: pin}}
 	switch {
 	case pin.Prompt != nil && pin.Prompt.Dialog == 3 && !pin.Prompt.PinPad:
-		step.Mode = PINChange
+		st.PIN.Mode = PINChange
 		st.Login = LoginUser
 	case cr.SO() != nil:
-		step.Mode, step.SO = PINReset, cr.SO()
+		st.PIN.Mode, st.PIN.SO = PINReset, cr.SO()
 		st.Login = LoginSO
 	default:
 		b.fail(ErrInvalidField, s.SetPIN, "", "SetPIN needs the old PIN (PIN=!FROM_USER_DIALOG_3_FIELD) or an SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)")
 	}
-	st.PIN = step
 	b.needP11(b.add(st))
 }
 
@@ -490,8 +475,8 @@ func (b *planner) applicationOrder() []*Application {
 // application adds the step of one application; it reports whether it
 // added one.
 func (b *planner) application(a *Application) bool {
-	st := Step{Kind: StepApplication, Name: "Application_" + a.ID, Key: a.Section, Pos: a.Pos, Login: LoginUser}
-	app := &AppStep{ID: a.ID}
+	st := &ApplicationStep{StepHeader: StepHeader{Name: "Application_" + a.ID, Key: a.Section, Pos: a.Pos, Login: LoginUser}, App: AppStep{ID: a.ID}}
+	app := &st.App
 	app.Template, _ = b.str(a.CertTempl)
 	app.CardSerial, _ = b.str(a.CardSerialNumber)
 	if loc, _ := b.str(a.Location); equalFold(loc, "Signature") {
@@ -619,7 +604,6 @@ func (b *planner) application(a *Application) bool {
 	default:
 		return false // every action is switched off by the job's fields
 	}
-	st.App = app
 	b.needP11(b.add(st))
 	return true
 }
@@ -672,8 +656,7 @@ func (b *planner) script(v *Value) {
 			return
 		}
 	}
-	st := stepAt(StepApduScript, "ApduFile", v)
-	st.Script = &ScriptStep{File: v.Text, Commands: cmds}
+	st := &ApduScriptStep{StepHeader: header("ApduFile", v), Script: ScriptStep{File: v.Text, Commands: cmds}}
 	if w := s.ApduResponseCodesField; w.IsField() {
 		st.Script.ResponseField = w.Text
 		b.output(w, false)

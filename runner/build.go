@@ -105,7 +105,7 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		// runner also reads encrypted PINs through the token, and after a
 		// card profile looks for a stand-in token.
 		mod = plan.Description.Settings.Library(plan.Platform)
-		if mod != nil && !anyStep(plan, dsc.StepReadEncryptedPINs) {
+		if mod != nil && !anyStep[*dsc.ReadEncryptedPINsStep](plan) {
 			if deps.Tokens == nil || !deps.Tokens.Allowed(mod.Text) {
 				mod = nil // optional here: only a stand-in token would use it
 			}
@@ -129,13 +129,12 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		}
 	}
 	var steps []Step
-	for i := range plan.Steps {
-		ps := &plan.Steps[i]
-		if ps.Kind == dsc.StepSelectCard && ps.Select != nil {
+	for _, ps := range plan.Steps {
+		switch ps := ps.(type) {
+		case *dsc.SelectCardStep:
 			sel.ICCSN, sel.WithATR = ps.Select.ICCSN, ps.Select.WithATR
 			continue
-		}
-		if ps.Kind == dsc.StepRetrieveTokens && ps.Retrieve != nil {
+		case *dsc.RetrieveTokensStep:
 			sel.AllCards = true
 			sel.WithATR = ps.Retrieve.WithATR
 			continue
@@ -144,10 +143,11 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		if err != nil {
 			return sel, nil, err
 		}
+		h := ps.Header()
 		if needsToken(ps) && j.module == "" {
-			return sel, nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", ps.Name)
+			return sel, nil, j.vfail(api.CodeInvalidDescription, h.Key, h.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", h.Name)
 		}
-		steps = append(steps, Step{Name: ps.Name, Key: ps.Key, File: j.file, Line: ps.Pos.Line, Run: run, Check: j.checkFunc(ps)})
+		steps = append(steps, Step{Name: h.Name, Key: h.Key, File: j.file, Line: h.Pos.Line, Run: run, Check: j.checkFunc(ps)})
 	}
 	if len(steps) == 0 && !sel.AllCards && len(plan.Outputs) == 0 {
 		// Reporting ok for a job that touched nothing would tell the
@@ -207,38 +207,52 @@ func lengths(lo, hi int) string {
 // checkFunc is a step's check before the job's first step (Step.Check):
 // what can only be known once the reader is chosen, above all before
 // DeleteProfile erases the card.
-func (j *job) checkFunc(ps *dsc.Step) func(context.Context, *Session) error {
+func (j *job) checkFunc(ps dsc.Step) func(context.Context, *Session) error {
 	if j.module == "" || j.deps.Tokens == nil {
 		return nil
 	}
-	c := j.plan.Credentials
-	switch {
-	case (ps.Kind == dsc.StepInitProfile || ps.Kind == dsc.StepInitToken) && ps.Init != nil:
-		label, profile := ps.Init.Label, ps.Kind == dsc.StepInitProfile
-		return func(ctx context.Context, s *Session) error {
-			t, ti, err := j.tokenInfo(ctx, s)
-			if err != nil {
-				return err
-			}
-			if profile && !ti.StandIn {
-				return nil // the card's middleware sees what the profile wrote
-			}
-			if _, err := j.checkLabel(t, label); err != nil {
-				return err
-			}
-			return j.tokenRules(ti, c.PIN, c.SO())
-		}
-	case (ps.Kind == dsc.StepSetPIN || ps.Kind == dsc.StepChangePUK) && ps.PIN != nil:
-		st := ps.PIN
-		return func(ctx context.Context, s *Session) error {
-			_, ti, err := j.tokenInfo(ctx, s)
-			if err != nil {
-				return err
-			}
-			return j.tokenRules(ti, st.New)
-		}
+	switch ps := ps.(type) {
+	case *dsc.InitProfileStep:
+		return j.initCheck(ps.Init.Label, true)
+	case *dsc.InitTokenStep:
+		return j.initCheck(ps.Init.Label, false)
+	case *dsc.SetPINStep:
+		return j.newPINCheck(&ps.PIN)
+	case *dsc.ChangePUKStep:
+		return j.newPINCheck(&ps.PIN)
 	}
 	return nil
+}
+
+// initCheck checks, before the job's first step, the label and the PINs
+// a card profile (profile) or C_InitToken sets against the token's rules.
+func (j *job) initCheck(label string, profile bool) func(context.Context, *Session) error {
+	c := j.plan.Credentials
+	return func(ctx context.Context, s *Session) error {
+		t, ti, err := j.tokenInfo(ctx, s)
+		if err != nil {
+			return err
+		}
+		if profile && !ti.StandIn {
+			return nil // the card's middleware sees what the profile wrote
+		}
+		if _, err := j.checkLabel(t, label); err != nil {
+			return err
+		}
+		return j.tokenRules(ti, c.PIN, c.SO())
+	}
+}
+
+// newPINCheck checks, before the job's first step, the new PIN or PUK of
+// st against the token's rules.
+func (j *job) newPINCheck(st *dsc.PINStep) func(context.Context, *Session) error {
+	return func(ctx context.Context, s *Session) error {
+		_, ti, err := j.tokenInfo(ctx, s)
+		if err != nil {
+			return err
+		}
+		return j.tokenRules(ti, st.New)
+	}
 }
 
 func (j *job) tokenInfo(ctx context.Context, s *Session) (Token, TokenInfo, error) {
@@ -272,10 +286,12 @@ func (j *job) credentials() []*dsc.Credential {
 	c := j.plan.Credentials
 	out := []*dsc.Credential{c.PIN, c.InitialPUK, c.PUK, c.Operator, c.SignPIN}
 	for _, s := range j.plan.Steps {
-		if s.PIN != nil {
+		switch s := s.(type) {
+		case *dsc.SetPINStep:
 			out = append(out, s.PIN.New, s.PIN.Old, s.PIN.SO)
-		}
-		if s.App != nil {
+		case *dsc.ChangePUKStep:
+			out = append(out, s.PIN.New, s.PIN.Old, s.PIN.SO)
+		case *dsc.ApplicationStep:
 			out = append(out, s.App.P12Password)
 		}
 	}
@@ -288,19 +304,20 @@ func (j *job) credentials() []*dsc.Credential {
 	return res
 }
 
-func anyStep(p *dsc.Plan, k dsc.StepKind) bool {
+// anyStep reports whether p has a step of type T.
+func anyStep[T dsc.Step](p *dsc.Plan) bool {
 	for _, s := range p.Steps {
-		if s.Kind == k {
+		if _, ok := s.(T); ok {
 			return true
 		}
 	}
 	return false
 }
 
-func needsToken(ps *dsc.Step) bool {
-	switch ps.Kind {
-	case dsc.StepInitToken, dsc.StepWriteSerial, dsc.StepSetPIN, dsc.StepChangePUK,
-		dsc.StepApplication, dsc.StepBlockCard, dsc.StepReadEncryptedPINs:
+func needsToken(ps dsc.Step) bool {
+	switch ps.(type) {
+	case *dsc.InitTokenStep, *dsc.WriteSerialStep, *dsc.SetPINStep, *dsc.ChangePUKStep,
+		*dsc.ApplicationStep, *dsc.BlockCardStep, *dsc.ReadEncryptedPINsStep:
 		return true
 	}
 	return false
@@ -316,72 +333,55 @@ func (j *job) vfail(code api.Code, key string, pos dsc.Pos, format string, args 
 	return f
 }
 
-func (j *job) stepFunc(ps *dsc.Step) (func(context.Context, *Session) error, error) {
-	switch ps.Kind {
-	case dsc.StepDeleteProfile:
+func (j *job) stepFunc(ps dsc.Step) (func(context.Context, *Session) error, error) {
+	switch ps := ps.(type) {
+	case *dsc.DeleteProfileStep:
 		return j.deleteProfile, nil
-	case dsc.StepInitProfile, dsc.StepInitToken:
-		if ps.Init == nil {
-			break
+	case *dsc.InitProfileStep:
+		if j.deps.Profiles == nil {
+			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "card profiles are not available in this build")
 		}
-		if ps.Kind == dsc.StepInitProfile {
-			if j.deps.Profiles == nil {
-				return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "card profiles are not available in this build")
-			}
-			p, err := j.deps.Profiles.Compile(ps.Init.Profile, ps.Init.ProfileSource, ps.Init.Params, j.profilePINNames())
-			if err != nil {
-				f := j.vfail(api.CodeInvalidProfile, ps.Key, ps.Pos, "card profile %s", ps.Init.Profile)
-				f.Err = err
-				return nil, f
-			}
-			j.profile = p
-			for _, r := range p.PINRules() {
-				j.addRule(j.profileCredential(r.Variable), r)
-			}
+		p, err := j.deps.Profiles.Compile(ps.Init.Profile, ps.Init.ProfileSource, ps.Init.Params, j.profilePINNames())
+		if err != nil {
+			f := j.vfail(api.CodeInvalidProfile, ps.Key, ps.Pos, "card profile %s", ps.Init.Profile)
+			f.Err = err
+			return nil, f
 		}
-		if j.plan.Credentials.SO() == nil && j.module != "" {
-			return nil, j.vfail(api.CodeInvalidDescription, ps.Key, ps.Pos, "%s needs the SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)", ps.Key)
+		j.profile = p
+		for _, r := range p.PINRules() {
+			j.addRule(j.profileCredential(r.Variable), r)
 		}
-		init := ps.Init
-		if ps.Kind == dsc.StepInitProfile {
-			return func(ctx context.Context, s *Session) error { return j.initProfile(ctx, s, init) }, nil
+		if err := j.initNeedsSO(ps.StepHeader); err != nil {
+			return nil, err
 		}
-		return func(ctx context.Context, s *Session) error { return j.initToken(ctx, s, init.Label) }, nil
-	case dsc.StepWriteSerial:
-		if ps.Serial == nil {
-			break
+		init := &ps.Init
+		return func(ctx context.Context, s *Session) error { return j.initProfile(ctx, s, init) }, nil
+	case *dsc.InitTokenStep:
+		if err := j.initNeedsSO(ps.StepHeader); err != nil {
+			return nil, err
 		}
-		st := ps.Serial
+		label := ps.Init.Label
+		return func(ctx context.Context, s *Session) error { return j.initToken(ctx, s, label) }, nil
+	case *dsc.WriteSerialStep:
+		st := &ps.Serial
 		return func(ctx context.Context, s *Session) error { return j.writeSerial(ctx, s, st) }, nil
-	case dsc.StepSetPIN, dsc.StepChangePUK:
-		if ps.PIN == nil {
-			break
-		}
-		st := ps.PIN
+	case *dsc.SetPINStep:
+		st := &ps.PIN
 		return func(ctx context.Context, s *Session) error { return j.pinStep(ctx, s, st) }, nil
-	case dsc.StepApplication:
-		if ps.App == nil {
-			break
-		}
+	case *dsc.ChangePUKStep:
+		st := &ps.PIN
+		return func(ctx context.Context, s *Session) error { return j.pinStep(ctx, s, st) }, nil
+	case *dsc.ApplicationStep:
 		return j.appFunc(ps)
-	case dsc.StepApduScript:
-		if ps.Script == nil {
-			break
-		}
-		st := ps.Script
+	case *dsc.ApduScriptStep:
+		st := &ps.Script
 		return func(ctx context.Context, s *Session) error { return j.script(ctx, s, st) }, nil
-	case dsc.StepBlockCard:
+	case *dsc.BlockCardStep:
 		return j.blockCard, nil
-	case dsc.StepReadICCSN:
-		if ps.Finalize == nil {
-			break
-		}
-		st := ps.Finalize
+	case *dsc.ReadICCSNStep:
+		st := &ps.Finalize
 		return func(ctx context.Context, s *Session) error { return j.readICCSN(ctx, s, st) }, nil
-	case dsc.StepReadEncryptedPINs:
-		if ps.PINs == nil {
-			break
-		}
+	case *dsc.ReadEncryptedPINsStep:
 		if len(j.deps.PINKeys) == 0 {
 			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "reading encrypted PINs needs a decryption key ([pins] decrypt_p12) and none is configured")
 		}
@@ -390,13 +390,10 @@ func (j *job) stepFunc(ps *dsc.Step) (func(context.Context, *Session) error, err
 				return nil, j.vfail(api.CodeSecretOutput, ps.Key, ps.Pos, "field %s would receive the decrypted %s but the job does not mark it secret", o.Field, o.Name)
 			}
 		}
-		st := ps.PINs
+		st := &ps.PINs
 		return func(ctx context.Context, s *Session) error { return j.readPINs(ctx, s, st) }, nil
-	case dsc.StepClearFields:
-		if ps.Clear == nil {
-			break
-		}
-		st := ps.Clear
+	case *dsc.ClearFieldsStep:
+		st := &ps.Clear
 		return func(ctx context.Context, s *Session) error {
 			for _, f := range st.Fields {
 				deleteFold(s.Outputs, f)
@@ -409,10 +406,21 @@ func (j *job) stepFunc(ps *dsc.Step) (func(context.Context, *Session) error, err
 			}
 			return nil
 		}, nil
+	case *dsc.SelectCardStep, *dsc.RetrieveTokensStep:
+		// Build makes these the job's selection.
 	}
-	return nil, j.vfail(api.CodeInternal, ps.Key, ps.Pos, "plan step %s (%s) has no payload the runner knows", ps.Name, ps.Kind)
+	h := ps.Header()
+	return nil, j.vfail(api.CodeInternal, h.Key, h.Pos, "plan step %s (%v) is the card selection, not a step", h.Name, ps.Kind())
 }
 
+// initNeedsSO fails an initialization over PKCS#11 without an SO
+// credential.
+func (j *job) initNeedsSO(h dsc.StepHeader) error {
+	if j.plan.Credentials.SO() == nil && j.module != "" {
+		return j.vfail(api.CodeInvalidDescription, h.Key, h.Pos, "%s needs the SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)", h.Key)
+	}
+	return nil
+}
 func deleteFold(m map[string]string, name string) {
 	for k := range m {
 		if strings.EqualFold(k, name) {
@@ -555,12 +563,7 @@ func (j *job) ownsCard() bool {
 	if j.module == "" {
 		return true
 	}
-	for _, s := range j.plan.Steps {
-		if s.Kind == dsc.StepInitProfile {
-			return true
-		}
-	}
-	return false
+	return anyStep[*dsc.InitProfileStep](j.plan)
 }
 
 // deleteProfile erases the card (DeleteProfile): over PC/SC with the card
@@ -571,7 +574,7 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 	// The PINs the card (or token) is then set up with come from local
 	// dialogs before anything is erased: a refused dialog, or a card pulled
 	// while it is open, leaves the card as it was.
-	if anyStep(j.plan, dsc.StepInitProfile) || anyStep(j.plan, dsc.StepInitToken) {
+	if anyStep[*dsc.InitProfileStep](j.plan) || anyStep[*dsc.InitTokenStep](j.plan) {
 		if _, err := j.profilePINs(ctx, s); err != nil {
 			return err
 		}
@@ -921,8 +924,8 @@ func (j *job) pinStep(ctx context.Context, s *Session, st *dsc.PINStep) error {
 	return fail(api.CodeInternal, nil, "PIN step mode %v", st.Mode)
 }
 
-func (j *job) appFunc(ps *dsc.Step) (func(context.Context, *Session) error, error) {
-	app := ps.App
+func (j *job) appFunc(ps *dsc.ApplicationStep) (func(context.Context, *Session) error, error) {
+	app := &ps.App
 	switch app.Action {
 	case dsc.AppGenerateKey, dsc.AppUseObject:
 		if j.deps.Issuer == nil {

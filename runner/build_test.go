@@ -170,8 +170,8 @@ func cred(key, v string) *dsc.Credential {
 	return &dsc.Credential{Key: key, Value: secret.New(v), Pos: dsc.Pos{File: "t.dsc", Line: credLines[key]}, Field: key + "_FIELD"}
 }
 
-func step(kind dsc.StepKind, name string, ln int) dsc.Step {
-	return dsc.Step{Kind: kind, Name: name, Key: name, Pos: dsc.Pos{File: "t.dsc", Line: ln}}
+func header(name string, ln int) dsc.StepHeader {
+	return dsc.StepHeader{Name: name, Key: name, Pos: dsc.Pos{File: "t.dsc", Line: ln}}
 }
 
 const module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -186,22 +186,19 @@ func fullPlan() *dsc.Plan {
 		Outputs:     []dsc.Output{{Field: "ICCSN", Key: "ICCSN"}},
 		Clear:       []string{"PIN_FIELD"},
 	}
-	del := step(dsc.StepDeleteProfile, "DeleteProfile", 10)
+	del := &dsc.DeleteProfileStep{StepHeader: header("DeleteProfile", 10)}
 	del.Login = dsc.LoginHighest
-	ini := step(dsc.StepInitProfile, "InitToken", 11)
-	ini.Init = &dsc.InitStep{Profile: "demo.cpf", ProfileSource: []byte("MasterFile\n"), Label: "demo"}
-	a := step(dsc.StepApplication, "Application_A", 20)
+	ini := &dsc.InitProfileStep{StepHeader: header("InitToken", 11),
+		Init: dsc.InitStep{Profile: "demo.cpf", ProfileSource: []byte("MasterFile\n"), Label: "demo"}}
+	a := &dsc.ApplicationStep{StepHeader: header("Application_A", 20),
+		App: dsc.AppStep{ID: "A", Action: dsc.AppGenerateKey, Template: "Digital Signature", KeyType: "EC", KeySize: 256, CardSerial: "CW-1"}}
 	a.Login = dsc.LoginUser
-	a.App = &dsc.AppStep{ID: "A", Action: dsc.AppGenerateKey, Template: "Digital Signature", KeyType: "EC", KeySize: 256, CardSerial: "CW-1"}
-	b := step(dsc.StepApplication, "Application_B", 25)
+	b := &dsc.ApplicationStep{StepHeader: header("Application_B", 25),
+		App: dsc.AppStep{ID: "B", Action: dsc.AppGenerateKey, Template: "Encryption", KeyType: "EC", KeySize: 384}}
 	b.Login = dsc.LoginUser
-	b.App = &dsc.AppStep{ID: "B", Action: dsc.AppGenerateKey, Template: "Encryption", KeyType: "EC", KeySize: 384}
-	fin := step(dsc.StepReadICCSN, "ReadICCSN", 12)
-	fin.Finalize = &dsc.FinalizeStep{Field: "ICCSN"}
-	clr := step(dsc.StepClearFields, "ClearFields", 13)
-	clr.Clear = &dsc.ClearStep{Fields: []string{"PIN_FIELD"}}
-	sel := step(dsc.StepSelectCard, "SelectCard", 0)
-	sel.Select = &dsc.SelectStep{}
+	fin := &dsc.ReadICCSNStep{StepHeader: header("ReadICCSN", 12), Finalize: dsc.FinalizeStep{Field: "ICCSN"}}
+	clr := &dsc.ClearFieldsStep{StepHeader: header("ClearFields", 13), Clear: dsc.ClearStep{Fields: []string{"PIN_FIELD"}}}
+	sel := &dsc.SelectCardStep{StepHeader: header("SelectCard", 0)}
 	p.Steps = []dsc.Step{sel, del, ini, a, b, fin, clr}
 	return p
 }
@@ -324,21 +321,21 @@ func TestValidationFailsBeforeCardIO(t *testing.T) {
 	}{
 		{"module not allowed", func(p *dsc.Plan, d *Deps) { d.Tokens = &FakeTokens{Modules: []string{"/opt/other.so"}} }, api.CodeModuleNotAllowed, "PKCS11LibraryLinux"},
 		{"no token access", func(p *dsc.Plan, d *Deps) { d.Tokens = nil }, api.CodeConfig, "PKCS11LibraryLinux"},
-		{"profile does not compile", func(p *dsc.Plan, d *Deps) { p.Steps[2].Init.ProfileSource = []byte("ERROR") }, api.CodeInvalidProfile, "InitToken"},
+		{"profile does not compile", func(p *dsc.Plan, d *Deps) { p.Steps[2].(*dsc.InitProfileStep).Init.ProfileSource = []byte("ERROR") }, api.CodeInvalidProfile, "InitToken"},
 		{"headless prompt", func(p *dsc.Plan, d *Deps) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 2}}
 			d.Headless = true
 		}, api.CodePromptUnavailable, "PIN"},
 		{"pins into plain field", func(p *dsc.Plan, d *Deps) {
-			s := step(dsc.StepReadEncryptedPINs, "ReadEncryptedPINs", 30)
-			s.PINs = &dsc.PINReadStep{Outputs: []dsc.PINReadOutput{{Name: "PIN1", Field: "Plain"}}}
+			s := &dsc.ReadEncryptedPINsStep{StepHeader: header("ReadEncryptedPINs", 30),
+				PINs: dsc.PINReadStep{Outputs: []dsc.PINReadOutput{{Name: "PIN1", Field: "Plain"}}}}
 			p.Steps = append(p.Steps, s)
 			_, k := pinKey(t)
 			d.PINKeys = []pinblob.Key{k}
 		}, api.CodeSecretOutput, "ReadEncryptedPINs"},
 		{"no issuer", func(p *dsc.Plan, d *Deps) { d.Issuer = nil }, api.CodeConfig, "Application_A"},
 		{"bad certificate", func(p *dsc.Plan, d *Deps) {
-			p.Steps[3].App = &dsc.AppStep{ID: "A", Action: dsc.AppWriteCertificate, Certificate: []byte("not DER")}
+			p.Steps[3].(*dsc.ApplicationStep).App = dsc.AppStep{ID: "A", Action: dsc.AppWriteCertificate, Certificate: []byte("not DER")}
 		}, api.CodeInvalidField, "Application_A"},
 		{"no SO credential", func(p *dsc.Plan, d *Deps) { p.Credentials.InitialPUK = nil }, api.CodeInvalidDescription, "InitToken"},
 	} {
@@ -393,13 +390,13 @@ func TestExecutionFailures(t *testing.T) {
 			r.issuer = &fakeIssuer{ca: testCA, fail: errors.New("template unknown")}
 		}, api.CodeIssuerError, "Application_A", false},
 		{"key generation unsupported", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
-			p.Steps[3].App.KeySize = 163
+			p.Steps[3].(*dsc.ApplicationStep).App.KeySize = 163
 		}, api.CodeNotSupported, "Application_A", false},
 		{"token fails", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
 			r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: CKR_DEVICE_MEMORY: %w", ErrToken)}
 		}, api.CodeTokenError, "Application_A", false},
 		{"mapped to another label", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
-			p.Steps[2].Init.Label = "other"
+			p.Steps[2].(*dsc.InitProfileStep).Init.Label = "other"
 			r.tokens.FailOn = nil
 			r.tokens.Fixed = "demo"
 		}, api.CodeConfig, "validate", true},
@@ -482,8 +479,8 @@ func TestPINSteps(t *testing.T) {
 	change := func(old, new string, mode dsc.PINMode) *dsc.Plan {
 		p := &dsc.Plan{Description: &dsc.Description{Name: "t.dsc"}, Module: fullPlan().Module,
 			Credentials: dsc.Credentials{InitialPUK: cred("InitialPUK", testPUK)}}
-		s := step(dsc.StepSetPIN, "SetPIN", 5)
-		s.PIN = &dsc.PINStep{Mode: mode, New: cred("PIN", new), Old: cred("OldPIN", old), SO: p.Credentials.InitialPUK}
+		s := &dsc.SetPINStep{StepHeader: header("SetPIN", 5),
+			PIN: dsc.PINStep{Mode: mode, New: cred("PIN", new), Old: cred("OldPIN", old), SO: p.Credentials.InitialPUK}}
 		p.Steps = []dsc.Step{s}
 		return p
 	}
@@ -507,8 +504,9 @@ func TestPINSteps(t *testing.T) {
 	}
 	// Dialog 3 asks for the current PIN, then the new one.
 	p := change("", testNewPIN, dsc.PINChange)
-	p.Steps[0].PIN.Old = nil
-	p.Steps[0].PIN.New = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 3}}
+	set := p.Steps[0].(*dsc.SetPINStep)
+	set.PIN.Old = nil
+	set.PIN.New = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 3}}
 	answers := []string{testPIN, testNewPIN}
 	r.engine.Prompter = promptFunc(func() (secret.Value, error) {
 		v := answers[0]
@@ -530,18 +528,16 @@ func TestApplicationsAndFinalization(t *testing.T) {
 	p := fullPlan()
 	// Application B uses the key of A found by label; C writes A's
 	// certificate again from a field; a script and the CMS serial follow.
-	p.Steps[4].App = &dsc.AppStep{ID: "B", Action: dsc.AppUseObject, Template: "Again",
+	p.Steps[4].(*dsc.ApplicationStep).App = dsc.AppStep{ID: "B", Action: dsc.AppUseObject, Template: "Again",
 		Criteria: &dsc.ObjectCriteria{Class: "CKO_PUBLIC_KEY", ClassID: ckoPublicKey, Attribute: "CKA_LABEL", AttrID: ckaLabel, Type: "string", Text: "Digital Signature", Bytes: []byte("Digital Signature")}}
-	sc := step(dsc.StepApduScript, "ApduFile", 14)
-	sc.Script = &dsc.ScriptStep{File: "x.apdu", ResponseField: "SW", Commands: []dsc.ScriptCommand{
+	sc := &dsc.ApduScriptStep{StepHeader: header("ApduFile", 14), Script: dsc.ScriptStep{File: "x.apdu", ResponseField: "SW", Commands: []dsc.ScriptCommand{
 		{Line: 1, APDU: []byte{0x00, 0xCA, 0x00, 0x5A, 0x00}, Expect: []string{"9000"}},
 		{Line: 2, APDU: []byte{0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00}},
-	}}
-	ws := step(dsc.StepWriteSerial, "CMSCardSerialNumber", 15)
-	ws.Serial = &dsc.SerialStep{Serial: "CMS-42", Field: "SER"}
+	}}}
+	ws := &dsc.WriteSerialStep{StepHeader: header("CMSCardSerialNumber", 15), Serial: dsc.SerialStep{Serial: "CMS-42", Field: "SER"}}
 	p.Steps = append(p.Steps[:3], append([]dsc.Step{ws}, p.Steps[3:]...)...)
 	p.Steps = append(p.Steps, sc)
-	p.Steps[len(p.Steps)-3].Finalize.WithATR = true
+	p.Steps[len(p.Steps)-3].(*dsc.ReadICCSNStep).Finalize.WithATR = true
 	res := r.run(t, p, r.deps(), "R0")
 	if res.Err != nil {
 		t.Fatalf("job: %+v", res.Err)
@@ -576,8 +572,8 @@ func TestApplicationsAndFinalization(t *testing.T) {
 	}
 
 	// Encrypted PINs: a second job reads them into secret outputs only.
-	rp := step(dsc.StepReadEncryptedPINs, "ReadEncryptedPINs", 3)
-	rp.PINs = &dsc.PINReadStep{Outputs: []dsc.PINReadOutput{{Name: "PIN1", Field: "OutPIN"}, {Name: "PUK", Field: "OutPUK"}}}
+	rp := &dsc.ReadEncryptedPINsStep{StepHeader: header("ReadEncryptedPINs", 3),
+		PINs: dsc.PINReadStep{Outputs: []dsc.PINReadOutput{{Name: "PIN1", Field: "OutPIN"}, {Name: "PUK", Field: "OutPUK"}}}}
 	read := &dsc.Plan{Description: &dsc.Description{Name: "t.dsc"}, Module: p.Module, Steps: []dsc.Step{rp},
 		Outputs: []dsc.Output{{Field: "OutPIN", Secret: true}, {Field: "OutPUK", Secret: true}}}
 	d := r.deps()
@@ -608,7 +604,7 @@ func TestApplicationsAndFinalization(t *testing.T) {
 func TestBlockCard(t *testing.T) {
 	r := newRig(t, "R0")
 	p := fullPlan()
-	b := step(dsc.StepBlockCard, "BlockCard", 40)
+	b := &dsc.BlockCardStep{StepHeader: header("BlockCard", 40)}
 	p.Steps = append(p.Steps, b)
 	if res := r.run(t, p, r.deps(), "R0"); res.Err != nil {
 		t.Fatalf("%+v", res.Err)

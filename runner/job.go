@@ -133,7 +133,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 
 func retrieveField(p *dsc.Plan) string {
 	for _, s := range p.Steps {
-		if s.Retrieve != nil {
+		if s, ok := s.(*dsc.RetrieveTokensStep); ok {
 			return s.Retrieve.Field
 		}
 	}

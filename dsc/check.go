@@ -40,7 +40,7 @@ func Load(name string, src []byte, opts CheckOptions) (*Description, Diagnostics
 	return d, ds
 }
 
-// Check resolves every key of f against spec/dsc.md and builds the typed
+// Check resolves every key of f against docs/dsc.md and builds the typed
 // model. It reports errors (the description cannot run) and warnings, each
 // with a position and a one-line reason, sorted. The Description is
 // returned even with errors (for tools), but NewPlan refuses it.

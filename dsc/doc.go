@@ -1,6 +1,6 @@
 // Package dsc reads encoding descriptions (.dsc files and .dsz containers):
 // it scans and parses the INI text keeping positions, order and comments
-// (Parse), checks it against the keys of spec/dsc.md and builds a typed model
+// (Parse), checks it against the keys of docs/dsc.md and builds a typed model
 // (Check), turns a checked description plus one job's field values into the
 // ordered steps a runner executes (NewPlan), and prints a description in
 // canonical form (Format).

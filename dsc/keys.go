@@ -31,7 +31,7 @@ const (
 
 var sectionNames = [...]string{"", "Encoding", "Fields", "Description", "Application_X"}
 
-// keyInfo describes one key of spec/dsc.md.
+// keyInfo describes one key of docs/dsc.md.
 type keyInfo struct {
 	name    string // canonical spelling
 	section sectionKind

@@ -107,7 +107,7 @@ type Field struct {
 }
 
 // Description is the typed model of a checked description. Every key of
-// spec/dsc.md has a slot; a nil *Value means the key is absent. Positions
+// docs/dsc.md has a slot; a nil *Value means the key is absent. Positions
 // point into File.
 type Description struct {
 	Name     string   `json:"name"`

@@ -9,7 +9,7 @@ import (
 	"github.com/cardwright/cardwright/secret"
 )
 
-// StepKind is one kind of step of a job, in the order of spec/dsc.md
+// StepKind is one kind of step of a job, in the order of docs/dsc.md
 // ("Order of a job"); docs/dsc.md lists what each does. Each has its type
 // of Step (step.go). Validation (step 1 of that order) is NewPlan itself:
 // a Plan exists only for a valid job.
@@ -159,7 +159,7 @@ type InitStep struct {
 }
 
 // ProfileVariable names the profile variables that carry PINs
-// (spec/dsc.md: reserved in ProfileParameters).
+// (docs/dsc.md: reserved in ProfileParameters).
 var ProfileVariable = struct{ PIN1, PIN2, PUK, OP string }{"SEC_PIN1", "SEC_PIN2", "SEC_PUK", "SEC_OP"}
 
 // SerialStep writes the CMSCardSerialNumber to the card (SO login).

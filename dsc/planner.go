@@ -14,7 +14,7 @@ import (
 )
 
 // NewPlan validates one job against a checked description and returns the
-// steps to run, in the order of spec/dsc.md ("Order of a job"): select the
+// steps to run, in the order of docs/dsc.md ("Order of a job"): select the
 // card (or list all cards and stop), delete the profile, initialize, write
 // the serial, set the PIN, change the PUK, run the applications in order,
 // the APDU script, block the card, finalize (ICCSN, encrypted PINs), clear

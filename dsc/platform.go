@@ -37,7 +37,7 @@ func (p Platform) is32() bool {
 }
 
 // LibraryKeys returns the PKCS#11 library keys of s that apply to p, most
-// specific first; the first present one wins (spec/dsc.md, Middleware).
+// specific first; the first present one wins (docs/dsc.md, Middleware).
 func (s *Settings) LibraryKeys(p Platform) []*Value {
 	var specific *Value
 	switch p.OS {

@@ -22,7 +22,7 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// Encrypted PINs (spec/pinblob.md) opened with token keys: RSA through
+// Encrypted PINs (docs/pinblob.md) opened with token keys: RSA through
 // CKM_RSA_X_509 (or the token's own OAEP when it takes SHA-256), EC
 // through CKM_ECDH1_DERIVE.
 

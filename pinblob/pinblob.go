@@ -37,7 +37,7 @@ import (
 // Label is the label of the data object that holds the blob in a card file.
 const Label = "Encrypted PINs"
 
-// The names a blob may carry (spec/pinblob.md).
+// The names a blob may carry (docs/pinblob.md).
 const (
 	PIN1 = "PIN1"
 	PIN2 = "PIN2"

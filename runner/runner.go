@@ -1,6 +1,6 @@
 // Package runner executes card jobs: it validates a whole job before any card
 // I/O, chooses the card, holds it in a transaction for the job, runs the
-// steps in the order of spec/dsc.md ("Order of a job"), and ends every job
+// steps in the order of docs/dsc.md ("Order of a job"), and ends every job
 // with a Result that carries a stable code on failure.
 //
 // It reaches hardware only through the interfaces declared here (Readers,

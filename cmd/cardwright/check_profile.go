@@ -16,7 +16,7 @@ import (
 // profile's own errors are reported at positions in the .cpf file, and
 // what the description hands the profile (ProfileParameters, the PIN keys
 // that fill SEC_PIN1, SEC_PIN2, SEC_PUK and SEC_OP) is matched against what
-// the profile uses and assigns (spec/dsc.md, ProfileParameters; spec/cpf.md,
+// the profile uses and assigns (docs/dsc.md, ProfileParameters; docs/cpf.md,
 // reserved variables).
 
 // compileProfile compiles a profile with the card models of opts and
@@ -44,7 +44,7 @@ func compileProfile(name string, src []byte, opts checkOptions) (*cpf.Program, d
 // profilePINKey is a description key that fills a reserved profile secret.
 type profilePINKey struct {
 	variable string
-	key      string // the key's name in spec/dsc.md
+	key      string // the key's name in docs/dsc.md
 	value    func(s *dsc.Settings) *dsc.Value
 }
 
@@ -172,7 +172,7 @@ func checkChipProfile(d *dsc.Description, files fs.FS, display func(string) stri
 	return diags
 }
 
-// isProfileSecret reports the reserved SEC_* variables of spec/cpf.md
+// isProfileSecret reports the reserved SEC_* variables of docs/cpf.md
 // (variables are case-sensitive).
 func isProfileSecret(name string) bool {
 	switch name {

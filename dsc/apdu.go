@@ -146,6 +146,7 @@ func parseScriptLine(l string) (ScriptLine, error) {
 	}
 	if len(segs) == 3 {
 		if le := line.Segments[2]; len(le) != 1 || le[0].Field != "" || len(le[0].Bytes) != 1 {
+			//lint:ignore ST1005 Le is the ISO 7816-4 field name
 			return line, fmt.Errorf("Le after the second '|' must be one literal byte")
 		}
 	}

@@ -60,9 +60,6 @@ var ckaValues = map[string]uint{
 	"CKA_EC_PARAMS": 0x180, "CKA_EC_POINT": 0x181, "CKA_ALWAYS_AUTHENTICATE": 0x202,
 }
 
-// criteriaTypes are the accepted <type> words.
-var criteriaTypes = []string{"string", "hex", "bool", "int"}
-
 // ParseObjectCriteria parses an ObjectCriteria value. Class and attribute
 // names are matched case-insensitively and returned in upper case; a
 // numeric class or attribute (0x… or decimal, for vendor-defined ones) is

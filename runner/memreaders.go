@@ -21,7 +21,6 @@ type MemReaders struct {
 type memSlot struct {
 	card *memcard.Card
 	tx   sync.Mutex
-	out  bool // removed (Remove), so List shows no card
 }
 
 // NewMemReaders returns readers holding the given cards.

@@ -2,7 +2,6 @@ package memcard_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,15 +72,6 @@ func must(c iso7816.Command, err error) iso7816.Command {
 		panic(err)
 	}
 	return c
-}
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func mf(sec *iso7816.CompactSecurity) iso7816.FCP {

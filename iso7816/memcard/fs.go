@@ -83,16 +83,6 @@ func (f *file) childSFI(sfi byte) *file {
 	return nil
 }
 
-// within reports whether f is g or lies under it.
-func (f *file) within(g *file) bool {
-	for ; f != nil; f = f.parent {
-		if f == g {
-			return true
-		}
-	}
-	return false
-}
-
 // walk calls fn for f and every file under it, depth first.
 func (f *file) walk(fn func(*file) bool) bool {
 	if !fn(f) {

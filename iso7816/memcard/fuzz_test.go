@@ -63,10 +63,10 @@ func FuzzTransmit(f *testing.F) {
 		// erased or the file deleted, which its rules forbid).
 		d := &tcard{t: t, card: c.card}
 		d.card.Reset()
-		data, s := d.run(must(iso7816.ReadBinarySFI(2, 0, 8)))
+		_, s := d.run(must(iso7816.ReadBinarySFI(2, 0, 8)))
 		if s == iso7816.SWOK || s == iso7816.SWSecurityStatus {
 			d.run(iso7816.Verify(0x81, pin))
-			data, s = d.run(must(iso7816.ReadBinarySFI(2, 0, 8)))
+			data, s := d.run(must(iso7816.ReadBinarySFI(2, 0, 8)))
 			if s == iso7816.SWOK && !bytes.Equal(data, []byte("private!")) {
 				t.Fatalf("the never-updatable EF now holds %q", data)
 			}

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 	}
 	tokens := filepath.Join(dir, "tokens")
 	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.Mkdir(tokens, 0o700); err == nil {
+	if err = os.Mkdir(tokens, 0o700); err == nil {
 		err = os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"), 0o600)
 	}
 	if err != nil {

@@ -2,16 +2,15 @@ package runner
 
 import (
 	"encoding/base64"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 )
 
 // FuzzPlan feeds untrusted job input — a .dsc text, or a .dsz (zip or its
 // base64) — through validation (openJob, dsc check and plan, Build): it may
 // refuse anything, but never panic, and every refusal is a *Failure with a
-// code.
+// code. A hang is left to go test's -timeout (make fuzz sets one): a
+// wall-clock limit per input fails on a slow or busy machine.
 func FuzzPlan(f *testing.F) {
 	src, err := os.ReadFile(demoDir + "/demo.dsc")
 	if err != nil {
@@ -33,15 +32,6 @@ func FuzzPlan(f *testing.F) {
 		} else {
 			j.Description = data
 		}
-		done := make(chan struct{})
-		go func() {
-			select {
-			case <-done:
-			case <-time.After(3 * time.Second):
-				panic(fmt.Sprintf("Plan hangs on dsz=%v %q", dsz, data))
-			}
-		}()
-		defer close(done)
 		plan, err := r.Plan(j)
 		if err != nil {
 			if _, ok := err.(*Failure); !ok {

@@ -234,4 +234,3 @@ func TestNoLogAttributeNamedLikeABuiltinKey(t *testing.T) {
 		t.Fatalf("log attributes named like a built-in key:\n%s", strings.Join(bad, "\n"))
 	}
 }
-

@@ -137,9 +137,6 @@ func (f *flagSet) usageError(format string, a ...any) int {
 	return exitUsage
 }
 
-// printUsage prints the usage to stderr (after an error already printed).
-func (f *flagSet) printUsage() { f.cmd.usage(f.env.stderr, f.FlagSet) }
-
 // cmdEnv is what a subcommand may touch of the process, so tests can run
 // subcommands in-process.
 type cmdEnv struct {

@@ -157,8 +157,8 @@ func tlsInit(env *cmdEnv, dir string, force bool, now time.Time) error {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
-	// The CA key is not written anywhere; drop the last reference.
-	caKey.D.SetInt64(0)
+	// The CA key is not written anywhere; drop the last reference (zeroing
+	// D would not reach crypto/ecdsa's internal copy of the key).
 	caKey = nil
 	if err != nil {
 		return fmt.Errorf("issuing the localhost certificate: %w", err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
 )
 
 // Card-SDK-style XML jobs (POST /CardJob), for production integrations
@@ -85,14 +87,14 @@ const CardJobMaxBytes = 24 << 20
 type cardJobs struct {
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
-	issuer  CertificateIssuer
+	issuer  issuer.Issuer
 }
 
 // SetCardJobIssuer gives POST /CardJob jobs an issuer for the certificate
 // requests of keys they generate (`cardwright serve`: the local CA of
 // [issuer] ca_dir or --issuer-ca). Without one such jobs are refused before
 // any card I/O. Call it before Serve.
-func (s *Server) SetCardJobIssuer(iss CertificateIssuer) {
+func (s *Server) SetCardJobIssuer(iss issuer.Issuer) {
 	s.xml.mu.Lock()
 	s.xml.issuer = iss
 	s.xml.mu.Unlock()
@@ -306,7 +308,7 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 // runSync runs one job for the XML endpoint, journaled like a WebSocket job;
 // the caller acknowledges it once the response is written (a crash in
 // between leaves an interrupted or unacknowledged record to inspect).
-func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *api.Result {
+func (s *Server) runSync(ctx context.Context, origin, reqID string, job *runner.Job) *api.Result {
 	seq, err := s.deps.Journal.Begin(origin, cardJobSession, reqID, job.Reader)
 	if errors.Is(err, ErrDuplicateJob) {
 		return &api.Result{Error: &api.JobError{Code: api.CodeBadRequest, Message: "a job with this id ran before and its response was never delivered; use another id"}}
@@ -315,7 +317,6 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *a
 		s.log.Error("journaling card job", "err", err)
 		return &api.Result{Error: &api.JobError{Code: api.CodeInternal, Message: "journal unavailable"}}
 	}
-	job.ID = strconv.FormatUint(seq, 10)
 	if !s.beginJob() {
 		wire := &api.Result{Type: api.TypeResult, ID: reqID, Error: &api.JobError{Code: api.CodeShuttingDown, Message: "the agent is shutting down"}}
 		s.deps.Journal.Finish(seq, wire)
@@ -326,7 +327,8 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *a
 	s.xml.mu.Lock()
 	iss := s.xml.issuer
 	s.xml.mu.Unlock()
-	res := s.safeRun(ctx, job, Hooks{Issue: iss})
+	job.Issuer = iss
+	res := s.safeRun(ctx, seq, job, nil)
 	if iss == nil && res.Err != nil && res.Err.Code == api.CodeConfig && strings.Contains(res.Err.Message, "certificate issuer") {
 		// The runner refused the job before card I/O; say how to fix it.
 		e := *res.Err
@@ -342,6 +344,6 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *Job) *a
 	if wire.Error != nil {
 		code = string(wire.Error.Code)
 	}
-	s.log.Info("card job finished", "origin", origin, "id", reqID, "job", job.ID, "result", code, "ms", time.Since(started).Milliseconds())
+	s.log.Info("card job finished", "origin", origin, "id", reqID, "job", seq, "result", code, "ms", time.Since(started).Milliseconds())
 	return wire
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/dsc"
+	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
 )
 
 func dsz(t testing.TB, dsc string) string {
@@ -209,18 +211,17 @@ func TestCardJobBodyLimit(t *testing.T) {
 // an issuer says how to configure one.
 func TestCardJobIssuer(t *testing.T) {
 	ca := newTestCA(t)
-	var asked []agent.CertRequest
+	var asked []issuer.Request
 	ta := startAgent(t)
-	ta.srv.SetCardJobIssuer(func(ctx context.Context, req agent.CertRequest) (*agent.CertAnswer, error) {
+	ta.srv.SetCardJobIssuer(issuerFunc(func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
 		asked = append(asked, req)
 		a := ca.issue(ctx, &api.Request{CSR: base64.StdEncoding.EncodeToString(req.CSR), Template: req.Template})
 		der, _ := base64.StdEncoding.DecodeString(a.Certificate)
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, err
+		if _, err := x509.ParseCertificate(der); err != nil {
+			return nil, nil, err
 		}
-		return &agent.CertAnswer{Certificate: cert}, nil
-	})
+		return der, nil, nil
+	}))
 	job := `<card_job id="k"><applications><application>` + dsz(t, "[Description]\n") + `</application></applications>` +
 		`<text_fields><text_field name="Request">SmartcardLogon</text_field><text_field name="Certificate" read="true"/></text_fields></card_job>`
 	code, out := postCardJob(t, ta, job)
@@ -232,11 +233,11 @@ func TestCardJobIssuer(t *testing.T) {
 	// TestServeCardJobIssuerMemCard runs it) gains the hint.
 	refusal := &api.JobError{Code: api.CodeConfig, Key: "CertTempl", Line: 9, Message: "Application_A needs a certificate issuer and none is connected"}
 	ta = startAgent(t, func(_ *agentConfig, d *agentDeps) {
-		d.Runner = agent.RunnerFunc(func(_ context.Context, _ *agent.Job, h agent.Hooks) agent.Result {
-			if h.Issue != nil {
+		d.Runner = agent.RunnerFunc(func(_ context.Context, job *runner.Job, _ func(runner.Progress)) runner.Result {
+			if job.Issuer != nil {
 				t.Error("an issuer without SetCardJobIssuer")
 			}
-			return agent.Result{Err: refusal}
+			return runner.Result{Err: refusal}
 		})
 	})
 	_, out = postCardJob(t, ta, job)
@@ -248,4 +249,10 @@ func TestCardJobIssuer(t *testing.T) {
 	if refusal.Message != "Application_A needs a certificate issuer and none is connected" {
 		t.Fatal("the runner's error was changed in place")
 	}
+}
+
+type issuerFunc func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error)
+
+func (f issuerFunc) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+	return f(ctx, req)
 }

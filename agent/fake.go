@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -38,7 +40,8 @@ import (
 // issued certificate's serial, hex) when Request ran. Jobs on the same
 // reader are serialised: a second one ends at once with busy.
 type FakeRunner struct {
-	Readers []string // the reader used when a job names none (default "Fake Reader 0")
+	Readers  []string // the reader used when a job names none (default "Fake Reader 0")
+	Headless bool     // no dialogs: Prompt=KIND fails with prompt_unavailable
 
 	serial atomic.Uint64
 	mu     sync.Mutex
@@ -50,7 +53,7 @@ type FakeRunner struct {
 func (f *FakeRunner) Calls() int64 { return f.calls.Load() }
 
 // Run implements Runner.
-func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
+func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(runner.Progress)) runner.Result {
 	f.calls.Add(1)
 	field := func(name string) string {
 		v, ok := job.Fields[name]
@@ -67,7 +70,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 		}
 	}
 	if !f.lock(reader) {
-		return Result{Err: &api.JobError{Code: api.CodeBusy, Message: fmt.Sprintf("reader %q is running another job", reader)}}
+		return runner.Result{Err: &api.JobError{Code: api.CodeBusy, Message: fmt.Sprintf("reader %q is running another job", reader)}}
 	}
 	defer f.unlock(reader)
 
@@ -75,7 +78,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 	if s := field("Steps"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 || n > 1000 {
-			return Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field Steps is not a number 0..1000", Key: "Steps"}}
+			return runner.Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field Steps is not a number 0..1000", Key: "Steps"}}
 		}
 		steps = n
 	}
@@ -83,7 +86,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 	if s := field("StepDelayMs"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field StepDelayMs is not a number", Key: "StepDelayMs"}}
+			return runner.Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field StepDelayMs is not a number", Key: "StepDelayMs"}}
 		}
 		delay = time.Duration(n) * time.Millisecond
 	}
@@ -91,7 +94,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 	if s := field("RemoveAt"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field RemoveAt is not a number", Key: "RemoveAt"}}
+			return runner.Result{Err: &api.JobError{Code: api.CodeInvalidField, Message: "field RemoveAt is not a number", Key: "RemoveAt"}}
 		}
 		removeAt = n
 	}
@@ -99,17 +102,17 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 	secrets := map[string]secret.Value{}
 
 	if kind := field("Prompt"); kind != "" {
-		if job.Headless {
-			return Result{Err: &api.JobError{Code: api.CodePromptUnavailable, Message: "a " + kind + " dialog is needed but the agent runs headless", Step: "prompt"}}
+		if f.Headless {
+			return runner.Result{Err: &api.JobError{Code: api.CodePromptUnavailable, Message: "a " + kind + " dialog is needed but the agent runs headless", Step: "prompt"}}
 		}
-		if hooks.Prompt != nil {
-			hooks.Prompt(kind, api.PromptWaiting, reader)
-			hooks.Prompt(kind, api.PromptDone, reader)
+		if job.PromptNotify != nil {
+			job.PromptNotify(kind, api.PromptWaiting, reader)
+			job.PromptNotify(kind, api.PromptDone, reader)
 		}
 	}
 	for i := 1; i <= steps; i++ {
-		if hooks.Progress != nil {
-			hooks.Progress("fake step "+strconv.Itoa(i), i, steps)
+		if progress != nil {
+			progress(runner.Progress{Step: "fake step " + strconv.Itoa(i), N: i, Total: steps, Reader: reader})
 		}
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -120,37 +123,37 @@ func (f *FakeRunner) Run(ctx context.Context, job *Job, hooks Hooks) Result {
 			}
 		}
 		if ctx.Err() != nil {
-			return Result{Err: &api.JobError{Code: api.CodeCancelled, Message: "job cancelled", Step: "fake step " + strconv.Itoa(i)}}
+			return runner.Result{Err: &api.JobError{Code: api.CodeCancelled, Message: "job cancelled", Step: "fake step " + strconv.Itoa(i)}}
 		}
 		if i == removeAt {
-			return Result{Err: &api.JobError{Code: api.CodeCardRemoved, Message: "the card was removed from " + reader, Step: "fake step " + strconv.Itoa(i)}}
+			return runner.Result{Err: &api.JobError{Code: api.CodeCardRemoved, Message: "the card was removed from " + reader, Step: "fake step " + strconv.Itoa(i)}}
 		}
 	}
 	if tmpl := field("Request"); tmpl != "" {
-		serial, jerr := f.request(ctx, tmpl, hooks)
+		serial, jerr := f.request(ctx, tmpl, job.Issuer)
 		if jerr != nil {
-			return Result{Err: jerr}
+			return runner.Result{Err: jerr}
 		}
 		out["Certificate"] = serial
 	}
 	if code := field("Fail"); code != "" {
-		return Result{Err: &api.JobError{Code: api.Code(code), Message: "fake failure requested", Step: "fake"}}
+		return runner.Result{Err: &api.JobError{Code: api.Code(code), Message: "fake failure requested", Step: "fake"}}
 	}
 	out["ICCSN"] = fmt.Sprintf("FAKE%08X", f.serial.Add(1))
 	if e := field("Echo"); e != "" {
 		out["Echo"] = e
 	}
-	if pin, ok := job.Fields["PIN"]; ok && job.IsSecretOutput("PIN1") {
+	if pin, ok := job.Fields["PIN"]; ok && isSecretOutput(job, "PIN1") {
 		secrets["PIN1"] = secret.FromBytes(pin.Bytes())
 	}
 	if leak, ok := job.Fields["LeakPIN"]; ok {
 		secrets["LEAK"] = secret.FromBytes(leak.Bytes())
 	}
-	return Result{Fields: out, Secrets: secrets}
+	return runner.Result{Fields: out, Secrets: secrets}
 }
 
-func (f *FakeRunner) request(ctx context.Context, tmpl string, hooks Hooks) (string, *api.JobError) {
-	if hooks.Issue == nil {
+func (f *FakeRunner) request(ctx context.Context, tmpl string, iss issuer.Issuer) (string, *api.JobError) {
+	if iss == nil {
 		return "", &api.JobError{Code: api.CodeIssuerError, Message: "no certificate issuer", Step: "request"}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -163,21 +166,22 @@ func (f *FakeRunner) request(ctx context.Context, tmpl string, hooks Hooks) (str
 	if err != nil {
 		return "", &api.JobError{Code: api.CodeInternal, Message: err.Error()}
 	}
-	ans, err := hooks.Issue(ctx, CertRequest{Application: "A", Template: tmpl, CSR: csr})
+	der, _, err := iss.Issue(ctx, issuer.Request{Application: "A", Template: tmpl, CSR: csr})
 	if err != nil {
 		if je, ok := err.(*api.JobError); ok {
 			return "", je
 		}
 		return "", &api.JobError{Code: api.CodeIssuerError, Message: err.Error(), Step: "request"}
 	}
-	if ans.Certificate == nil {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
 		return "", &api.JobError{Code: api.CodeIssuerError, Message: "the portal answered without a certificate", Step: "request"}
 	}
-	pub, ok := ans.Certificate.PublicKey.(*ecdsa.PublicKey)
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
 	if !ok || !pub.Equal(&key.PublicKey) {
 		return "", &api.JobError{Code: api.CodeIssuerError, Message: "the issued certificate is not for the card's key", Step: "request"}
 	}
-	return fmt.Sprintf("%X", ans.Certificate.SerialNumber), nil
+	return fmt.Sprintf("%X", cert.SerialNumber), nil
 }
 
 func (f *FakeRunner) lock(reader string) bool {

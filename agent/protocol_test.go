@@ -405,7 +405,8 @@ func TestCardRemovedKeepsServing(t *testing.T) {
 }
 
 func TestHeadlessPrompt(t *testing.T) {
-	ta := startAgent(t, func(c *agentConfig, _ *agentDeps) { c.Headless = true })
+	ta := startAgent(t)
+	ta.runner.Headless = true // the runner decides, once (runner.Deps.Headless)
 	c := ta.dial(client.Options{})
 	var prompts int
 	res, err := c.Run(ctxT(t), &api.Job{Description: "x", Fields: map[string]string{"Prompt": "pin"}}, nil, func(ev any) {

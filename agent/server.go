@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cardwright/cardwright/p11/allowlist"
 )
 
 // DefaultPort is the agent's first-choice port; FallbackPorts are tried in
@@ -32,12 +34,9 @@ type Config struct {
 	// AllowedOrigins are exact origins (scheme://host[:port]) whose pages may
 	// use the agent. No wildcard exists.
 	AllowedOrigins []string
-	// AllowedModules lists PKCS#11 modules a description may name: absolute
-	// paths, or bare file names resolved only inside ModuleDirs.
-	AllowedModules []string
-	// ModuleDirs are the trusted directories bare module names resolve in
-	// (default: the Debian multiarch and pkcs11 directories).
-	ModuleDirs []string
+	// AllowedModules lists PKCS#11 modules a description may name, with
+	// the rule of every other part of the program (allowlist.Modules).
+	AllowedModules allowlist.Modules
 
 	MaxMessageBytes int           // default 4 MiB
 	MaxJobs         int           // jobs in flight per session, default 4
@@ -46,8 +45,7 @@ type Config struct {
 	IssueTimeout    time.Duration // how long a certificate request waits for its answer, default 5 min
 	JournalMaxAge   time.Duration // unacknowledged results older than this are purged at start, default 30 days
 
-	Headless bool   // no dialogs; jobs needing one fail with prompt_unavailable
-	Version  string // reported in welcome and health
+	Version string // reported in welcome and health
 }
 
 func (c *Config) defaults() {
@@ -68,10 +66,6 @@ func (c *Config) defaults() {
 	}
 	if c.JournalMaxAge == 0 {
 		c.JournalMaxAge = 30 * 24 * time.Hour
-	}
-	if c.ModuleDirs == nil {
-		c.ModuleDirs = []string{"/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-			"/usr/lib/x86_64-linux-gnu/pkcs11", "/usr/lib/softhsm", "/usr/local/lib"}
 	}
 	if c.Version == "" {
 		c.Version = "dev"

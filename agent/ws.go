@@ -25,6 +25,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -1050,25 +1052,24 @@ func (c *conn) onJob(id string, raw []byte) {
 		}
 		return
 	}
-	job.ID = strconv.FormatUint(seq, 10)
 	jr.seq = seq
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	jr.cancel = cancel
 	c.send(&api.Accepted{Type: api.TypeAccepted, ID: id})
-	s.log.Info("job accepted", "origin", ss.origin, "session", ss.id[:6], "id", id, "job", job.ID, "reader", job.Reader)
+	s.log.Info("job accepted", "origin", ss.origin, "session", ss.id[:6], "id", id, "job", seq, "reader", job.Reader)
 	go s.runJob(ctx, ss, jr, job)
 }
 
-// buildJob decodes a job message and runs the checks that need no card:
-// one description, base64, the module allow-list.
-func (s *Server) buildJob(m *api.Job) (*Job, *api.JobError) {
-	job := &Job{Reader: m.Reader, Headless: s.cfg.Headless, SecretOutputs: m.Secret,
-		Files: map[string][]byte{}, Fields: make(map[string]secret.Value, len(m.Fields))}
+// buildJob decodes a job message into the runner's job and runs the checks
+// that need no card: one description, base64, the module allow-list.
+func (s *Server) buildJob(m *api.Job) (*runner.Job, *api.JobError) {
+	job := &runner.Job{Reader: m.Reader, SecretOutputs: m.Secret,
+		Fields: make(map[string]secret.Value, len(m.Fields))}
 	switch {
 	case m.Description != "" && m.DSZ != "":
 		return nil, &api.JobError{Code: api.CodeBadRequest, Message: "give description or dsz, not both"}
 	case m.Description != "":
-		job.Description = []byte(m.Description)
+		job.Name, job.Description = "job.dsc", []byte(m.Description)
 	case m.DSZ != "":
 		b, err := base64.StdEncoding.DecodeString(m.DSZ)
 		if err != nil {
@@ -1078,12 +1079,16 @@ func (s *Server) buildJob(m *api.Job) (*Job, *api.JobError) {
 	default:
 		return nil, &api.JobError{Code: api.CodeBadRequest, Message: "a job needs a description or a dsz"}
 	}
-	for name, v := range m.Files {
-		b, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			return nil, &api.JobError{Code: api.CodeInvalidField, Message: "file " + strconv.Quote(name) + " is not base64", File: name}
+	if len(m.Files) > 0 {
+		files := runner.Files{}
+		for name, v := range m.Files {
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return nil, &api.JobError{Code: api.CodeInvalidField, Message: "file " + strconv.Quote(name) + " is not base64", File: name}
+			}
+			files[name] = b
 		}
-		job.Files[name] = b
+		job.Files = files
 	}
 	for k, v := range m.Fields {
 		job.Fields[k] = secret.New(v)
@@ -1094,22 +1099,17 @@ func (s *Server) buildJob(m *api.Job) (*Job, *api.JobError) {
 	return job, nil
 }
 
-func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *Job) {
+func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runner.Job) {
 	defer s.jobsWG.Done()
 	defer jr.cancel()
 	started := time.Now().UTC()
-	hooks := Hooks{
-		Progress: func(step string, n, total int) {
-			ss.send(&api.Progress{Type: api.TypeProgress, ID: jr.reqID, Step: step, N: n, Total: total})
-		},
-		Prompt: func(kind, state, reader string) {
-			ss.send(&api.Prompt{Type: api.TypePrompt, ID: jr.reqID, Kind: kind, State: state, Reader: reader})
-		},
-		Issue: func(ctx context.Context, req CertRequest) (*CertAnswer, error) {
-			return s.issue(ctx, ss, jr, req)
-		},
+	job.Issuer = portalIssuer{s: s, ss: ss, jr: jr}
+	job.PromptNotify = func(kind, state, reader string) {
+		ss.send(&api.Prompt{Type: api.TypePrompt, ID: jr.reqID, Kind: kind, State: state, Reader: reader})
 	}
-	res := s.safeRun(ctx, job, hooks)
+	res := s.safeRun(ctx, jr.seq, job, func(p runner.Progress) {
+		ss.send(&api.Progress{Type: api.TypeProgress, ID: jr.reqID, Step: p.Step, N: p.N, Total: p.Total})
+	})
 	wire := toWire(jr.reqID, job, &res)
 	wire.Started = started.Format(time.RFC3339Nano)
 	wire.Finished = time.Now().UTC().Format(time.RFC3339Nano)
@@ -1119,7 +1119,7 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *Job) 
 	}
 	if err := s.deps.Journal.Finish(jr.seq, wire); err != nil {
 		// Not durable: do not send what a crash could lose track of.
-		s.log.Error("journaling result", "job", job.ID, "err", err)
+		s.log.Error("journaling result", "job", jr.seq, "err", err)
 		wire = &api.Result{Type: api.TypeResult, ID: jr.reqID, Error: &api.JobError{Code: api.CodeInternal, Message: "the result could not be journaled"}}
 	}
 	wipe(job, &res)
@@ -1132,25 +1132,27 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *Job) 
 		ss.conn.send(wire)
 	}
 	ss.mu.Unlock()
-	s.log.Info("job finished", "origin", ss.origin, "id", jr.reqID, "job", job.ID, "result", code, "ms", time.Since(started).Milliseconds())
+	s.log.Info("job finished", "origin", ss.origin, "id", jr.reqID, "job", jr.seq, "result", code, "ms", time.Since(started).Milliseconds())
 	if idle {
 		s.dropSession(ss)
 	}
 }
 
-func (s *Server) safeRun(ctx context.Context, job *Job, hooks Hooks) (res Result) {
+// safeRun runs the job; a panicking runner ends the job with internal, not
+// the agent.
+func (s *Server) safeRun(ctx context.Context, seq uint64, job *runner.Job, progress func(runner.Progress)) (res runner.Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("runner panicked", "job", job.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			res = Result{Err: &api.JobError{Code: api.CodeInternal, Message: "the runner failed unexpectedly"}}
+			s.log.Error("runner panicked", "job", seq, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res = runner.Result{Err: &api.JobError{Code: api.CodeInternal, Message: "the runner failed unexpectedly"}}
 		}
 	}()
-	return s.deps.Runner.Run(ctx, job, hooks)
+	return s.deps.Runner.Run(ctx, job, progress)
 }
 
 // toWire turns a runner result into the wire result, enforcing that secrets
 // go only to outputs the job declared secret.
-func toWire(reqID string, job *Job, res *Result) *api.Result {
+func toWire(reqID string, job *runner.Job, res *runner.Result) *api.Result {
 	w := &api.Result{Type: api.TypeResult, ID: reqID}
 	if res.Err != nil {
 		e := *res.Err
@@ -1158,7 +1160,7 @@ func toWire(reqID string, job *Job, res *Result) *api.Result {
 		return w
 	}
 	for name := range res.Secrets {
-		if !job.IsSecretOutput(name) {
+		if !isSecretOutput(job, name) {
 			w.Error = &api.JobError{Code: api.CodeSecretOutput, Message: "the job produced a secret for output " + strconv.Quote(name) + ", which the job did not declare secret; the result is withheld"}
 			return w
 		}
@@ -1174,7 +1176,7 @@ func toWire(reqID string, job *Job, res *Result) *api.Result {
 	return w
 }
 
-func wipe(job *Job, res *Result) {
+func wipe(job *runner.Job, res *runner.Result) {
 	for k, v := range job.Fields {
 		v.Wipe()
 		delete(job.Fields, k)
@@ -1185,13 +1187,26 @@ func wipe(job *Job, res *Result) {
 	}
 }
 
+// portalIssuer is issuer.Issuer over the session that sent the job: each
+// request goes to the portal as a request event and waits for its answer.
+type portalIssuer struct {
+	s  *Server
+	ss *session
+	jr *jobRun
+}
+
+// Issue implements issuer.Issuer.
+func (p portalIssuer) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+	return p.s.issue(ctx, p.ss, p.jr, req)
+}
+
 // issue sends a request event to the session and waits for the answer.
-func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req CertRequest) (*CertAnswer, error) {
+func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req issuer.Request) ([]byte, [][]byte, error) {
 	jr.mu.Lock()
 	jr.nextReq++
 	rid := strconv.Itoa(jr.nextReq)
 	p := &pendingRequest{ch: make(chan *api.Answer, 1), msg: api.Request{Type: api.TypeRequest, ID: jr.reqID, Request: rid,
-		Application: req.Application, Template: req.Template, CSR: base64.StdEncoding.EncodeToString(req.CSR), KeyArchival: req.KeyArchival}}
+		Application: req.Application, Template: req.Template, CSR: base64.StdEncoding.EncodeToString(req.CSR)}}
 	jr.requests[rid] = p
 	jr.mu.Unlock()
 	defer func() {
@@ -1206,56 +1221,52 @@ func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req CertReq
 	select {
 	case a = <-p.ch:
 	case <-ctx.Done():
-		return nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while waiting for the certificate", Step: "request"}
+		return nil, nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while waiting for the certificate", Step: "request"}
 	case <-t.C:
-		return nil, &api.JobError{Code: api.CodeIssuerError, Message: "the portal did not answer the certificate request in time", Step: "request"}
+		return nil, nil, &api.JobError{Code: api.CodeIssuerError, Message: "the portal did not answer the certificate request in time", Step: "request"}
 	}
-	return decodeAnswer(a)
+	return decodeAnswer(a, req.Application)
 }
 
-func decodeAnswer(a *api.Answer) (*CertAnswer, error) {
+// decodeAnswer returns the certificate and chain of an answer (DER). A
+// PKCS#12 answer (a server-generated key) is refused: the runner generates
+// every key on the card.
+func decodeAnswer(a *api.Answer, app string) ([]byte, [][]byte, error) {
 	ierr := func(msg string) error {
 		return &api.JobError{Code: api.CodeIssuerError, Message: msg, Step: "request"}
 	}
 	if a.Error != "" {
-		return nil, ierr("the portal could not issue the certificate: " + truncate(a.Error, 300))
+		return nil, nil, ierr("the portal could not issue the certificate: " + truncate(a.Error, 300))
 	}
-	out := &CertAnswer{}
 	if a.PKCS12 != "" {
-		b, err := base64.StdEncoding.DecodeString(a.PKCS12)
-		if err != nil {
-			return nil, ierr("pkcs12 is not base64")
-		}
-		out.PKCS12 = b
-		out.Password = secret.New(a.Password)
-		return out, nil
+		return nil, nil, ierr("the portal answered the request of Application_" + app + " with a PKCS#12; this job generates its key on the card and needs a certificate")
 	}
 	if a.Certificate == "" {
-		return nil, ierr("the answer has neither certificate nor pkcs12")
+		return nil, nil, ierr("the answer has neither certificate nor pkcs12")
 	}
-	parse := func(s string) (*x509.Certificate, error) {
+	parse := func(s string) ([]byte, error) {
 		der, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
 			return nil, ierr("certificate is not base64")
 		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
+		if _, err := x509.ParseCertificate(der); err != nil {
 			return nil, ierr("parsing the issued certificate: " + err.Error())
 		}
-		return cert, nil
+		return der, nil
 	}
-	var err error
-	if out.Certificate, err = parse(a.Certificate); err != nil {
-		return nil, err
+	cert, err := parse(a.Certificate)
+	if err != nil {
+		return nil, nil, err
 	}
+	var chain [][]byte
 	for _, c := range a.Chain {
-		cert, err := parse(c)
+		der, err := parse(c)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out.Chain = append(out.Chain, cert)
+		chain = append(chain, der)
 	}
-	return out, nil
+	return cert, chain, nil
 }
 
 func (c *conn) onCancel(id string, raw []byte) {

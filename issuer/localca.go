@@ -32,6 +32,9 @@ type Request struct {
 	// Application names the description's [Application_X] section, for
 	// issuers that pick a certificate template by it.
 	Application string
+	// Template is that application's CertTempl: the certificate template
+	// the portal issues with.
+	Template string
 }
 
 // Issuer turns a certificate request into a certificate (DER) and,

@@ -1073,7 +1073,7 @@ func (j *job) certify(ctx context.Context, s *Session, t Token, app *dsc.AppStep
 	if err != nil {
 		return fmt.Errorf("signing the certificate request with the card key: %w", err)
 	}
-	der, _, err := j.deps.Issuer.Issue(withTemplate(ctx, app.Template), issuer.Request{CSR: csr, Application: app.ID})
+	der, _, err := j.deps.Issuer.Issue(ctx, issuer.Request{CSR: csr, Application: app.ID, Template: app.Template})
 	s.Waited() // the portal (or a person behind it) took its time
 	if err != nil {
 		return issueFailure(ctx, app, err)
@@ -1270,18 +1270,4 @@ func (j *job) readPINs(ctx context.Context, s *Session, st *dsc.PINReadStep) err
 		return fail(api.CodeNoEncryptedPins, nil, "the card's encrypted PINs hold none of the PINs asked for")
 	}
 	return nil
-}
-
-type templateKey struct{}
-
-func withTemplate(ctx context.Context, t string) context.Context {
-	return context.WithValue(ctx, templateKey{}, t)
-}
-
-// CertTemplate is the CertTempl of the application whose certificate
-// request an Issuer is answering (issuer.Request names only the
-// application).
-func CertTemplate(ctx context.Context) string {
-	t, _ := ctx.Value(templateKey{}).(string)
-	return t
 }

@@ -35,9 +35,10 @@ type Session struct {
 	Outputs  map[string]string
 	Secrets  map[string]secret.Value
 
-	readers  Readers  // to tell a removed card from a swapped one
-	waited   bool     // the job waited (dialog, portal) since the last identity check
-	cleanups []func() // run at the end of the job, last first
+	notify   func(kind, state, reader string) // Job.PromptNotify
+	readers  Readers                          // to tell a removed card from a swapped one
+	waited   bool                             // the job waited (dialog, portal) since the last identity check
+	cleanups []func()                         // run at the end of the job, last first
 }
 
 // OnEnd registers f to run when the job ends, whatever the outcome (closing
@@ -58,7 +59,17 @@ func (s *Session) Prompt(ctx context.Context, kind, label string) (secret.Value,
 	if p == nil {
 		p = Refuse{}
 	}
+	notify := s.notify
+	if _, refuse := p.(Refuse); refuse {
+		notify = nil // no dialog opens
+	}
+	if notify != nil {
+		notify(kind, api.PromptWaiting, s.Reader)
+	}
 	v, err := p.Prompt(ctx, kind, label, s.Reader)
+	if notify != nil {
+		notify(kind, api.PromptDone, s.Reader)
+	}
 	s.waited = true
 	return v, err
 }
@@ -125,10 +136,10 @@ type Engine struct {
 // steps in order, reporting progress. It never panics on a step failure and
 // always returns a Result.
 func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress)) Result {
-	return e.exec(ctx, sel, steps, progress, e.Prompter)
+	return e.exec(ctx, sel, steps, progress, nil)
 }
 
-func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress), prompter Prompter) (res Result) {
+func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress), notify func(kind, state, reader string)) (res Result) {
 	res = Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
 	failWith := func(f *Failure) Result {
 		res.Err = f.JobError()
@@ -156,7 +167,8 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 		return failWith(classify("connect", err))
 	}
 	defer conn.End()
-	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: prompter, Outputs: res.Fields, Secrets: res.Secrets, readers: e.Readers}
+	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: e.Prompter, Outputs: res.Fields, Secrets: res.Secrets,
+		readers: e.Readers, notify: notify}
 	defer s.end()
 	if s.Serial, err = conn.Serial(); err != nil {
 		return failWith(classify("connect", err))

@@ -34,12 +34,10 @@ type Job struct {
 	SecretOutputs []string
 	Reader        string // explicit reader; empty lets the runner choose
 
-	// Headless: no local dialogs for this job (a job needing one fails
-	// validation with prompt_unavailable).
-	Headless bool
-	// Prompter, if set, replaces the engine's for this job (the agent
-	// tells the portal when a dialog is open).
-	Prompter Prompter
+	// PromptNotify, if set, is told when a local dialog opens
+	// (api.PromptWaiting) and closes (api.PromptDone): the agent tells the
+	// portal that the user is being asked.
+	PromptNotify func(kind, state, reader string)
 	// Issuer, if set, replaces Deps.Issuer for this job (the agent asks
 	// the portal that sent the job).
 	Issuer issuer.Issuer
@@ -97,15 +95,8 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
 	}
 	deps := r.Deps
-	prompter := r.Engine.Prompter
 	if job.Issuer != nil {
 		deps.Issuer = job.Issuer
-	}
-	if job.Prompter != nil {
-		prompter = job.Prompter
-	}
-	if job.Headless {
-		deps.Headless, prompter = true, Refuse{}
 	}
 	sel, steps, err := Build(plan, deps)
 	if err != nil {
@@ -116,7 +107,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 	if sel.AllCards {
 		res = r.Engine.Retrieve(ctx, sel, retrieveField(plan))
 	} else {
-		res = r.Engine.exec(ctx, sel, steps, progress, prompter)
+		res = r.Engine.exec(ctx, sel, steps, progress, job.PromptNotify)
 	}
 	// ClearFields never leave the runner, even from a failed job.
 	for _, f := range plan.Clear {

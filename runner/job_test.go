@@ -300,14 +300,14 @@ func TestRunDSZPositions(t *testing.T) {
 	}
 }
 
-// TestRunJobOverrides: a job's own issuer (with the template in its
-// context), prompter and headless flag.
+// TestRunJobOverrides: a job's own issuer (the template in the request),
+// the prompt notifications around a dialog, and a headless runner.
 func TestRunJobOverrides(t *testing.T) {
 	r := newRig(t, "R0")
 	var templates []string
 	j := demoJob(t, nil)
 	j.Issuer = issuerFunc(func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
-		templates = append(templates, req.Application+":"+CertTemplate(ctx))
+		templates = append(templates, req.Application+":"+req.Template)
 		return testCA.Issue(ctx, req)
 	})
 	run := demoRunner(t, r)
@@ -318,17 +318,23 @@ func TestRunJobOverrides(t *testing.T) {
 	if strings.Join(templates, ",") != "A:DigitalSignature,B:Encryption" {
 		t.Errorf("templates %v", templates)
 	}
-	// A dialog PIN: the job's prompter answers; headless refuses before I/O.
+	// A dialog PIN: the engine's prompter answers and the job is told
+	// around it; a headless runner refuses before I/O.
 	iss := j.Issuer
 	j = demoJob(t, nil)
 	j.Issuer = iss
 	j.Description = []byte(strings.Replace(string(j.Description), "PIN=PIN_FIELD", "PIN=!FROM_USER_DIALOG_2_FIELD", 1))
-	asked := 0
-	j.Prompter = promptFunc(func() (secret.Value, error) { asked++; return secret.New(testPIN), nil })
+	var asked int
+	var notes []string
+	r.engine.Prompter = promptFunc(func() (secret.Value, error) { asked++; return secret.New(testPIN), nil })
+	j.PromptNotify = func(kind, state, reader string) { notes = append(notes, kind+" "+state+" "+reader) }
 	if res := run.Run(context.Background(), j, nil); res.Err != nil || asked != 1 {
 		t.Fatalf("prompted %d times: %+v", asked, res.Err)
 	}
-	j.Headless = true
+	if want := "FROM_USER_DIALOG_2_FIELD waiting R0,FROM_USER_DIALOG_2_FIELD done R0"; strings.Join(notes, ",") != want {
+		t.Errorf("notifications %q, want %q", notes, want)
+	}
+	run.Deps.Headless = true
 	if res := run.Run(context.Background(), j, nil); res.Err == nil || res.Err.Code != api.CodePromptUnavailable || res.Err.Step != "validate" {
 		t.Fatalf("headless: %+v", res.Err)
 	}

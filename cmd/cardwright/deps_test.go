@@ -29,11 +29,6 @@ func TestImports(t *testing.T) {
 	}
 }
 
-// wirePending are wire.go's types that still have methods because the job
-// path is being reshaped (issue 12, "one path"); remove each entry when its
-// type leaves wire.go.
-var wirePending = map[string]bool{"agentRunner": true, "hookIssuer": true, "notifyingPrompter": true}
-
 // TestWireOnlyWires: wire.go chooses and connects adapters; it declares no
 // method, so no adapter is implemented in main (the GUI, which cannot
 // import main, shares them).
@@ -50,9 +45,6 @@ func TestWireOnlyWires(t *testing.T) {
 		recv := fd.Recv.List[0].Type
 		if st, ok := recv.(*ast.StarExpr); ok {
 			recv = st.X
-		}
-		if id, ok := recv.(*ast.Ident); ok && wirePending[id.Name] {
-			continue
 		}
 		t.Errorf("wire.go declares method %s.%s: an adapter belongs beside its port, not in main", recvName(recv), fd.Name.Name)
 	}

@@ -149,7 +149,9 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		return exitFailure
 	}
 	clock := &iotime.Clock{}
-	deps, err := runnerDeps(cfg, clock)
+	readers := pcscreaders.New(clock)
+	defer readers.Close()
+	r, err := newRunner(cfg, readers, &termPrompter{env: env}, clock)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 		return exitFailure
@@ -160,16 +162,7 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 			return exitFailure
 		}
-		deps.Issuer = iotime.Issuer(ca, clock)
-	}
-	readers := pcscreaders.New(clock)
-	defer readers.Close()
-	r := &runner.Runner{
-		Engine: &runner.Engine{Readers: readers, Prompter: &termPrompter{env: env}},
-		Deps:   deps,
-	}
-	if cfg.Headless {
-		r.Engine.Prompter = runner.Refuse{}
+		r.Deps.Issuer = iotime.Issuer(ca, clock)
 	}
 	start := time.Now()
 	res := r.Run(ctx, job, func(p runner.Progress) {

@@ -156,7 +156,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	switch {
 	case f.fake:
 		log.Warn("running with the fake runner: no card is touched")
-		run = &agent.FakeRunner{Readers: []string{"Fake Reader 0"}}
+		run = &agent.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: true}
 		readers = &agent.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
 	case serveRunner != nil:
 		r, rs, closer, err := serveRunner(cfg, log)
@@ -183,7 +183,6 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		MaxJobs:         cfg.MaxJobs,
 		RatePerSecond:   cfg.RatePerSecond,
-		Headless:        true,
 		Version:         version,
 	}, agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs})
 	if err != nil {

@@ -519,7 +519,7 @@ func startCertAgent(t *testing.T, certs agent.CertService, log *slog.Logger) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := agent.New(agent.Config{AllowedOrigins: []string{certsOrigin, certsOtherOrigin}, Headless: true, Version: "test"},
+	srv, err := agent.New(agent.Config{AllowedOrigins: []string{certsOrigin, certsOtherOrigin}, Version: "test"},
 		agent.Deps{Runner: &agent.FakeRunner{}, Journal: j, Certs: certs, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -36,36 +36,31 @@ func setCardJobIssuer(srv *agent.Server, cfg *config.Config, flagDir string, log
 	return nil
 }
 
-// localCAIssuer answers a job's certificate requests from a local CA. It
-// cannot archive keys: key_archival templates need a portal.
-func localCAIssuer(ca issuer.Issuer, log *slog.Logger) agent.CertificateIssuer {
-	return func(ctx context.Context, req agent.CertRequest) (*agent.CertAnswer, error) {
-		fail := func(msg string) error {
-			return &api.JobError{Code: api.CodeIssuerError, Message: msg, Step: "request"}
-		}
-		if req.KeyArchival {
-			return nil, fail("Application_" + req.Application + ": the local CA cannot archive keys (template " + req.Template + " needs a portal)")
-		}
-		der, chain, err := ca.Issue(ctx, issuer.Request{CSR: req.CSR, Application: req.Application})
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while the local CA issued the certificate", Step: "request"}
-		}
-		if err != nil {
-			log.Warn("the local CA refused a request", "application", req.Application, "err", err)
-			return nil, fail("the local CA refused the request of Application_" + req.Application + ": " + err.Error())
-		}
-		ans := &agent.CertAnswer{}
-		if ans.Certificate, err = x509.ParseCertificate(der); err != nil {
-			return nil, fail("parsing the local CA's certificate: " + err.Error())
-		}
-		for _, c := range chain {
-			cert, err := x509.ParseCertificate(c)
-			if err != nil {
-				return nil, fail("parsing the local CA's chain: " + err.Error())
-			}
-			ans.Chain = append(ans.Chain, cert)
-		}
-		log.Info("certificate issued by the local CA", "application", req.Application, "template", req.Template, "serial", fmt.Sprintf("%X", ans.Certificate.SerialNumber))
-		return ans, nil
+// localCAIssuer is the local CA as issuer.Issuer, logging what it issues
+// and refusing with the wire codes (a cancelled job stays cancelled).
+func localCAIssuer(ca issuer.Issuer, log *slog.Logger) issuer.Issuer {
+	return caLog{ca: ca, log: log}
+}
+
+type caLog struct {
+	ca  issuer.Issuer
+	log *slog.Logger
+}
+
+func (c caLog) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+	der, chain, err := c.ca.Issue(ctx, req)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while the local CA issued the certificate", Step: "request"}
 	}
+	if err != nil {
+		c.log.Warn("the local CA refused a request", "application", req.Application, "err", err)
+		return nil, nil, &api.JobError{Code: api.CodeIssuerError, Step: "request",
+			Message: "the local CA refused the request of Application_" + req.Application + ": " + err.Error()}
+	}
+	serial := ""
+	if cert, err := x509.ParseCertificate(der); err == nil {
+		serial = fmt.Sprintf("%X", cert.SerialNumber)
+	}
+	c.log.Info("certificate issued by the local CA", "application", req.Application, "template", req.Template, "serial", serial)
+	return der, chain, nil
 }

@@ -4,6 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
@@ -121,23 +126,32 @@ func TestServeCardJobIssuerMemCard(t *testing.T) {
 	}
 }
 
-// TestLocalCAIssuer: the adapter turns the CA's refusals into issuer_error
-// and refuses key archival, which a local CA cannot do.
+// TestLocalCAIssuer: the local CA's refusals are issuer_error naming the
+// application, a cancelled job stays cancelled, and a good request is
+// issued with the template logged.
 func TestLocalCAIssuer(t *testing.T) {
 	ca, err := issuer.OpenLocalCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss := localCAIssuer(ca, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for name, req := range map[string]agent.CertRequest{
-		"garbage":     {Application: "A", CSR: []byte("not a CSR")},
-		"key archive": {Application: "B", Template: "Archived", KeyArchival: true},
-	} {
-		_, err := iss(context.Background(), req)
-		je, ok := err.(*api.JobError)
-		if !ok || je.Code != api.CodeIssuerError || !strings.Contains(je.Message, "Application_"+req.Application) {
-			t.Errorf("%s: %v", name, err)
-		}
+	var log strings.Builder
+	iss := localCAIssuer(ca, slog.New(slog.NewTextHandler(&log, nil)))
+	_, _, err = iss.Issue(context.Background(), issuer.Request{Application: "A", CSR: []byte("not a CSR")})
+	if je, ok := err.(*api.JobError); !ok || je.Code != api.CodeIssuerError || !strings.Contains(je.Message, "Application_A") {
+		t.Errorf("garbage: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := iss.Issue(ctx, issuer.Request{Application: "A"}); err == nil || err.(*api.JobError).Code != api.CodeCancelled {
+		t.Errorf("cancelled: %v", err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, key)
+	if der, _, err := iss.Issue(context.Background(), issuer.Request{Application: "B", Template: "Logon", CSR: csr}); err != nil || len(der) == 0 {
+		t.Fatalf("issuing: %v", err)
+	}
+	if !strings.Contains(log.String(), "template=Logon") {
+		t.Errorf("log: %s", log.String())
 	}
 }
 

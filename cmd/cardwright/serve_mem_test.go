@@ -108,15 +108,15 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 		}
 		return ec, nil
 	}}
-	run := agentRunner{r: &runner.Runner{
-		Engine: &runner.Engine{Readers: runner.NewMemReaders(ma.cards), Prompter: runner.Refuse{}},
+	run := &runner.Runner{
+		Engine: &runner.Engine{Readers: runner.NewMemReaders(ma.cards)},
 		Deps:   runner.Deps{Tokens: tokens, Profiles: runner.CPF{}, Headless: true},
-	}}
+	}
 	dir := tb.TempDir()
 	if ma.journal, _, err = agent.OpenJournal(dir); err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := agent.New(agent.Config{AllowedOrigins: []string{memOrigin}, AllowedModules: []string{demoModule}, Headless: true, Version: "test",
+	srv, err := agent.New(agent.Config{AllowedOrigins: []string{memOrigin}, AllowedModules: []string{demoModule}, Version: "test",
 		RatePerSecond: 10000, MaxConnections: 256},
 		agent.Deps{Runner: run, Journal: ma.journal, Logger: slog.New(slog.NewJSONHandler(ma.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,9 +17,13 @@ import (
 	"github.com/cardwright/cardwright/secret"
 )
 
-// TestAgentRunner runs the demo job as the WebSocket agent would hand it
-// over — files as a map, fields as secrets, the portal's hooks — on an
-// in-memory card and the token fake.
+// The runner is the agent's runner: one job type from the socket to the
+// engine.
+var _ agent.Runner = (*runner.Runner)(nil)
+
+// TestAgentRunner runs the demo job as the WebSocket agent hands it over —
+// files as a map, fields as secrets, the portal as issuer, prompt
+// notifications — on an in-memory card and the token fake.
 func TestAgentRunner(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join(demoDir, "demo.dsc"))
 	if err != nil {
@@ -37,28 +40,25 @@ func TestAgentRunner(t *testing.T) {
 	readers := runner.NewMemReaders(map[string]*memcard.Card{"R0": memcard.New(memcard.Config{})})
 	var mu sync.Mutex
 	var prompts, steps, templates []string
-	ar := agentRunner{r: &runner.Runner{
-		Engine: &runner.Engine{Readers: readers, Prompter: promptFn(func() (secret.Value, error) { return secret.New(demoPIN), nil })},
-		Deps:   runner.Deps{Tokens: &runner.FakeTokens{StandIn: true}, Profiles: runner.CPF{}},
-	}}
-	hooks := agent.Hooks{
-		Progress: func(step string, n, total int) { mu.Lock(); steps = append(steps, step); mu.Unlock() },
-		Prompt:   func(kind, state, reader string) { mu.Lock(); prompts = append(prompts, state); mu.Unlock() },
-		Issue: func(ctx context.Context, req agent.CertRequest) (*agent.CertAnswer, error) {
-			templates = append(templates, req.Template)
-			der, _, err := ca.Issue(ctx, issuer.Request{CSR: req.CSR})
-			if err != nil {
-				return nil, err
-			}
-			c, err := x509.ParseCertificate(der)
-			return &agent.CertAnswer{Certificate: c, Chain: []*x509.Certificate{ca.Certificate()}}, err
-		},
+	cfg := &config.Config{}
+	ar, err := newRunner(cfg, readers, promptFn(func() (secret.Value, error) { return secret.New(demoPIN), nil }), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	job := &agent.Job{ID: "1", Description: []byte(strings.Replace(string(src), "PIN=PIN_FIELD", "PIN=!FROM_USER_DIALOG_2_FIELD", 1)),
-		Files: map[string][]byte{"demo.cpf": cpfSrc}, Reader: "R0",
-		Fields: map[string]secret.Value{"PUK_FIELD": secret.New(demoPUK), "HOLDER": secret.New("SG9sZGVy"),
-			"CARD_SERIAL": secret.New("CW-9"), "TOKEN_LABEL": secret.New("agent")}}
-	res := ar.Run(context.Background(), job, hooks)
+	ar.Deps.Tokens = &runner.FakeTokens{StandIn: true}
+	portal := issuerFn(func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+		templates = append(templates, req.Template)
+		return ca.Issue(ctx, req)
+	})
+	newJob := func() *runner.Job {
+		return &runner.Job{Description: []byte(strings.Replace(string(src), "PIN=PIN_FIELD", "PIN=!FROM_USER_DIALOG_2_FIELD", 1)),
+			Files: runner.Files{"demo.cpf": cpfSrc}, Reader: "R0", Issuer: portal,
+			PromptNotify: func(kind, state, reader string) { mu.Lock(); prompts = append(prompts, state); mu.Unlock() },
+			Fields: map[string]secret.Value{"PUK_FIELD": secret.New(demoPUK), "HOLDER": secret.New("SG9sZGVy"),
+				"CARD_SERIAL": secret.New("CW-9"), "TOKEN_LABEL": secret.New("agent")}}
+	}
+	progress := func(p runner.Progress) { mu.Lock(); steps = append(steps, p.Step); mu.Unlock() }
+	res := ar.Run(context.Background(), newJob(), progress)
 	if res.Err != nil {
 		t.Fatalf("%+v", res.Err)
 	}
@@ -66,7 +66,7 @@ func TestAgentRunner(t *testing.T) {
 		t.Error("no ICCSN")
 	}
 	if strings.Join(prompts, ",") != api.PromptWaiting+","+api.PromptDone {
-		t.Errorf("prompt hook calls %v", prompts)
+		t.Errorf("prompt notifications %v", prompts)
 	}
 	if strings.Join(templates, ",") != "DigitalSignature,Encryption" {
 		t.Errorf("templates sent to the portal: %v", templates)
@@ -74,19 +74,31 @@ func TestAgentRunner(t *testing.T) {
 	if len(steps) != 6 || steps[1] != "InitToken" {
 		t.Errorf("progress %v", steps)
 	}
-	// A headless agent refuses the same job before any card I/O.
-	job.Headless = true
-	if res := ar.Run(context.Background(), job, hooks); res.Err == nil || res.Err.Code != api.CodePromptUnavailable {
-		t.Errorf("headless: %+v", res.Err)
-	}
 	// The portal refusing a request is issuer_error.
-	job.Headless = false
-	hooks.Issue = func(context.Context, agent.CertRequest) (*agent.CertAnswer, error) {
-		return nil, &api.JobError{Code: api.CodeIssuerError, Message: "template unknown"}
-	}
-	if res := ar.Run(context.Background(), job, hooks); res.Err == nil || res.Err.Code != api.CodeIssuerError {
+	j := newJob()
+	j.Issuer = issuerFn(func(context.Context, issuer.Request) ([]byte, [][]byte, error) {
+		return nil, nil, &api.JobError{Code: api.CodeIssuerError, Message: "template unknown"}
+	})
+	if res := ar.Run(context.Background(), j, nil); res.Err == nil || res.Err.Code != api.CodeIssuerError {
 		t.Errorf("portal refusal: %+v", res.Err)
 	}
+	// Headless is decided once, when the runner is made: the same job is
+	// refused before any card I/O.
+	cfg.Headless = true
+	headless, err := newRunner(cfg, readers, promptFn(func() (secret.Value, error) { return secret.New(demoPIN), nil }), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headless.Deps.Tokens = &runner.FakeTokens{StandIn: true}
+	if res := headless.Run(context.Background(), newJob(), nil); res.Err == nil || res.Err.Code != api.CodePromptUnavailable || res.Err.Step != "validate" {
+		t.Errorf("headless: %+v", res.Err)
+	}
+}
+
+type issuerFn func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error)
+
+func (f issuerFn) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
+	return f(ctx, req)
 }
 
 type promptFn func() (secret.Value, error)

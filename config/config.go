@@ -28,6 +28,7 @@ import (
 
 	"github.com/cardwright/cardwright/internal/errlist"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -75,7 +76,7 @@ type Config struct {
 	IssuerCADir string
 	IssuerCAAt  string
 
-	Modules []string // allowed PKCS#11 modules (absolute paths or base names)
+	Modules allowlist.Modules // allowed PKCS#11 modules (absolute paths or base names)
 
 	ReaderSkip []*regexp.Regexp
 	Tokens     []TokenMap
@@ -101,21 +102,9 @@ func Default() *Config {
 	}
 }
 
-// ModuleAllowed reports whether a PKCS#11 module path may be loaded. An entry
-// with a slash must equal the cleaned path; an entry without one matches the
-// base name only when the requested path has none either.
-func (c *Config) ModuleAllowed(path string) bool {
-	for _, m := range c.Modules {
-		if strings.ContainsRune(m, '/') || strings.ContainsRune(m, '\\') {
-			if filepath.Clean(m) == filepath.Clean(path) {
-				return true
-			}
-		} else if m == path {
-			return true
-		}
-	}
-	return false
-}
+// ModuleAllowed reports whether a PKCS#11 module path may be loaded: the
+// one allow-list rule (p11/allowlist), shared with the agent and p11.
+func (c *Config) ModuleAllowed(path string) bool { return c.Modules.Allows(path) }
 
 // SkipReader reports whether a reader is on the skip list.
 func (c *Config) SkipReader(name string) bool {

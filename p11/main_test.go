@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -41,7 +42,7 @@ func softhsm(t testing.TB) *Module {
 	t.Helper()
 	s := stacktest.Require(t)
 	path := s.Get(t, "SOFTHSM_MODULE")
-	m, err := Load(path, AllowList{path}.Allows)
+	m, err := Load(path, allowlist.Modules{path}.Allows)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,8 @@ var (
 
 // Load returns the module at path, loading and initialising it on the first
 // call in the process (C_Initialize with CKF_OS_LOCKING_OK, PKCS#11 v2.40
-// §5.4). allow is asked first with the path exactly as given; when it says
+// §5.4). allow (allowlist.Modules.Allows, or Trusted) is asked first with
+// the path exactly as given; when it says
 // no (or is nil), Load returns ErrNotAllowed without touching the file. A
 // module an operator names on the command line is passed with an allow
 // function that says yes.
@@ -214,24 +215,6 @@ func ResolveLibrary(keys map[string]string, goos, goarch string) (string, error)
 // ResolveLibraryHere is ResolveLibrary for the running platform.
 func ResolveLibraryHere(keys map[string]string) (string, error) {
 	return ResolveLibrary(keys, runtime.GOOS, runtime.GOARCH)
-}
-
-// AllowList is an allow-list of module paths: a path is allowed when its
-// cleaned absolute form is on the list. Pass its Allows method to Load.
-type AllowList []string
-
-// Allows reports whether path is on the list. It does not touch the file.
-func (l AllowList) Allows(path string) bool {
-	if !filepath.IsAbs(path) {
-		return false
-	}
-	p := filepath.Clean(path)
-	for _, a := range l {
-		if filepath.Clean(a) == p {
-			return true
-		}
-	}
-	return false
 }
 
 // Trusted allows every path: for a module an operator names on the command

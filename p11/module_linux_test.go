@@ -2,6 +2,7 @@ package p11
 
 import (
 	"errors"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +54,7 @@ func TestLoadRefusedWithoutOpening(t *testing.T) {
 		t.Fatal(err)
 	}
 	opens := watchOpens(t, dir)
-	allow := AllowList{s.Path()}
+	allow := allowlist.Modules{s.Path()}
 	for _, path := range []string{evil, filepath.Join(dir, "missing.so"), "libevil.so"} {
 		m, err := Load(path, allow.Allows)
 		if m != nil || !errors.Is(err, ErrNotAllowed) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cardwright/cardwright/internal/stacktest"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -265,7 +266,7 @@ func TestCertsSoftHSM(t *testing.T) {
 		return
 	}
 
-	m, err := p11.Load(module, p11.AllowList{module}.Allows)
+	m, err := p11.Load(module, allowlist.Modules{module}.Allows)
 	if err != nil {
 		t.Fatal(err)
 	}

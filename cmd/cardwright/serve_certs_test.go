@@ -28,6 +28,7 @@ import (
 	"github.com/cardwright/cardwright/internal/stacktest"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
@@ -149,7 +150,7 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	// Token A: Samuel (RSA 2048, CKA_ID 01), Bob (P-256, 02), Carol
 	// (P-384, 03). Token B: Dave (RSA 2048, 01 — the same key id on
 	// another token).
-	m, err := p11.Load(module, p11.AllowList{module}.Allows)
+	m, err := p11.Load(module, allowlist.Modules{module}.Allows)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/cardwright/cardwright/internal/stacktest"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
@@ -98,7 +99,7 @@ func TestSignSoftHSM(t *testing.T) {
 		return
 	}
 
-	m, err := p11.Load(module, p11.AllowList{module}.Allows)
+	m, err := p11.Load(module, allowlist.Modules{module}.Allows)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cardwright/cardwright/internal/stacktest"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
@@ -35,7 +36,7 @@ func softhsm(t testing.TB) *p11.Module {
 	t.Helper()
 	s := stacktest.Require(t)
 	path := s.Get(t, "SOFTHSM_MODULE")
-	m, err := p11.Load(path, p11.AllowList{path}.Allows)
+	m, err := p11.Load(path, allowlist.Modules{path}.Allows)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,14 +12,19 @@ import (
 // Sentinels that errors from this package unwrap to, next to the underlying
 // scard.Error, so callers write errors.Is(err, pcsc.ErrNoService) or
 // errors.Is(err, iso7816.ErrCardRemoved) and can still errors.As the
-// scard.Error for the exact PC/SC return code.
+// scard.Error for the exact PC/SC return code. A removed card has no word of
+// its own here: it is iso7816.ErrCardRemoved, the one word for it. The two
+// ways of losing the reader keep their own words (`cardwright apdu` tells
+// them apart) and both unwrap to iso7816.ErrReaderGone, the one word for
+// "reader or service gone".
 var (
 	// ErrNoService: the PC/SC service (pcscd, SCardSvr) is not running or
 	// went away. The Context re-establishes itself on its next call; card
-	// connections made before are lost.
-	ErrNoService = errors.New("pc/sc service not available")
-	// ErrUnknownReader: no reader of that name (never was, or it was unplugged).
-	ErrUnknownReader = errors.New("unknown reader")
+	// connections made before are lost. It unwraps to iso7816.ErrReaderGone.
+	ErrNoService error = &readerGone{"pc/sc service not available"}
+	// ErrUnknownReader: no reader of that name (never was, or it was
+	// unplugged). It unwraps to iso7816.ErrReaderGone.
+	ErrUnknownReader error = &readerGone{"unknown reader"}
 	// ErrNoCard: the reader is empty (when connecting).
 	ErrNoCard = errors.New("no card in the reader")
 	// ErrSharingViolation: another application holds the card exclusively.
@@ -32,6 +37,15 @@ var (
 	// ErrClosed: the Context or Card was closed by its owner.
 	ErrClosed = errors.New("closed")
 )
+
+// readerGone is a sentinel of this package that is also
+// iso7816.ErrReaderGone.
+type readerGone struct{ msg string }
+
+func (e *readerGone) Error() string { return e.msg }
+
+// Unwrap returns iso7816.ErrReaderGone.
+func (e *readerGone) Unwrap() error { return iso7816.ErrReaderGone }
 
 // Error is a PC/SC failure: what was being done, on which reader, the
 // category sentinel and the scard.Error behind it. It unwraps to both.

@@ -1,15 +1,17 @@
 # cardwright — build, test, demo.
-# `make test` installs what is missing, starts the real test stack (pcscd with
-# virtual readers, vicc, the project's own virtual card, SoftHSM2), runs every
-# test with the race detector, and stops the stack even when tests fail.
+# `make test` installs what is missing, runs `make lint`, starts the real test
+# stack (pcscd with virtual readers, vicc, the project's own virtual card,
+# SoftHSM2), runs every test with the race detector, and stops the stack even
+# when tests fail.
 
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 60m
+FUZZTIME  ?= 5s
 export CARDWRIGHT_STACK_DIR ?= /tmp/cardwright-stack
 
-.PHONY: all build deps test unit demo stack-start stack-stop fuzz bench clean
+.PHONY: all build deps test unit lint lint-static fuzz demo stack-start stack-stop bench clean $(BIN)/staticcheck
 
 all: build
 
@@ -24,9 +26,31 @@ build:
 unit:
 	$(GO) test -short $(PKGS)
 
-test: deps build
+test: deps build lint
 	scripts/teststack start
-	$(GO) vet $(PKGS) && $(GO) test $(TESTFLAGS) $(PKGS); rc=$$?; scripts/teststack stop; exit $$rc
+	$(GO) test $(TESTFLAGS) $(PKGS); rc=$$?; scripts/teststack stop; exit $$rc
+
+# The hygiene gate: the static checks, then every fuzz target for $(FUZZTIME).
+lint: lint-static fuzz
+
+# gofmt, go vet, staticcheck, tidy go.mod files, and the Windows build
+# (cgo with mingw, as the installer ships it).
+lint-static: deps $(BIN)/staticcheck
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(BIN)/staticcheck $(PKGS)
+	$(GO) mod tidy -diff
+	$(GO) -C tools mod tidy -diff
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc \
+		$(GO) build -o $(BIN)/windows-amd64/cardwright.exe ./cmd/cardwright
+
+# Every fuzz target (grep ^func Fuzz), each for $(FUZZTIME); fails on a crash.
+fuzz: deps
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz
+
+# Pinned in tools/go.mod; go build is a no-op when it is up to date.
+$(BIN)/staticcheck:
+	$(GO) build -C tools -o ../$(BIN)/ honnef.co/go/tools/cmd/staticcheck
 
 demo: deps build
 	scripts/demo

@@ -1,4 +1,4 @@
-package runner
+package runner_test
 
 import (
 	"context"
@@ -16,16 +16,18 @@ import (
 
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 )
 
 // BenchmarkEngineOverhead measures the engine's own cost per job (selection,
 // lock, transaction, ten steps with progress) on an in-process card whose
 // operations cost nothing, so the figure is runner overhead only.
 func BenchmarkEngineOverhead(b *testing.B) {
-	e := &Engine{Readers: twoReaders()}
-	steps := make([]Step, 10)
+	e := &runner.Engine{Readers: twoReaders()}
+	steps := make([]runner.Step, 10)
 	for i := range steps {
-		steps[i] = Step{Name: "step", Run: func(ctx context.Context, s *Session) error {
+		steps[i] = runner.Step{Name: "step", Run: func(ctx context.Context, s *runner.Session) error {
 			_, err := s.Conn.Transmit([]byte{0x00, 0xA4, 0x00, 0x00})
 			return err
 		}}
@@ -34,7 +36,7 @@ func BenchmarkEngineOverhead(b *testing.B) {
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		res := e.Exec(ctx, Selection{ICCSN: "010203"}, steps, func(Progress) { n++ })
+		res := e.Exec(ctx, runner.Selection{ICCSN: "010203"}, steps, func(runner.Progress) { n++ })
 		if res.Err != nil {
 			b.Fatal(res.Err)
 		}
@@ -53,7 +55,7 @@ func (s stubIssuer) Issue(context.Context, issuer.Request) ([]byte, [][]byte, er
 // keys, a stub issuer, the real card profile engine. The token fake is a
 // stand-in (as the demo configuration's SoftHSM2 token): after the card
 // profile the runner initialises it with the job's label and PINs.
-func benchDeps(b *testing.B) Deps {
+func benchDeps(b *testing.B) runner.Deps {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		b.Fatal(err)
@@ -64,10 +66,10 @@ func benchDeps(b *testing.B) Deps {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return Deps{
-		Tokens:   &FakeTokens{StandIn: true, NewKey: func(KeySpec) (crypto.Signer, error) { return key, nil }},
+	return runner.Deps{
+		Tokens:   &runnertest.FakeTokens{StandIn: true, NewKey: func(runner.KeySpec) (crypto.Signer, error) { return key, nil }},
 		Issuer:   stubIssuer{der},
-		Profiles: CPF{},
+		Profiles: runner.CPF{},
 	}
 }
 
@@ -79,7 +81,7 @@ func benchDeps(b *testing.B) Deps {
 // generation and the CA's signature are not (pre-made keys, a stub issuer);
 // the two ECDSA P-256 request signatures are.
 func BenchmarkRunnerOverhead(b *testing.B) {
-	r := &Runner{Engine: &Engine{Readers: NewMemReaders(map[string]*memcard.Card{"R0": memcard.New(memcard.Config{TranscriptLimit: -1})})}, Deps: benchDeps(b)}
+	r := &runner.Runner{Engine: &runner.Engine{Readers: runnertest.NewMemReaders(map[string]*memcard.Card{"R0": memcard.New(memcard.Config{TranscriptLimit: -1})})}, Deps: benchDeps(b)}
 	job := demoJob(b, nil)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -93,7 +95,7 @@ func BenchmarkRunnerOverhead(b *testing.B) {
 // BenchmarkValidation is the part of a job before any card I/O: check,
 // plan, profile compile and trial prepare, Build.
 func BenchmarkValidation(b *testing.B) {
-	r := &Runner{Engine: &Engine{Readers: NewMemReaders(nil)}, Deps: benchDeps(b)}
+	r := &runner.Runner{Engine: &runner.Engine{Readers: runnertest.NewMemReaders(nil)}, Deps: benchDeps(b)}
 	job := demoJob(b, nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -101,7 +103,7 @@ func BenchmarkValidation(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := Build(plan, r.Deps); err != nil {
+		if _, _, err := runner.Build(plan, r.Deps); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -121,7 +123,7 @@ func BenchmarkThroughput(b *testing.B) {
 				cards[name] = memcard.New(memcard.Config{Serial: []byte{byte(i + 1)}, Latency: time.Millisecond, TranscriptLimit: -1})
 				names = append(names, name)
 			}
-			r := &Runner{Engine: &Engine{Readers: NewMemReaders(cards)}, Deps: benchDeps(b)}
+			r := &runner.Runner{Engine: &runner.Engine{Readers: runnertest.NewMemReaders(cards)}, Deps: benchDeps(b)}
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			start := time.Now()

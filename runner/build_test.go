@@ -1,4 +1,4 @@
-package runner
+package runner_test
 
 import (
 	"context"
@@ -23,6 +23,8 @@ import (
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/pinblob"
+	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -48,18 +50,18 @@ type testProfile struct {
 	p *testProfiles
 }
 
-func (p *testProfiles) Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error) {
+func (p *testProfiles) Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (runner.Profile, error) {
 	if strings.Contains(string(src), "ERROR") {
 		return nil, fmt.Errorf("%s:1:1: syntax error", name)
 	}
 	return &testProfile{p: p}, nil
 }
 
-func (tp *testProfile) PINRules() []PINRule {
+func (tp *testProfile) PINRules() []runner.PINRule {
 	if tp.p.minLen == 0 {
 		return nil
 	}
-	return []PINRule{{Variable: "SEC_PIN1", Min: tp.p.minLen, By: "credential PIN (test.cpf:3)"}}
+	return []runner.PINRule{{Variable: "SEC_PIN1", Min: tp.p.minLen, By: "credential PIN (test.cpf:3)"}}
 }
 
 func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card, pin, puk secret.Value) error {
@@ -204,12 +206,12 @@ func fullPlan() *dsc.Plan {
 }
 
 type rig struct {
-	readers  *MemReaders
-	tokens   *FakeTokens
+	readers  *runnertest.MemReaders
+	tokens   *runnertest.FakeTokens
 	issuer   *fakeIssuer
 	profiles *testProfiles
-	engine   *Engine
-	progress []Progress
+	engine   *runner.Engine
+	progress []runner.Progress
 }
 
 func newRig(t testing.TB, readers ...string) *rig {
@@ -217,31 +219,31 @@ func newRig(t testing.TB, readers ...string) *rig {
 	for i, r := range readers {
 		cards[r] = memcard.New(memcard.Config{Serial: []byte{0xCA, 0xFE, byte(i)}})
 	}
-	r := &rig{readers: NewMemReaders(cards), tokens: &FakeTokens{StandIn: true}, issuer: newIssuer(t), profiles: &testProfiles{}}
-	r.engine = &Engine{Readers: r.readers}
+	r := &rig{readers: runnertest.NewMemReaders(cards), tokens: &runnertest.FakeTokens{StandIn: true}, issuer: newIssuer(t), profiles: &testProfiles{}}
+	r.engine = &runner.Engine{Readers: r.readers}
 	return r
 }
 
-func (r *rig) deps() Deps {
-	return Deps{Tokens: r.tokens, Issuer: r.issuer, Profiles: r.profiles}
+func (r *rig) deps() runner.Deps {
+	return runner.Deps{Tokens: r.tokens, Issuer: r.issuer, Profiles: r.profiles}
 }
 
-func (r *rig) run(t testing.TB, plan *dsc.Plan, deps Deps, reader string) Result {
+func (r *rig) run(t testing.TB, plan *dsc.Plan, deps runner.Deps, reader string) runner.Result {
 	t.Helper()
-	sel, steps, err := Build(plan, deps)
+	sel, steps, err := runner.Build(plan, deps)
 	if err != nil {
-		var f *Failure
+		var f *runner.Failure
 		if !errors.As(err, &f) {
 			t.Fatalf("Build: %v is not a *Failure", err)
 		}
-		return Result{Err: f.JobError()}
+		return runner.Result{Err: f.JobError()}
 	}
 	sel.Reader = reader
-	return r.engine.Exec(context.Background(), sel, steps, func(p Progress) { r.progress = append(r.progress, p) })
+	return r.engine.Exec(context.Background(), sel, steps, func(p runner.Progress) { r.progress = append(r.progress, p) })
 }
 
 // noSecrets fails if any test PIN appears in the result's JSON or error.
-func noSecrets(t *testing.T, res Result) {
+func noSecrets(t *testing.T, res runner.Result) {
 	t.Helper()
 	b, _ := json.Marshal(res)
 	s := string(b) + fmt.Sprint(res)
@@ -278,11 +280,11 @@ func TestFullJob(t *testing.T) {
 		t.Errorf("card PIN: %v", err)
 	}
 	// The token: initialised with the label, PIN, two keys and certificates.
-	tok := r.tokens.Token("R0", LocationDefault).Snapshot()
-	if !tok.inited || tok.Label != "demo" || tok.PIN.Reveal() != testPIN || tok.SO.Reveal() != testPUK {
-		t.Errorf("token: inited %v label %q", tok.inited, tok.Label)
+	tok := r.tokens.Token("R0", runner.LocationDefault).Snapshot()
+	if !tok.Inited || tok.Label != "demo" || tok.PIN.Reveal() != testPIN || tok.SO.Reveal() != testPUK {
+		t.Errorf("token: inited %v label %q", tok.Inited, tok.Label)
 	}
-	certs := r.tokens.Token("R0", LocationDefault).Certificates()
+	certs := r.tokens.Token("R0", runner.LocationDefault).Certificates()
 	if len(certs) != 2 || len(r.issuer.reqs) != 2 {
 		t.Fatalf("%d certificates, %d requests, want 2", len(certs), len(r.issuer.reqs))
 	}
@@ -292,10 +294,10 @@ func TestFullJob(t *testing.T) {
 	}
 	// Linked: the certificate's CKA_ID is the private key's.
 	for _, o := range tok.Objects {
-		if o.Class == ckoCertificate {
+		if o.Class == runnertest.ClassCertificate {
 			found := false
 			for _, k := range tok.Objects {
-				found = found || (k.Class == ckoPrivateKey && string(k.ID) == string(o.ID))
+				found = found || (k.Class == runnertest.ClassPrivateKey && string(k.ID) == string(o.ID))
 			}
 			if !found {
 				t.Errorf("certificate %q has no private key with its id", o.Label)
@@ -307,7 +309,7 @@ func TestFullJob(t *testing.T) {
 	if res.Err != nil {
 		t.Fatalf("second job failed: %+v", res.Err)
 	}
-	if n := len(r.tokens.Token("R0", LocationDefault).Certificates()); n != 2 {
+	if n := len(r.tokens.Token("R0", runner.LocationDefault).Certificates()); n != 2 {
 		t.Errorf("after the second job %d certificates, want 2", n)
 	}
 }
@@ -315,29 +317,33 @@ func TestFullJob(t *testing.T) {
 func TestValidationFailsBeforeCardIO(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		change func(p *dsc.Plan, d *Deps)
+		change func(p *dsc.Plan, d *runner.Deps)
 		code   api.Code
 		key    string
 	}{
-		{"module not allowed", func(p *dsc.Plan, d *Deps) { d.Tokens = &FakeTokens{Modules: []string{"/opt/other.so"}} }, api.CodeModuleNotAllowed, "PKCS11LibraryLinux"},
-		{"no token access", func(p *dsc.Plan, d *Deps) { d.Tokens = nil }, api.CodeConfig, "PKCS11LibraryLinux"},
-		{"profile does not compile", func(p *dsc.Plan, d *Deps) { p.Steps[2].(*dsc.InitProfileStep).Init.ProfileSource = []byte("ERROR") }, api.CodeInvalidProfile, "InitToken"},
-		{"headless prompt", func(p *dsc.Plan, d *Deps) {
+		{"module not allowed", func(p *dsc.Plan, d *runner.Deps) {
+			d.Tokens = &runnertest.FakeTokens{Modules: []string{"/opt/other.so"}}
+		}, api.CodeModuleNotAllowed, "PKCS11LibraryLinux"},
+		{"no token access", func(p *dsc.Plan, d *runner.Deps) { d.Tokens = nil }, api.CodeConfig, "PKCS11LibraryLinux"},
+		{"profile does not compile", func(p *dsc.Plan, d *runner.Deps) {
+			p.Steps[2].(*dsc.InitProfileStep).Init.ProfileSource = []byte("ERROR")
+		}, api.CodeInvalidProfile, "InitToken"},
+		{"headless prompt", func(p *dsc.Plan, d *runner.Deps) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 2}}
 			d.Headless = true
 		}, api.CodePromptUnavailable, "PIN"},
-		{"pins into plain field", func(p *dsc.Plan, d *Deps) {
+		{"pins into plain field", func(p *dsc.Plan, d *runner.Deps) {
 			s := &dsc.ReadEncryptedPINsStep{StepHeader: header("ReadEncryptedPINs", 30),
 				PINs: dsc.PINReadStep{Outputs: []dsc.PINReadOutput{{Name: "PIN1", Field: "Plain"}}}}
 			p.Steps = append(p.Steps, s)
 			_, k := pinKey(t)
 			d.PINKeys = []pinblob.Key{k}
 		}, api.CodeSecretOutput, "ReadEncryptedPINs"},
-		{"no issuer", func(p *dsc.Plan, d *Deps) { d.Issuer = nil }, api.CodeConfig, "Application_A"},
-		{"bad certificate", func(p *dsc.Plan, d *Deps) {
+		{"no issuer", func(p *dsc.Plan, d *runner.Deps) { d.Issuer = nil }, api.CodeConfig, "Application_A"},
+		{"bad certificate", func(p *dsc.Plan, d *runner.Deps) {
 			p.Steps[3].(*dsc.ApplicationStep).App = dsc.AppStep{ID: "A", Action: dsc.AppWriteCertificate, Certificate: []byte("not DER")}
 		}, api.CodeInvalidField, "Application_A"},
-		{"no SO credential", func(p *dsc.Plan, d *Deps) { p.Credentials.InitialPUK = nil }, api.CodeInvalidDescription, "InitToken"},
+		{"no SO credential", func(p *dsc.Plan, d *runner.Deps) { p.Credentials.InitialPUK = nil }, api.CodeInvalidDescription, "InitToken"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "R0")
@@ -361,70 +367,70 @@ func TestValidationFailsBeforeCardIO(t *testing.T) {
 func TestExecutionFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		change func(t *testing.T, r *rig, p *dsc.Plan, e *Engine)
+		change func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine)
 		code   api.Code
 		step   string
 		// untouched: nothing was written to the card (no DELETE FILE, no
 		// step done before the failure).
 		untouched bool
 	}{
-		{"card removed mid-profile", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"card removed mid-profile", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.profiles.hook = func(i int) {
 				if i == 1 {
 					r.readers.Card("R0").Remove()
 				}
 			}
 		}, api.CodeCardRemoved, "InitToken", false},
-		{"prompt refused", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"prompt refused", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 2}}
-			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.Value{}, ErrPromptRefused })
+			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.Value{}, runner.ErrPromptRefused })
 		}, api.CodePromptRefused, "DeleteProfile", true},
-		{"no prompt possible", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"no prompt possible", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 1}}
 		}, api.CodePromptUnavailable, "DeleteProfile", true},
-		{"wrong PUK on an initialised token", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
-			tok := r.tokens.Token("R0", LocationDefault)
-			tok.inited, tok.SO, tok.Label = true, secret.New("00000000"), "demo"
+		{"wrong PUK on an initialised token", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
+			tok := r.tokens.Token("R0", runner.LocationDefault)
+			tok.Inited, tok.SO, tok.Label = true, secret.New("00000000"), "demo"
 		}, api.CodePinIncorrect, "DeleteProfile", false},
-		{"issuer refuses", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"issuer refuses", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.issuer = &fakeIssuer{ca: testCA, fail: errors.New("template unknown")}
 		}, api.CodeIssuerError, "Application_A", false},
-		{"key generation unsupported", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"key generation unsupported", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Steps[3].(*dsc.ApplicationStep).App.KeySize = 163
 		}, api.CodeNotSupported, "Application_A", false},
-		{"token fails", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
-			r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: CKR_DEVICE_MEMORY: %w", ErrToken)}
+		{"token fails", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
+			r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: CKR_DEVICE_MEMORY: %w", runner.ErrToken)}
 		}, api.CodeTokenError, "Application_A", false},
-		{"mapped to another label", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"mapped to another label", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Steps[2].(*dsc.InitProfileStep).Init.Label = "other"
 			r.tokens.FailOn = nil
 			r.tokens.Fixed = "demo"
 		}, api.CodeConfig, "validate", true},
-		{"PIN shorter than the profile's minlen", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"PIN shorter than the profile's minlen", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.profiles.minLen = 8 // testPIN has 6
 		}, api.CodeInvalidField, "validate", true},
-		{"prompted PIN shorter than the profile's minlen", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"prompted PIN shorter than the profile's minlen", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.profiles.minLen = 8
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Pos: dsc.Pos{File: "t.dsc", Line: 5}, Prompt: &dsc.PINSource{Dialog: 2}}
 			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.New("12"), nil })
 		}, api.CodeInvalidField, "DeleteProfile", true},
-		{"PIN longer than the token takes", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"PIN longer than the token takes", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.tokens.PINLen = [2]int{4, 5}
 		}, api.CodeInvalidField, "validate", true},
-		{"PUK shorter than the token takes", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"PUK shorter than the token takes", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.tokens.PINLen = [2]int{10, 0}
 			p.Credentials.PIN = nil
 		}, api.CodeInvalidField, "validate", true},
-		{"certificate for another key", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"certificate for another key", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.issuer.answer = func(issuer.Request) ([]byte, error) { return testCA.Certificate().Raw, nil }
 		}, api.CodeIssuerError, "Application_A", false},
-		{"card removed while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"card removed while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.issuer.before = func() { r.readers.Card("R0").Remove() }
 		}, api.CodeCardRemoved, "Application_A", false},
-		{"card swapped while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"card swapped while the portal issues", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			r.issuer.before = func() { r.readers.Put("R0", memcard.New(memcard.Config{Serial: []byte{0x0D, 0x0D}})) }
 		}, api.CodeCardChanged, "Application_A", false},
-		{"card swapped during the PUK dialog of a DeleteProfile job", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"card swapped during the PUK dialog of a DeleteProfile job", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Steps, p.Module = []dsc.Step{p.Steps[0], p.Steps[1], p.Steps[5]}, nil // erased over PC/SC
 			p.Credentials.InitialPUK = &dsc.Credential{Key: "InitialPUK", Pos: dsc.Pos{File: "t.dsc", Line: 6}, Prompt: &dsc.PINSource{Dialog: 2}}
 			e.Prompter = promptFunc(func() (secret.Value, error) {
@@ -432,7 +438,7 @@ func TestExecutionFailures(t *testing.T) {
 				return secret.New(testPUK), nil
 			})
 		}, api.CodeCardChanged, "DeleteProfile", true},
-		{"card removed after its last APDU", func(t *testing.T, r *rig, p *dsc.Plan, e *Engine) {
+		{"card removed after its last APDU", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			// Application_B's request is the last wait; the card is pulled
 			// once the certificate is written: only the final check sees it.
 			r.tokens.After = map[string]func(){"WriteCertificate": func() {
@@ -499,7 +505,7 @@ func TestPINSteps(t *testing.T) {
 	if res := r.run(t, change(testNewPIN, testPIN, dsc.PINChange), r.deps(), "R0"); res.Err != nil {
 		t.Fatalf("change with the new PIN: %+v", res.Err)
 	}
-	if got := r.tokens.Token("R0", LocationDefault).Snapshot().PIN.Reveal(); got != testPIN {
+	if got := r.tokens.Token("R0", runner.LocationDefault).Snapshot().PIN.Reveal(); got != testPIN {
 		t.Errorf("PIN not changed back")
 	}
 	// Dialog 3 asks for the current PIN, then the new one.
@@ -516,7 +522,7 @@ func TestPINSteps(t *testing.T) {
 	if res := r.run(t, p, r.deps(), "R0"); res.Err != nil {
 		t.Fatalf("dialog 3: %+v", res.Err)
 	}
-	if got := r.tokens.Token("R0", LocationDefault).Snapshot().PIN.Reveal(); got != testNewPIN {
+	if got := r.tokens.Token("R0", runner.LocationDefault).Snapshot().PIN.Reveal(); got != testNewPIN {
 		t.Errorf("PIN not changed by dialog 3")
 	}
 }
@@ -529,7 +535,7 @@ func TestApplicationsAndFinalization(t *testing.T) {
 	// Application B uses the key of A found by label; C writes A's
 	// certificate again from a field; a script and the CMS serial follow.
 	p.Steps[4].(*dsc.ApplicationStep).App = dsc.AppStep{ID: "B", Action: dsc.AppUseObject, Template: "Again",
-		Criteria: &dsc.ObjectCriteria{Class: "CKO_PUBLIC_KEY", ClassID: ckoPublicKey, Attribute: "CKA_LABEL", AttrID: ckaLabel, Type: "string", Text: "Digital Signature", Bytes: []byte("Digital Signature")}}
+		Criteria: &dsc.ObjectCriteria{Class: "CKO_PUBLIC_KEY", ClassID: runnertest.ClassPublicKey, Attribute: "CKA_LABEL", AttrID: runnertest.AttrLabel, Type: "string", Text: "Digital Signature", Bytes: []byte("Digital Signature")}}
 	sc := &dsc.ApduScriptStep{StepHeader: header("ApduFile", 14), Script: dsc.ScriptStep{File: "x.apdu", ResponseField: "SW", Commands: []dsc.ScriptCommand{
 		{Line: 1, APDU: []byte{0x00, 0xCA, 0x00, 0x5A, 0x00}, Expect: []string{"9000"}},
 		{Line: 2, APDU: []byte{0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00}},
@@ -549,7 +555,7 @@ func TestApplicationsAndFinalization(t *testing.T) {
 	if res.Fields["ICCSN"] != "CAFE00-"+atr {
 		t.Errorf("ICCSN = %q", res.Fields["ICCSN"])
 	}
-	tok := r.tokens.Token("R0", LocationDefault)
+	tok := r.tokens.Token("R0", runner.LocationDefault)
 	if n := len(tok.Certificates()); n != 2 {
 		t.Errorf("%d certificates, want 2", n)
 	}
@@ -609,9 +615,9 @@ func TestBlockCard(t *testing.T) {
 	if res := r.run(t, p, r.deps(), "R0"); res.Err != nil {
 		t.Fatalf("%+v", res.Err)
 	}
-	tok := r.tokens.Token("R0", LocationDefault).Snapshot()
-	if tok.pinTries != 0 {
-		t.Errorf("PIN not blocked: %d tries left", tok.pinTries)
+	tok := r.tokens.Token("R0", runner.LocationDefault).Snapshot()
+	if tok.PINTries != 0 {
+		t.Errorf("PIN not blocked: %d tries left", tok.PINTries)
 	}
 }
 
@@ -620,12 +626,12 @@ func TestBlockCard(t *testing.T) {
 func TestTwoReadersAtOnce(t *testing.T) {
 	r := newRig(t, "R0", "R1")
 	var wg sync.WaitGroup
-	res := make([]Result, 2)
+	res := make([]runner.Result, 2)
 	for i, name := range []string{"R0", "R1"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sel, steps, err := Build(fullPlan(), r.deps())
+			sel, steps, err := runner.Build(fullPlan(), r.deps())
 			if err != nil {
 				t.Error(err)
 				return
@@ -649,7 +655,7 @@ func TestTwoReadersAtOnce(t *testing.T) {
 // steps completed.
 func TestFailureSaysWhatIsDone(t *testing.T) {
 	r := newRig(t, "R0")
-	r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: %w", ErrToken)}
+	r.tokens.FailOn = map[string]error{"WriteCertificate": fmt.Errorf("C_CreateObject: %w", runner.ErrToken)}
 	res := r.run(t, fullPlan(), r.deps(), "R0")
 	if res.Err == nil || !strings.HasSuffix(res.Err.Message, "(done before: DeleteProfile, InitToken)") {
 		t.Fatalf("%+v", res.Err)

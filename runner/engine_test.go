@@ -1,4 +1,4 @@
-package runner
+package runner_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -25,18 +26,18 @@ type fakeReaders struct {
 	cards map[string]*fakeCard
 }
 
-func (f *fakeReaders) List(context.Context) ([]ReaderInfo, error) {
-	var l []ReaderInfo
+func (f *fakeReaders) List(context.Context) ([]runner.ReaderInfo, error) {
+	var l []runner.ReaderInfo
 	for n, c := range f.cards {
-		l = append(l, ReaderInfo{Name: n, Present: c != nil && !c.removed})
+		l = append(l, runner.ReaderInfo{Name: n, Present: c != nil && !c.removed})
 	}
 	return l, nil
 }
 
-func (f *fakeReaders) Connect(_ context.Context, r string) (Conn, error) {
+func (f *fakeReaders) Connect(_ context.Context, r string) (runner.Conn, error) {
 	c := f.cards[r]
 	if c == nil || c.removed {
-		return nil, fmt.Errorf("connecting to %q: %w", r, ErrCardRemoved)
+		return nil, fmt.Errorf("connecting to %q: %w", r, runner.ErrCardRemoved)
 	}
 	return &fakeConn{c: c}, nil
 }
@@ -45,7 +46,7 @@ type fakeConn struct{ c *fakeCard }
 
 func (f *fakeConn) Transmit(cmd []byte) ([]byte, error) {
 	if f.c.removed {
-		return nil, ErrCardRemoved
+		return nil, runner.ErrCardRemoved
 	}
 	return []byte{0x90, 0x00}, nil
 }
@@ -64,7 +65,7 @@ func (f *fakeConn) End() error {
 }
 func (f *fakeConn) Serial() ([]byte, error) {
 	if f.c.removed {
-		return nil, ErrCardRemoved
+		return nil, runner.ErrCardRemoved
 	}
 	return f.c.serial, nil
 }
@@ -85,22 +86,22 @@ func TestSelection(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		rd     *fakeReaders
-		sel    Selection
+		sel    runner.Selection
 		reader string
 		code   api.Code
 	}{
-		{"explicit", twoReaders(), Selection{Reader: "R1"}, "R1", ""},
-		{"unknown reader", twoReaders(), Selection{Reader: "R9"}, "", api.CodeReaderUnavailable},
-		{"ambiguous", twoReaders(), Selection{}, "", api.CodeCardAmbiguous},
-		{"skip", twoReaders(), Selection{Skip: func(r string) bool { return r == "R0" }}, "R1", ""},
-		{"explicit but skipped", twoReaders(), Selection{Reader: "R0", Skip: func(r string) bool { return r == "R0" }}, "", api.CodeReaderUnavailable},
-		{"iccsn", twoReaders(), Selection{ICCSN: "010203"}, "R0", ""},
-		{"iccsn with atr", twoReaders(), Selection{ICCSN: "040506-3B01", WithATR: true}, "R1", ""},
-		{"iccsn without atr suffix", twoReaders(), Selection{ICCSN: "040506", WithATR: true}, "", api.CodeCardNotFound},
-		{"none", &fakeReaders{cards: map[string]*fakeCard{"R0": nil}}, Selection{}, "", api.CodeNoCard},
+		{"explicit", twoReaders(), runner.Selection{Reader: "R1"}, "R1", ""},
+		{"unknown reader", twoReaders(), runner.Selection{Reader: "R9"}, "", api.CodeReaderUnavailable},
+		{"ambiguous", twoReaders(), runner.Selection{}, "", api.CodeCardAmbiguous},
+		{"skip", twoReaders(), runner.Selection{Skip: func(r string) bool { return r == "R0" }}, "R1", ""},
+		{"explicit but skipped", twoReaders(), runner.Selection{Reader: "R0", Skip: func(r string) bool { return r == "R0" }}, "", api.CodeReaderUnavailable},
+		{"iccsn", twoReaders(), runner.Selection{ICCSN: "010203"}, "R0", ""},
+		{"iccsn with atr", twoReaders(), runner.Selection{ICCSN: "040506-3B01", WithATR: true}, "R1", ""},
+		{"iccsn without atr suffix", twoReaders(), runner.Selection{ICCSN: "040506", WithATR: true}, "", api.CodeCardNotFound},
+		{"none", &fakeReaders{cards: map[string]*fakeCard{"R0": nil}}, runner.Selection{}, "", api.CodeNoCard},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &Engine{Readers: tc.rd}
+			e := &runner.Engine{Readers: tc.rd}
 			res := e.Exec(context.Background(), tc.sel, nil, nil)
 			if tc.code != "" {
 				if res.Err == nil || res.Err.Code != tc.code {
@@ -119,42 +120,42 @@ func TestStepFailures(t *testing.T) {
 	rd := twoReaders()
 	for _, tc := range []struct {
 		name   string
-		prompt Prompter
-		run    func(ctx context.Context, s *Session) error
+		prompt runner.Prompter
+		run    func(ctx context.Context, s *runner.Session) error
 		code   api.Code
 	}{
-		{"removed", nil, func(ctx context.Context, s *Session) error {
+		{"removed", nil, func(ctx context.Context, s *runner.Session) error {
 			rd.cards["R0"].removed = true
 			defer func() { rd.cards["R0"].removed = false }()
 			_, err := s.Conn.Transmit([]byte{0, 0xA4, 0, 0})
 			return err
 		}, api.CodeCardRemoved},
-		{"headless prompt", nil, func(ctx context.Context, s *Session) error {
+		{"headless prompt", nil, func(ctx context.Context, s *runner.Session) error {
 			_, err := s.Prompt(ctx, "FROM_USER_DIALOG_1_FIELD", "PIN")
 			return err
 		}, api.CodePromptUnavailable},
-		{"refused prompt", promptFunc(func() (secret.Value, error) { return secret.Value{}, ErrPromptRefused }), func(ctx context.Context, s *Session) error {
+		{"refused prompt", promptFunc(func() (secret.Value, error) { return secret.Value{}, runner.ErrPromptRefused }), func(ctx context.Context, s *runner.Session) error {
 			_, err := s.Prompt(ctx, "FROM_USER_DIALOG_1_FIELD", "PIN")
 			return err
 		}, api.CodePromptRefused},
 		{"card swapped during prompt", promptFunc(func() (secret.Value, error) {
 			rd.cards["R0"].serial = []byte{9}
 			return secret.New("1234"), nil
-		}), func(ctx context.Context, s *Session) error {
+		}), func(ctx context.Context, s *runner.Session) error {
 			defer func() { rd.cards["R0"].serial = []byte{1, 2, 3} }()
 			if _, err := s.Prompt(ctx, "FROM_USER_DIALOG_1_FIELD", "PIN"); err != nil {
 				return err
 			}
 			return s.BeforeWrite()
 		}, api.CodeCardChanged},
-		{"generic", nil, func(ctx context.Context, s *Session) error { return errors.New("6A82") }, api.CodeCardError},
+		{"generic", nil, func(ctx context.Context, s *runner.Session) error { return errors.New("6A82") }, api.CodeCardError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &Engine{Readers: rd, Prompter: tc.prompt}
-			steps := []Step{{Name: "first", Run: func(context.Context, *Session) error { return nil }},
+			e := &runner.Engine{Readers: rd, Prompter: tc.prompt}
+			steps := []runner.Step{{Name: "first", Run: func(context.Context, *runner.Session) error { return nil }},
 				{Name: "SetPIN", Key: "SetPIN", File: "x.dsc", Line: 7, Run: tc.run}}
-			var got []Progress
-			res := e.Exec(context.Background(), Selection{Reader: "R0"}, steps, func(p Progress) { got = append(got, p) })
+			var got []runner.Progress
+			res := e.Exec(context.Background(), runner.Selection{Reader: "R0"}, steps, func(p runner.Progress) { got = append(got, p) })
 			if res.Err == nil || res.Err.Code != tc.code {
 				t.Fatalf("Err = %v, want %s", res.Err, tc.code)
 			}
@@ -173,22 +174,22 @@ func TestStepFailures(t *testing.T) {
 
 func TestCancelAndBusy(t *testing.T) {
 	rd := twoReaders()
-	e := &Engine{Readers: rd}
+	e := &runner.Engine{Readers: rd}
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
 	release := make(chan struct{})
-	done := make(chan Result)
+	done := make(chan runner.Result)
 	go func() {
-		done <- e.Exec(ctx, Selection{Reader: "R0"}, []Step{
-			{Name: "wait", Run: func(ctx context.Context, s *Session) error { close(started); <-release; return nil }},
-			{Name: "never", Run: func(context.Context, *Session) error { t.Error("ran after cancel"); return nil }},
+		done <- e.Exec(ctx, runner.Selection{Reader: "R0"}, []runner.Step{
+			{Name: "wait", Run: func(ctx context.Context, s *runner.Session) error { close(started); <-release; return nil }},
+			{Name: "never", Run: func(context.Context, *runner.Session) error { t.Error("ran after cancel"); return nil }},
 		}, nil)
 	}()
 	<-started
-	if res := e.Exec(context.Background(), Selection{Reader: "R0"}, nil, nil); res.Err == nil || res.Err.Code != api.CodeBusy {
+	if res := e.Exec(context.Background(), runner.Selection{Reader: "R0"}, nil, nil); res.Err == nil || res.Err.Code != api.CodeBusy {
 		t.Errorf("second job on busy reader: %v", res.Err)
 	}
-	if res := e.Exec(context.Background(), Selection{Reader: "R1"}, nil, nil); res.Err != nil {
+	if res := e.Exec(context.Background(), runner.Selection{Reader: "R1"}, nil, nil); res.Err != nil {
 		t.Errorf("job on other reader: %v", res.Err)
 	}
 	cancel()
@@ -196,7 +197,7 @@ func TestCancelAndBusy(t *testing.T) {
 	if res := <-done; res.Err == nil || res.Err.Code != api.CodeCancelled || res.Err.Step != "never" {
 		t.Errorf("cancelled job: %+v", res.Err)
 	}
-	if res := e.Exec(context.Background(), Selection{Reader: "R0"}, nil, nil); res.Err != nil {
+	if res := e.Exec(context.Background(), runner.Selection{Reader: "R0"}, nil, nil); res.Err != nil {
 		t.Errorf("reader not released: %v", res.Err)
 	}
 }

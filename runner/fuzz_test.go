@@ -1,9 +1,12 @@
-package runner
+package runner_test
 
 import (
 	"encoding/base64"
 	"os"
 	"testing"
+
+	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 )
 
 // FuzzPlan feeds untrusted job input — a .dsc text, or a .dsz (zip or its
@@ -23,10 +26,10 @@ func FuzzPlan(f *testing.F) {
 	f.Add(true, []byte(base64.StdEncoding.EncodeToString(z)))
 	f.Add(false, []byte("[Description]\nInitToken=true\nChipProfile=demo.cpf\n"))
 	f.Add(true, []byte("PK\x03\x04garbage"))
-	r := &Runner{Engine: &Engine{Readers: NewMemReaders(nil)}, Deps: Deps{Tokens: &FakeTokens{}, Issuer: newIssuer(f), Profiles: CPF{}}}
+	r := &runner.Runner{Engine: &runner.Engine{Readers: runnertest.NewMemReaders(nil)}, Deps: runner.Deps{Tokens: &runnertest.FakeTokens{}, Issuer: newIssuer(f), Profiles: runner.CPF{}}}
 	fields := demoJob(f, nil).Fields
 	f.Fuzz(func(t *testing.T, dsz bool, data []byte) {
-		j := &Job{Fields: fields, Files: Files{"demo.cpf": cpfSrc}}
+		j := &runner.Job{Fields: fields, Files: runner.Files{"demo.cpf": cpfSrc}}
 		if dsz {
 			j.DSZ = data
 		} else {
@@ -34,13 +37,13 @@ func FuzzPlan(f *testing.F) {
 		}
 		plan, err := r.Plan(j)
 		if err != nil {
-			if _, ok := err.(*Failure); !ok {
+			if _, ok := err.(*runner.Failure); !ok {
 				t.Fatalf("Plan error %T is not a *Failure: %v", err, err)
 			}
 			return
 		}
-		if _, _, err := Build(plan, r.Deps); err != nil {
-			if _, ok := err.(*Failure); !ok {
+		if _, _, err := runner.Build(plan, r.Deps); err != nil {
+			if _, ok := err.(*runner.Failure); !ok {
 				t.Fatalf("Build error %T is not a *Failure: %v", err, err)
 			}
 		}

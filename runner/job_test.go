@@ -1,4 +1,4 @@
-package runner
+package runner_test
 
 import (
 	"archive/zip"
@@ -15,13 +15,15 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 	"github.com/cardwright/cardwright/secret"
 )
 
 const demoDir = "../testdata/demo"
 
 // demoJob is the demo description with its values.
-func demoJob(t testing.TB, fields map[string]string) *Job {
+func demoJob(t testing.TB, fields map[string]string) *runner.Job {
 	src, err := os.ReadFile(demoDir + "/demo.dsc")
 	if err != nil {
 		t.Fatal(err)
@@ -31,15 +33,15 @@ func demoJob(t testing.TB, fields map[string]string) *Job {
 	for k, v := range fields {
 		vals[k] = v
 	}
-	j := &Job{Name: "demo.dsc", Description: src, Files: os.DirFS(demoDir), Fields: map[string]secret.Value{}}
+	j := &runner.Job{Name: "demo.dsc", Description: src, Files: os.DirFS(demoDir), Fields: map[string]secret.Value{}}
 	for k, v := range vals {
 		j.Fields[k] = secret.New(v)
 	}
 	return j
 }
 
-func demoRunner(t testing.TB, r *rig) *Runner {
-	return &Runner{Engine: r.engine, Deps: Deps{Tokens: r.tokens, Issuer: r.issuer, Profiles: CPF{}}}
+func demoRunner(t testing.TB, r *rig) *runner.Runner {
+	return &runner.Runner{Engine: r.engine, Deps: runner.Deps{Tokens: r.tokens, Issuer: r.issuer, Profiles: runner.CPF{}}}
 }
 
 // TestRunDemo runs the demo description end to end on an in-memory card and
@@ -79,7 +81,7 @@ func TestRunDemo(t *testing.T) {
 	if _, err := iso7816.Send(card, iso7816.Verify(0x81, []byte(testPIN))); err != nil {
 		t.Errorf("card PIN: %v", err)
 	}
-	tok := r.tokens.Token("R0", LocationDefault)
+	tok := r.tokens.Token("R0", runner.LocationDefault)
 	if s := tok.Snapshot(); s.Label != "cardwright demo" || s.PIN.Reveal() != testPIN || s.SO.Reveal() != testPUK {
 		t.Errorf("token label %q or PINs differ from the job's", s.Label)
 	}
@@ -108,22 +110,22 @@ func pool(c *x509.Certificate) *x509.CertPool {
 func TestRunValidation(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		job   func(j *Job)
-		deps  func(d *Deps)
+		job   func(j *runner.Job)
+		deps  func(d *runner.Deps)
 		code  api.Code
 		inMsg string
 	}{
-		{"field not base64", func(j *Job) { j.Fields["HOLDER"] = secret.New("not base64!") }, nil, api.CodeInvalidField, "HOLDER"},
-		{"module not allowed", nil, func(d *Deps) { d.Tokens = &FakeTokens{Modules: []string{"/usr/lib/other.so"}} }, api.CodeModuleNotAllowed, "softhsm2"},
-		{"description error", func(j *Job) {
+		{"field not base64", func(j *runner.Job) { j.Fields["HOLDER"] = secret.New("not base64!") }, nil, api.CodeInvalidField, "HOLDER"},
+		{"module not allowed", nil, func(d *runner.Deps) { d.Tokens = &runnertest.FakeTokens{Modules: []string{"/usr/lib/other.so"}} }, api.CodeModuleNotAllowed, "softhsm2"},
+		{"description error", func(j *runner.Job) {
 			j.Description = []byte(strings.Replace(string(j.Description), "Type=1024,Chip", "Type=1024,Chip\nType=1,Magstripe", 1))
 		}, nil, api.CodeInvalidDescription, ""},
-		{"missing profile", func(j *Job) { j.Files = os.DirFS(t.TempDir()) }, nil, api.CodeMissingFile, "demo.cpf"},
-		{"profile error", func(j *Job) {
-			j.Files = Files{"demo.cpf": []byte("CardModel 'NOPE'\n")}
+		{"missing profile", func(j *runner.Job) { j.Files = os.DirFS(t.TempDir()) }, nil, api.CodeMissingFile, "demo.cpf"},
+		{"profile error", func(j *runner.Job) {
+			j.Files = runner.Files{"demo.cpf": []byte("CardModel 'NOPE'\n")}
 		}, nil, api.CodeInvalidProfile, ""},
-		{"empty PIN field", func(j *Job) { j.Fields["PIN_FIELD"] = secret.New("") }, nil, api.CodeInvalidField, "field PIN_FIELD is empty"},
-		{"vendor-encrypted line", func(j *Job) { j.Description = append([]byte("^ABCDEF\n"), j.Description...) }, nil, api.CodeInvalidDescription, ""},
+		{"empty PIN field", func(j *runner.Job) { j.Fields["PIN_FIELD"] = secret.New("") }, nil, api.CodeInvalidField, "field PIN_FIELD is empty"},
+		{"vendor-encrypted line", func(j *runner.Job) { j.Description = append([]byte("^ABCDEF\n"), j.Description...) }, nil, api.CodeInvalidDescription, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "R0")
@@ -203,7 +205,7 @@ func TestRunEraseWithAnotherPUK(t *testing.T) {
 		t.Fatal("demo.cpf has no MakeCardEraseable() statement")
 	}
 	files := fstest.MapFS{"demo.cpf": {Data: []byte(noErase)}}
-	job := func(puk string) *Job {
+	job := func(puk string) *runner.Job {
 		j := demoJob(t, map[string]string{"PUK_FIELD": puk})
 		j.Files = files
 		return j

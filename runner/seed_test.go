@@ -1,4 +1,4 @@
-package runner
+package runner_test
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/pinblob"
+	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 	"github.com/cardwright/cardwright/secret"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
@@ -50,17 +52,17 @@ func testP12(t *testing.T, password string) []byte {
 func TestSeedDescriptions(t *testing.T) {
 	r := newRig(t, "R0")
 	pinCert, pinKeyv := pinKey(t)
-	run := &Runner{Engine: r.engine, Platform: dsc.Platform{OS: "windows", Arch: "386"},
-		Deps: Deps{Tokens: r.tokens, Issuer: r.issuer, PINKeys: []pinblob.Key{pinKeyv},
-			Profiles: CPF{Config: cpf.Config{Models: map[string]string{"SIEMENS50": "ISO7816"}}, PINCert: pinCert}}}
+	run := &runner.Runner{Engine: r.engine, Platform: dsc.Platform{OS: "windows", Arch: "386"},
+		Deps: runner.Deps{Tokens: r.tokens, Issuer: r.issuer, PINKeys: []pinblob.Key{pinKeyv},
+			Profiles: runner.CPF{Config: cpf.Config{Models: map[string]string{"SIEMENS50": "ISO7816"}}, PINCert: pinCert}}}
 	card := r.readers.Card("R0")
-	tok := r.tokens.Token("R0", LocationDefault)
-	job := func(name string, fields map[string]string, secrets ...string) *Job {
+	tok := r.tokens.Token("R0", runner.LocationDefault)
+	job := func(name string, fields map[string]string, secrets ...string) *runner.Job {
 		src, err := os.ReadFile(seedDir + "/" + name + ".dsc")
 		if err != nil {
 			t.Fatal(err)
 		}
-		j := &Job{Name: name + ".dsc", Description: src, Files: os.DirFS(seedDir), Fields: map[string]secret.Value{}, SecretOutputs: secrets, Reader: "R0"}
+		j := &runner.Job{Name: name + ".dsc", Description: src, Files: os.DirFS(seedDir), Fields: map[string]secret.Value{}, SecretOutputs: secrets, Reader: "R0"}
 		for k, v := range fields {
 			j.Fields[k] = secret.New(v)
 		}
@@ -70,18 +72,18 @@ func TestSeedDescriptions(t *testing.T) {
 	p12 := testP12(t, "p12-pass-9182")
 	for _, tc := range []struct {
 		name  string
-		job   *Job
+		job   *runner.Job
 		code  api.Code // "" success
 		step  string
-		check func(t *testing.T, res Result)
+		check func(t *testing.T, res runner.Result)
 	}{
-		{"prepersonalize", job("prepersonalize", map[string]string{"PIN": testPIN, "PUK": testPUK}), "", "", func(t *testing.T, res Result) {
+		{"prepersonalize", job("prepersonalize", map[string]string{"PIN": testPIN, "PUK": testPUK}), "", "", func(t *testing.T, res runner.Result) {
 			if s := tok.Snapshot(); s.Label != "prepersonalized" || s.PIN.Reveal() != testPIN {
 				t.Errorf("token label %q", s.Label)
 			}
 		}},
 		{"read_all_encrypted_pins", job("read_all_encrypted_pins", nil, "DecryptedCardPin_PIN1", "DecryptedCardPin_PIN2", "DecryptedCardPin_PIN3",
-			"DecryptedCardPin_PUK", "DecryptedCardPin_PUK1", "DecryptedCardPin_PUK2", "DecryptedCardPin_OP", "DecryptedCardPin_MAN"), "", "", func(t *testing.T, res Result) {
+			"DecryptedCardPin_PUK", "DecryptedCardPin_PUK1", "DecryptedCardPin_PUK2", "DecryptedCardPin_OP", "DecryptedCardPin_MAN"), "", "", func(t *testing.T, res runner.Result) {
 			if len(res.Secrets) != 8 || len(res.Fields) != 0 {
 				t.Fatalf("%d secrets, fields %v; want 8 secrets only", len(res.Secrets), res.Fields)
 			}
@@ -93,17 +95,17 @@ func TestSeedDescriptions(t *testing.T) {
 			}
 		}},
 		{"read_all_encrypted_pins into plain fields", job("read_all_encrypted_pins", nil, "DecryptedCardPin_PIN1"), api.CodeSecretOutput, "validate", nil},
-		{"use_chip_serial", job("use_chip_serial", nil), "", "", func(t *testing.T, res Result) {
+		{"use_chip_serial", job("use_chip_serial", nil), "", "", func(t *testing.T, res runner.Result) {
 			if res.Fields["iccsnField"] != "CAFE00" {
 				t.Errorf("ICCSN %q", res.Fields["iccsnField"])
 			}
 		}},
-		{"delete_profile", job("delete_profile", nil), "", "", func(t *testing.T, res Result) {
+		{"delete_profile", job("delete_profile", nil), "", "", func(t *testing.T, res runner.Result) {
 			if _, err := iso7816.Send(card, iso7816.SelectMF()); err == nil {
 				t.Error("the card still has an MF")
 			}
 		}},
-		{"init_token", job("init_token", map[string]string{"variable1": b64([]byte("value one")), "variable2": b64([]byte{0, 1, 2, 0xFF})}), "", "", func(t *testing.T, res Result) {
+		{"init_token", job("init_token", map[string]string{"variable1": b64([]byte("value one")), "variable2": b64([]byte{0, 1, 2, 0xFF})}), "", "", func(t *testing.T, res runner.Result) {
 			for fid, want := range map[uint16]string{0x1001: "value one", 0x1002: "\x00\x01\x02\xff"} {
 				if _, err := iso7816.Send(card, iso7816.SelectPath(true, fid)); err != nil {
 					t.Fatal(err)
@@ -119,7 +121,7 @@ func TestSeedDescriptions(t *testing.T) {
 		// The stand-in token keeps its SO PIN across DeleteProfile (PKCS#11
 		// cannot make a token uninitialised again): the same PUK is used.
 		{"delete_profile before signature_slot", job("delete_profile", nil), "", "", nil},
-		{"signature_slot", job("signature_slot", map[string]string{"PUK": testPUK, "OP_PIN": "33334444", "PIN": "5555", "SIGN_PIN": "666666"}, "PUK", "OP_PIN", "PIN", "SIGN_PIN"), "", "", func(t *testing.T, res Result) {
+		{"signature_slot", job("signature_slot", map[string]string{"PUK": testPUK, "OP_PIN": "33334444", "PIN": "5555", "SIGN_PIN": "666666"}, "PUK", "OP_PIN", "PIN", "SIGN_PIN"), "", "", func(t *testing.T, res runner.Result) {
 			for ref, pin := range map[byte]string{0x81: "5555", 0x82: "666666"} {
 				if _, err := iso7816.Send(card, iso7816.Verify(ref, []byte(pin))); err != nil {
 					t.Errorf("PIN %02X: %v", ref, err)
@@ -131,14 +133,14 @@ func TestSeedDescriptions(t *testing.T) {
 			"PRIME_FIELD_WITH_CARD_SERIAL": "CW-000042", "P12CERTIFICATE_B": b64(p12), "P12PASSWORD_B": "p12-pass-9182"}, "PIN_FIELD", "PUK_FIELD", "OP_PIN_FIELD", "P12PASSWORD_B"),
 			// B imports the PKCS#12; A looks for the "Digital Signature" key a
 			// vendor profile would have made: ours makes none in the token view.
-			api.CodeTokenError, "Application_A", func(t *testing.T, res Result) {
+			api.CodeTokenError, "Application_A", func(t *testing.T, res runner.Result) {
 				s := tok.Snapshot()
 				var data, certs int
 				for _, o := range s.Objects {
 					switch {
-					case o.Class == ckoData && o.Label == CMSSerialLabel && string(o.Value) == "CW-000042":
+					case o.Class == runnertest.ClassData && o.Label == runner.CMSSerialLabel && string(o.Value) == "CW-000042":
 						data++
-					case o.Class == ckoCertificate:
+					case o.Class == runnertest.ClassCertificate:
 						certs++
 					}
 				}

@@ -16,7 +16,7 @@ import (
 // Tokens opens the PKCS#11 token that stands for the card in a reader.
 // runner/p11tokens implements it with package p11 (the module allow-list, the
 // slot whose description names the reader, or the [tokens] mapping of the
-// configuration); tests use FakeTokens.
+// configuration); tests use runnertest.FakeTokens.
 type Tokens interface {
 	// Allowed reports whether module may be loaded (the configuration's
 	// allow-list). Build calls it before any card I/O.

@@ -34,6 +34,7 @@ import (
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 )
 
 // The agent of `cardwright serve` in-process with the real runner over
@@ -102,14 +103,14 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 	if ma.ca, err = issuer.OpenLocalCA(tb.TempDir()); err != nil {
 		tb.Fatal(err)
 	}
-	tokens := &runner.FakeTokens{StandIn: true, NewKey: func(s runner.KeySpec) (crypto.Signer, error) {
+	tokens := &runnertest.FakeTokens{StandIn: true, NewKey: func(s runner.KeySpec) (crypto.Signer, error) {
 		if s.Type == "RSA" {
 			return rk, nil
 		}
 		return ec, nil
 	}}
 	run := &runner.Runner{
-		Engine: &runner.Engine{Readers: runner.NewMemReaders(ma.cards)},
+		Engine: &runner.Engine{Readers: runnertest.NewMemReaders(ma.cards)},
 		Deps:   runner.Deps{Tokens: tokens, Profiles: runner.CPF{}, Headless: true},
 	}
 	dir := tb.TempDir()

@@ -14,6 +14,7 @@ import (
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/runner/runnertest"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -37,7 +38,7 @@ func TestAgentRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readers := runner.NewMemReaders(map[string]*memcard.Card{"R0": memcard.New(memcard.Config{})})
+	readers := runnertest.NewMemReaders(map[string]*memcard.Card{"R0": memcard.New(memcard.Config{})})
 	var mu sync.Mutex
 	var prompts, steps, templates []string
 	cfg := &config.Config{}
@@ -45,7 +46,7 @@ func TestAgentRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar.Deps.Tokens = &runner.FakeTokens{StandIn: true}
+	ar.Deps.Tokens = &runnertest.FakeTokens{StandIn: true}
 	portal := issuerFn(func(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
 		templates = append(templates, req.Template)
 		return ca.Issue(ctx, req)
@@ -89,7 +90,7 @@ func TestAgentRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	headless.Deps.Tokens = &runner.FakeTokens{StandIn: true}
+	headless.Deps.Tokens = &runnertest.FakeTokens{StandIn: true}
 	if res := headless.Run(context.Background(), newJob(), nil); res.Err == nil || res.Err.Code != api.CodePromptUnavailable || res.Err.Step != "validate" {
 		t.Errorf("headless: %+v", res.Err)
 	}

@@ -1,4 +1,4 @@
-package runner
+package runnertest
 
 import (
 	"context"
@@ -6,11 +6,11 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/iso7816/memcard"
+	"github.com/cardwright/cardwright/runner"
 )
 
-// MemReaders is Readers over in-memory cards (iso7816/memcard), for tests,
+// MemReaders is runner.Readers over in-memory cards (iso7816/memcard), for tests,
 // benchmarks and dry runs. A nil card is an empty reader. It is safe for
 // concurrent use; the transaction is a per-card mutex, as PC/SC's is.
 type MemReaders struct {
@@ -55,13 +55,13 @@ func (m *MemReaders) Put(reader string, card *memcard.Card) {
 	m.cards[reader] = &memSlot{card: card}
 }
 
-// List implements Readers.
-func (m *MemReaders) List(context.Context) ([]ReaderInfo, error) {
+// List implements runner.Readers.
+func (m *MemReaders) List(context.Context) ([]runner.ReaderInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var l []ReaderInfo
+	var l []runner.ReaderInfo
 	for n, s := range m.cards {
-		ri := ReaderInfo{Name: n, Present: s.card != nil}
+		ri := runner.ReaderInfo{Name: n, Present: s.card != nil}
 		if ri.Present {
 			ri.ATR = s.card.ATR()
 		}
@@ -71,16 +71,16 @@ func (m *MemReaders) List(context.Context) ([]ReaderInfo, error) {
 	return l, nil
 }
 
-// Connect implements Readers.
-func (m *MemReaders) Connect(_ context.Context, reader string) (Conn, error) {
+// Connect implements runner.Readers.
+func (m *MemReaders) Connect(_ context.Context, reader string) (runner.Conn, error) {
 	m.mu.Lock()
 	s := m.cards[reader]
 	m.mu.Unlock()
 	if s == nil {
-		return nil, fmt.Errorf("connecting to %q: %w", reader, ErrReaderGone)
+		return nil, fmt.Errorf("connecting to %q: %w", reader, runner.ErrReaderGone)
 	}
 	if s.card == nil {
-		return nil, fmt.Errorf("connecting to %q: %w", reader, ErrCardRemoved)
+		return nil, fmt.Errorf("connecting to %q: %w", reader, runner.ErrCardRemoved)
 	}
 	return &memConn{s: s}, nil
 }
@@ -92,7 +92,7 @@ type memConn struct {
 
 func (c *memConn) Transmit(cmd []byte) ([]byte, error) {
 	if c.s.card == nil {
-		return nil, fmt.Errorf("transmitting: %w", ErrCardRemoved)
+		return nil, fmt.Errorf("transmitting: %w", runner.ErrCardRemoved)
 	}
 	return c.s.card.Transmit(cmd)
 }
@@ -118,16 +118,6 @@ func (c *memConn) End() error {
 }
 
 // Serial reads the ICCSN with GET DATA 005A (ISO 7816-4 §11.4.3).
-func (c *memConn) Serial() ([]byte, error) { return ReadSerial(c) }
+func (c *memConn) Serial() ([]byte, error) { return runner.ReadSerial(c) }
 
 func (c *memConn) Close() error { return c.End() }
-
-// ReadSerial reads a card's serial number with GET DATA 005A (ISO 7816-4
-// §11.4.3, the tag of the card serial number in ISO 7816-6).
-func ReadSerial(card iso7816.Card) ([]byte, error) {
-	b, err := iso7816.Send(card, iso7816.GetData(iso7816.TagSerialNumber, 256))
-	if err != nil {
-		return nil, fmt.Errorf("reading the card serial number: %w", err)
-	}
-	return b, nil
-}

@@ -1,4 +1,8 @@
-package runner
+// Package runnertest holds test doubles for package runner: FakeTokens, an
+// in-process PKCS#11 stand-in, and MemReaders, readers over in-memory cards
+// (iso7816/memcard). Tests, benchmarks and dry runs use them; production
+// code does not.
+package runnertest
 
 import (
 	"bytes"
@@ -11,6 +15,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
@@ -28,7 +33,7 @@ type FakeTokens struct {
 	// NewKey, if set, makes the key pairs instead of crypto/rand key
 	// generation (benchmarks hand out pre-made keys to measure the runner,
 	// not RSA).
-	NewKey func(spec KeySpec) (crypto.Signer, error)
+	NewKey func(spec runner.KeySpec) (crypto.Signer, error)
 	// StandIn marks the tokens as stand-ins for cards without middleware
 	// (TokenInfo.StandIn).
 	StandIn bool
@@ -49,15 +54,15 @@ type FakeTokens struct {
 
 // FakeToken is the state of one fake token.
 type FakeToken struct {
-	f        *FakeTokens
-	Label    string
-	Serial   string
-	SO, PIN  secret.Value
-	soTries  int
-	pinTries int
-	Objects  []FakeObject
-	login    int // 0 none, 1 user, 2 SO
-	inited   bool
+	f       *FakeTokens
+	Label   string
+	Serial  string
+	SO, PIN secret.Value
+	// SOTries and PINTries are the retry counters (3 when not blocked).
+	SOTries, PINTries int
+	Objects           []FakeObject
+	login             int  // 0 none, 1 user, 2 SO
+	Inited            bool // InitToken ran
 }
 
 // FakeObject is one object on a fake token.
@@ -69,17 +74,18 @@ type FakeObject struct {
 	Key   crypto.Signer
 }
 
-// PKCS#11 v2.40 §4 object classes and attributes the fake knows.
+// PKCS#11 v2.40 §4 object classes (FakeObject.Class) and attributes
+// (runner.Criteria.AttrID) the fake knows.
 const (
-	ckoData        = 0
-	ckoCertificate = 1
-	ckoPublicKey   = 2
-	ckoPrivateKey  = 3
-	ckaLabel       = 0x03
-	ckaID          = 0x102
+	ClassData        = 0
+	ClassCertificate = 1
+	ClassPublicKey   = 2
+	ClassPrivateKey  = 3
+	AttrLabel        = 0x03
+	AttrID           = 0x102
 )
 
-// Allowed implements Tokens.
+// Allowed implements runner.Tokens.
 func (f *FakeTokens) Allowed(module string) bool {
 	if len(f.Modules) == 0 {
 		return true
@@ -93,13 +99,13 @@ func (f *FakeTokens) Allowed(module string) bool {
 }
 
 // Token returns the fake token of a reader (creating it), for assertions.
-func (f *FakeTokens) Token(reader string, loc Location) *FakeToken {
+func (f *FakeTokens) Token(reader string, loc runner.Location) *FakeToken {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.token(reader, loc)
 }
 
-func (f *FakeTokens) token(reader string, loc Location) *FakeToken {
+func (f *FakeTokens) token(reader string, loc runner.Location) *FakeToken {
 	if f.tokens == nil {
 		f.tokens = map[string]*FakeToken{}
 	}
@@ -107,7 +113,7 @@ func (f *FakeTokens) token(reader string, loc Location) *FakeToken {
 	t := f.tokens[k]
 	if t == nil {
 		f.serial++
-		t = &FakeToken{f: f, Serial: fmt.Sprintf("%016X", 0xC0DE0000+f.serial), soTries: 3, pinTries: 3}
+		t = &FakeToken{f: f, Serial: fmt.Sprintf("%016X", 0xC0DE0000+f.serial), SOTries: 3, PINTries: 3}
 		f.tokens[k] = t
 	}
 	return t
@@ -120,10 +126,10 @@ func (f *FakeTokens) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-// Open implements Tokens.
-func (f *FakeTokens) Open(ctx context.Context, module, reader string, loc Location) (Token, error) {
+// Open implements runner.Tokens.
+func (f *FakeTokens) Open(ctx context.Context, module, reader string, loc runner.Location) (runner.Token, error) {
 	if !f.Allowed(module) {
-		return nil, fmt.Errorf("loading %s: %w", module, ErrModuleNotAllowed)
+		return nil, fmt.Errorf("loading %s: %w", module, runner.ErrModuleNotAllowed)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -152,7 +158,7 @@ func (s *fakeSession) do(name string, fn func(t *FakeToken) error) error {
 		return err
 	}
 	if s.closed {
-		return fmt.Errorf("%s: session closed: %w", name, ErrToken)
+		return fmt.Errorf("%s: session closed: %w", name, runner.ErrToken)
 	}
 	if err := fn(s.t); err != nil {
 		return err
@@ -163,10 +169,10 @@ func (s *fakeSession) do(name string, fn func(t *FakeToken) error) error {
 	return nil
 }
 
-func (s *fakeSession) Info() (ti TokenInfo, err error) {
+func (s *fakeSession) Info() (ti runner.TokenInfo, err error) {
 	f := s.t.f
 	err = s.do("Info", func(t *FakeToken) error {
-		ti = TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed, StandIn: f.StandIn,
+		ti = runner.TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.Inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed, StandIn: f.StandIn,
 			MinPIN: f.PINLen[0], MaxPIN: f.PINLen[1]}
 		return nil
 	})
@@ -175,22 +181,22 @@ func (s *fakeSession) Info() (ti TokenInfo, err error) {
 
 func (s *fakeSession) InitToken(so secret.Value, label string) error {
 	return s.do("InitToken", func(t *FakeToken) error {
-		if t.inited && !t.SO.Equal(so) {
-			return &PINError{Who: "SO PIN", Retries: -1}
+		if t.Inited && !t.SO.Equal(so) {
+			return &runner.PINError{Who: "SO PIN", Retries: -1}
 		}
-		t.inited, t.Label, t.SO, t.PIN = true, label, secret.FromBytes(so.Bytes()), secret.Value{}
-		t.Objects, t.login, t.soTries, t.pinTries = nil, 0, 3, 3
+		t.Inited, t.Label, t.SO, t.PIN = true, label, secret.FromBytes(so.Bytes()), secret.Value{}
+		t.Objects, t.login, t.SOTries, t.PINTries = nil, 0, 3, 3
 		return nil
 	})
 }
 
 func check(who string, have, got secret.Value, tries *int) error {
 	if *tries == 0 {
-		return &PINError{Who: who, Retries: 0}
+		return &runner.PINError{Who: who, Retries: 0}
 	}
 	if !have.Equal(got) || have.IsZero() {
 		*tries--
-		return &PINError{Who: who, Retries: *tries}
+		return &runner.PINError{Who: who, Retries: *tries}
 	}
 	*tries = 3
 	return nil
@@ -198,7 +204,7 @@ func check(who string, have, got secret.Value, tries *int) error {
 
 func (s *fakeSession) Login(pin secret.Value) error {
 	return s.do("Login", func(t *FakeToken) error {
-		if err := check("PIN", t.PIN, pin, &t.pinTries); err != nil {
+		if err := check("PIN", t.PIN, pin, &t.PINTries); err != nil {
 			return err
 		}
 		t.login = 1
@@ -208,10 +214,10 @@ func (s *fakeSession) Login(pin secret.Value) error {
 
 func (s *fakeSession) LoginSO(cred secret.Value) error {
 	return s.do("LoginSO", func(t *FakeToken) error {
-		if !t.inited {
-			return fmt.Errorf("logging in: token not initialised: %w", ErrToken)
+		if !t.Inited {
+			return fmt.Errorf("logging in: token not initialised: %w", runner.ErrToken)
 		}
-		if err := check("PUK", t.SO, cred, &t.soTries); err != nil {
+		if err := check("PUK", t.SO, cred, &t.SOTries); err != nil {
 			return err
 		}
 		t.login = 2
@@ -226,9 +232,9 @@ func (s *fakeSession) Logout() error {
 func (s *fakeSession) InitPIN(pin secret.Value) error {
 	return s.do("InitPIN", func(t *FakeToken) error {
 		if t.login != 2 {
-			return fmt.Errorf("C_InitPIN without SO login: %w", ErrToken)
+			return fmt.Errorf("C_InitPIN without SO login: %w", runner.ErrToken)
 		}
-		t.PIN, t.pinTries = secret.FromBytes(pin.Bytes()), 3
+		t.PIN, t.PINTries = secret.FromBytes(pin.Bytes()), 3
 		return nil
 	})
 }
@@ -236,13 +242,13 @@ func (s *fakeSession) InitPIN(pin secret.Value) error {
 func (s *fakeSession) SetPIN(old, new secret.Value) error {
 	return s.do("SetPIN", func(t *FakeToken) error {
 		if t.login == 2 {
-			if err := check("PUK", t.SO, old, &t.soTries); err != nil {
+			if err := check("PUK", t.SO, old, &t.SOTries); err != nil {
 				return err
 			}
 			t.SO = secret.FromBytes(new.Bytes())
 			return nil
 		}
-		if err := check("PIN", t.PIN, old, &t.pinTries); err != nil {
+		if err := check("PIN", t.PIN, old, &t.PINTries); err != nil {
 			return err
 		}
 		t.PIN = secret.FromBytes(new.Bytes())
@@ -252,12 +258,12 @@ func (s *fakeSession) SetPIN(old, new secret.Value) error {
 
 func (s *fakeSession) user(t *FakeToken, what string) error {
 	if t.login != 1 {
-		return fmt.Errorf("%s: user not logged in: %w", what, ErrToken)
+		return fmt.Errorf("%s: user not logged in: %w", what, runner.ErrToken)
 	}
 	return nil
 }
 
-func (s *fakeSession) GenerateKeyPair(spec KeySpec) (crypto.Signer, error) {
+func (s *fakeSession) GenerateKeyPair(spec runner.KeySpec) (crypto.Signer, error) {
 	var key crypto.Signer
 	f := s.t.f
 	err := s.do("GenerateKeyPair", func(t *FakeToken) error {
@@ -280,22 +286,22 @@ func (s *fakeSession) GenerateKeyPair(spec KeySpec) (crypto.Signer, error) {
 			case 521:
 				c = elliptic.P521()
 			default:
-				return fmt.Errorf("EC key of %d bits: %w", spec.Bits, ErrNotSupported)
+				return fmt.Errorf("EC key of %d bits: %w", spec.Bits, runner.ErrNotSupported)
 			}
 			key, err = ecdsa.GenerateKey(c, rand.Reader)
 		default:
-			return fmt.Errorf("key type %q: %w", spec.Type, ErrNotSupported)
+			return fmt.Errorf("key type %q: %w", spec.Type, runner.ErrNotSupported)
 		}
 		if err != nil {
 			return err
 		}
-		id, err := KeyID(key.Public())
+		id, err := runner.KeyID(key.Public())
 		if err != nil {
 			return err
 		}
 		t.Objects = append(t.Objects,
-			FakeObject{Class: ckoPrivateKey, Label: spec.Label, ID: id, Key: key},
-			FakeObject{Class: ckoPublicKey, Label: spec.Label, ID: id, Key: key})
+			FakeObject{Class: ClassPrivateKey, Label: spec.Label, ID: id, Key: key},
+			FakeObject{Class: ClassPublicKey, Label: spec.Label, ID: id, Key: key})
 		return nil
 	})
 	return key, err
@@ -308,12 +314,12 @@ func (s *fakeSession) Signer(id []byte) (crypto.Signer, error) {
 			return err
 		}
 		for _, o := range t.Objects {
-			if o.Class == ckoPrivateKey && bytes.Equal(o.ID, id) && o.Key != nil {
+			if o.Class == ClassPrivateKey && bytes.Equal(o.ID, id) && o.Key != nil {
 				key = o.Key
 				return nil
 			}
 		}
-		return fmt.Errorf("private key with id %X: %w", id, ErrObjectNotFound)
+		return fmt.Errorf("private key with id %X: %w", id, runner.ErrObjectNotFound)
 	})
 	return key, err
 }
@@ -323,7 +329,7 @@ func (s *fakeSession) WriteCertificate(der []byte, label string, id []byte) erro
 		if err := s.user(t, "writing a certificate"); err != nil {
 			return err
 		}
-		t.Objects = append(t.Objects, FakeObject{Class: ckoCertificate, Label: label, ID: id, Value: der})
+		t.Objects = append(t.Objects, FakeObject{Class: ClassCertificate, Label: label, ID: id, Value: der})
 		return nil
 	})
 }
@@ -338,17 +344,17 @@ func (s *fakeSession) ImportPKCS12(p12 []byte, password secret.Value, label stri
 			return fmt.Errorf("decoding the PKCS#12: %w", err)
 		}
 		sg, _ := key.(crypto.Signer)
-		t.Objects = append(t.Objects, FakeObject{Class: ckoPrivateKey, Label: label, ID: id, Key: sg},
-			FakeObject{Class: ckoCertificate, Label: label, ID: id, Value: cert.Raw})
+		t.Objects = append(t.Objects, FakeObject{Class: ClassPrivateKey, Label: label, ID: id, Key: sg},
+			FakeObject{Class: ClassCertificate, Label: label, ID: id, Value: cert.Raw})
 		for _, c := range chain {
-			t.Objects = append(t.Objects, FakeObject{Class: ckoCertificate, Label: c.Subject.CommonName, Value: c.Raw})
+			t.Objects = append(t.Objects, FakeObject{Class: ClassCertificate, Label: c.Subject.CommonName, Value: c.Raw})
 		}
 		return nil
 	})
 }
 
-func (s *fakeSession) Find(c Criteria) ([]Object, error) {
-	var out []Object
+func (s *fakeSession) Find(c runner.Criteria) ([]runner.Object, error) {
+	var out []runner.Object
 	err := s.do("Find", func(t *FakeToken) error {
 		if err := s.user(t, "finding objects"); err != nil {
 			return err
@@ -359,15 +365,15 @@ func (s *fakeSession) Find(c Criteria) ([]Object, error) {
 			}
 			var v []byte
 			switch c.AttrID {
-			case ckaLabel:
+			case AttrLabel:
 				v = []byte(o.Label)
-			case ckaID:
+			case AttrID:
 				v = o.ID
 			default:
-				return fmt.Errorf("attribute %s in the fake: %w", c.Attr, ErrNotSupported)
+				return fmt.Errorf("attribute %s in the fake: %w", c.Attr, runner.ErrNotSupported)
 			}
 			if bytes.Equal(v, c.Bytes) {
-				out = append(out, Object{Class: o.Class, ID: o.ID, Label: o.Label})
+				out = append(out, runner.Object{Class: o.Class, ID: o.ID, Label: o.Label})
 			}
 		}
 		return nil
@@ -381,12 +387,12 @@ func (s *fakeSession) WriteData(label string, value []byte) error {
 			return err
 		}
 		for i, o := range t.Objects {
-			if o.Class == ckoData && o.Label == label {
+			if o.Class == ClassData && o.Label == label {
 				t.Objects[i].Value = append([]byte(nil), value...)
 				return nil
 			}
 		}
-		t.Objects = append(t.Objects, FakeObject{Class: ckoData, Label: label, Value: append([]byte(nil), value...)})
+		t.Objects = append(t.Objects, FakeObject{Class: ClassData, Label: label, Value: append([]byte(nil), value...)})
 		return nil
 	})
 }
@@ -394,12 +400,12 @@ func (s *fakeSession) WriteData(label string, value []byte) error {
 func (s *fakeSession) ReadData(label string) (v []byte, err error) {
 	err = s.do("ReadData", func(t *FakeToken) error {
 		for _, o := range t.Objects {
-			if o.Class == ckoData && o.Label == label {
+			if o.Class == ClassData && o.Label == label {
 				v = o.Value
 				return nil
 			}
 		}
-		return fmt.Errorf("data object %q: %w", label, ErrObjectNotFound)
+		return fmt.Errorf("data object %q: %w", label, runner.ErrObjectNotFound)
 	})
 	return v, err
 }
@@ -425,7 +431,7 @@ func (t *FakeToken) Certificates() [][]byte {
 	defer t.f.mu.Unlock()
 	var out [][]byte
 	for _, o := range t.Objects {
-		if o.Class == ckoCertificate {
+		if o.Class == ClassCertificate {
 			out = append(out, o.Value)
 		}
 	}
@@ -445,5 +451,5 @@ func (t *FakeToken) Snapshot() FakeToken {
 func (t *FakeToken) Initialized() bool {
 	t.f.mu.Lock()
 	defer t.f.mu.Unlock()
-	return t.inited
+	return t.Inited
 }

@@ -1,9 +1,10 @@
 // Package agent serves card jobs to web portals over a local WebSocket (and
 // the Card-SDK-style POST /CardJob), with the security checks of
 // docs/protocol.md ("Security checks"), a journal that keeps results until
-// the portal has them, and structured logs that never hold a secret. It reaches card readers and
-// tokens only through the interfaces declared here (Runner, ReaderSource,
-// Approver, CertService); cmd/cardwright wires the real ones.
+// the portal has them, and structured logs that never hold a secret. It
+// reaches card readers and tokens only through the interfaces declared here
+// (Runner, ReaderSource, Approver, CertService); cmd/cardwright wires the
+// real ones.
 package agent
 
 import (

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/runner"
 )
@@ -310,7 +311,7 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 // between leaves an interrupted or unacknowledged record to inspect).
 func (s *Server) runSync(ctx context.Context, origin, reqID string, job *runner.Job) *api.Result {
 	seq, err := s.deps.Journal.Begin(origin, cardJobSession, reqID, job.Reader)
-	if errors.Is(err, ErrDuplicateJob) {
+	if errors.Is(err, journal.ErrDuplicateJob) {
 		return &api.Result{Error: &api.JobError{Code: api.CodeBadRequest, Message: "a job with this id ran before and its response was never delivered; use another id"}}
 	}
 	if err != nil {
@@ -328,22 +329,14 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *runner.
 	iss := s.xml.issuer
 	s.xml.mu.Unlock()
 	job.Issuer = iss
-	res := s.safeRun(ctx, seq, job, nil)
-	if iss == nil && res.Err != nil && res.Err.Code == api.CodeConfig && strings.Contains(res.Err.Message, "certificate issuer") {
-		// The runner refused the job before card I/O; say how to fix it.
-		e := *res.Err
-		e.Message += noIssuerHint
-		res.Err = &e
-	}
-	wire := toWire(reqID, job, &res)
-	wipe(job, &res)
-	if err := s.deps.Journal.Finish(seq, wire); err != nil {
-		return &api.Result{Error: &api.JobError{Code: api.CodeInternal, Message: "the result could not be journaled"}}
-	}
-	code := "ok"
-	if wire.Error != nil {
-		code = string(wire.Error.Code)
-	}
-	s.log.Info("card job finished", "origin", origin, "id", reqID, "job", seq, "result", code, "ms", time.Since(started).Milliseconds())
+	wire := s.execute(ctx, seq, reqID, job, nil, func(res *runner.Result) {
+		if iss == nil && res.Err != nil && res.Err.Code == api.CodeConfig && strings.Contains(res.Err.Message, "certificate issuer") {
+			// The runner refused the job before card I/O; say how to fix it.
+			e := *res.Err
+			e.Message += noIssuerHint
+			res.Err = &e
+		}
+	})
+	s.log.Info("card job finished", "origin", origin, "id", reqID, "job", seq, "result", resultCode(wire), "ms", time.Since(started).Milliseconds())
 	return wire
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/agent/api/schema"
+	"github.com/cardwright/cardwright/agent/journal"
 )
 
 const testOrigin = "https://portal.example"
@@ -36,7 +37,7 @@ const testOrigin = "https://portal.example"
 type testAgent struct {
 	t       testing.TB
 	srv     *agent.Server
-	journal *agent.Journal
+	journal *journal.Journal
 	dir     string
 	runner  *agent.FakeRunner
 	readers *agent.FakeReaders
@@ -72,7 +73,7 @@ func startAgent(t testing.TB, opts ...agentOpt) *testAgent {
 
 func startAgentIn(t testing.TB, dir string, opts ...agentOpt) *testAgent {
 	t.Helper()
-	j, _, err := agent.OpenJournal(dir)
+	j, _, err := journal.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/agent/journal"
 )
 
 // childEnv names the journal directory when the test binary runs as an
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // runChildAgent serves until killed and prints "listening ADDR".
 func runChildAgent(dir string) {
-	j, n, err := agent.OpenJournal(dir)
+	j, n, err := journal.Open(dir)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -161,7 +162,7 @@ func TestResultJournaledBeforeSent(t *testing.T) {
 		found := false
 		for _, r := range recs {
 			if r.ReqID == res.ID {
-				found = r.State == agent.StateDone && r.Result != nil && r.Result.OK
+				found = r.State == journal.StateDone && r.Result != nil && r.Result.OK
 			}
 		}
 		if !found {

@@ -16,6 +16,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/agent/journal"
 )
 
 func TestListenLoopbackOnly(t *testing.T) {
@@ -34,7 +35,7 @@ func TestListenLoopbackOnly(t *testing.T) {
 		ln.Close()
 	}
 	// Serve refuses a listener that is not on loopback, whoever made it.
-	j, _, err := agent.OpenJournal(t.TempDir())
+	j, _, err := journal.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/p11/allowlist"
 )
 
@@ -97,7 +98,7 @@ func ValidateOrigin(o string) error {
 // Deps are the agent's collaborators. Runner and Journal are required.
 type Deps struct {
 	Runner   Runner
-	Journal  *Journal
+	Journal  *journal.Journal
 	Readers  ReaderSource // nil: readers answers with an empty list
 	Approver Approver     // nil: headless, no pairing
 	Certs    CertService  // nil: certificates/sign/authenticate are not_supported

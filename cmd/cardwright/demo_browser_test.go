@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/internal/stacktest"
 )
 
@@ -87,7 +87,7 @@ func TestDemoPortalBrowser(t *testing.T) {
 		t.Fatalf("%d jobs finished in the agent log, want 2:\n%s", n, out)
 	}
 	// Both results were acknowledged from the page: the journal is empty.
-	j, _, err := agent.OpenJournal(dir)
+	j, _, err := journal.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestDemoPortalReloadRedelivers(t *testing.T) {
 	if n := strings.Count(logs(), `"msg":"job finished"`); n != 1 {
 		t.Fatalf("%d jobs finished, want 1:\n%s", n, logs())
 	}
-	j, _, err := agent.OpenJournal(dir)
+	j, _, err := journal.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/runner"
@@ -140,7 +141,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	}
 
 	dir := journalDir(env, cfg.Journal)
-	journal, interrupted, err := agent.OpenJournal(dir)
+	journal, interrupted, err := journal.Open(dir)
 	if err != nil {
 		return err
 	}

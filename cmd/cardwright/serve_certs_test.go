@@ -24,6 +24,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/internal/stacktest"
 	"github.com/cardwright/cardwright/issuer"
@@ -516,7 +517,7 @@ func hasCode(err error, code api.Code) bool {
 // a loopback port and returns its WebSocket URL.
 func startCertAgent(t *testing.T, certs agent.CertService, log *slog.Logger) string {
 	t.Helper()
-	j, _, err := agent.OpenJournal(t.TempDir())
+	j, _, err := journal.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

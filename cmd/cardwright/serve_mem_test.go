@@ -30,6 +30,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/agent/api/schema"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
@@ -52,7 +53,7 @@ type memAgent struct {
 	addr    string // host:port
 	url     string
 	cards   map[string]*memcard.Card
-	journal *agent.Journal
+	journal *journal.Journal
 	log     *lockedBuffer
 	ca      *issuer.LocalCA
 	srv     *agent.Server
@@ -114,7 +115,7 @@ func startMemAgent(tb testing.TB, n int) *memAgent {
 		Deps:   runner.Deps{Tokens: tokens, Profiles: runner.CPF{}, Headless: true},
 	}
 	dir := tb.TempDir()
-	if ma.journal, _, err = agent.OpenJournal(dir); err != nil {
+	if ma.journal, _, err = journal.Open(dir); err != nil {
 		tb.Fatal(err)
 	}
 	srv, err := agent.New(agent.Config{AllowedOrigins: []string{memOrigin}, AllowedModules: []string{demoModule}, Version: "test",

@@ -276,34 +276,41 @@ func (c *Client) call(ctx context.Context, msg any, out any) error {
 		return err
 	}
 	for {
+		var r reply
 		select {
-		case r := <-ch:
-			if r.typ == api.TypeError {
-				var e api.Error
-				json.Unmarshal(r.raw, &e)
-				return &Error{Code: e.Code, Message: e.Message}
-			}
-			if r.typ == api.TypePairing {
-				if p, ok := out.(*PairState); ok {
-					json.Unmarshal(r.raw, &p.Pairing)
-					if p.OnCode != nil {
-						p.OnCode(p.Pairing.Code)
-					}
-				}
-				continue
-			}
-			if out != nil {
-				return json.Unmarshal(r.raw, out)
-			}
-			return nil
+		case r = <-ch:
 		case <-ctx.Done():
 			c.mu.Lock()
 			delete(c.replies, id)
 			c.mu.Unlock()
 			return ctx.Err()
 		case <-c.done:
-			return fmt.Errorf("connection closed: %w", c.Err())
+			// The agent may answer and close at once (an error, then the
+			// close frame): a reply read before the close still counts.
+			select {
+			case r = <-ch:
+			default:
+				return fmt.Errorf("connection closed: %w", c.Err())
+			}
 		}
+		if r.typ == api.TypeError {
+			var e api.Error
+			json.Unmarshal(r.raw, &e)
+			return &Error{Code: e.Code, Message: e.Message}
+		}
+		if r.typ == api.TypePairing {
+			if p, ok := out.(*PairState); ok {
+				json.Unmarshal(r.raw, &p.Pairing)
+				if p.OnCode != nil {
+					p.OnCode(p.Pairing.Code)
+				}
+			}
+			continue
+		}
+		if out != nil {
+			return json.Unmarshal(r.raw, out)
+		}
+		return nil
 	}
 }
 

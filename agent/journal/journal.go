@@ -1,4 +1,8 @@
-package agent
+// Package journal keeps the agent's jobs from the moment one is accepted
+// until the portal acknowledges its result, and the origins the local user
+// paired (docs/protocol.md, "Journal"). It is the agent's only state on
+// disk.
+package journal
 
 import (
 	"bytes"
@@ -140,10 +144,10 @@ func (j *Journal) open(r *Record) *api.Result {
 	return &res
 }
 
-// OpenJournal opens (creating) dir/journal.db. Every job still marked
+// Open opens (creating) dir/journal.db. Every job still marked
 // running belongs to an agent that died: it is marked interrupted with an
 // api.CodeInterrupted result, and their count is returned.
-func OpenJournal(dir string) (*Journal, int, error) {
+func Open(dir string) (*Journal, int, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, 0, fmt.Errorf("creating journal directory: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 // BenchmarkParseCheckPlan is the figure: parse + check + plan of
 // the largest seed example (target < 50 µs and < 200 allocations).
 func BenchmarkParseCheckPlan(b *testing.B) {
-	src, err := os.ReadFile("testdata/seed/cms_card_serial.dsc")
+	src, err := os.ReadFile("../testdata/seed/cms_card_serial.dsc")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkParseCheckPlan(b *testing.B) {
 
 // BenchmarkParse is the scanner and parser alone, for comparison.
 func BenchmarkParse(b *testing.B) {
-	src, err := os.ReadFile("testdata/seed/cms_card_serial.dsc")
+	src, err := os.ReadFile("../testdata/seed/cms_card_serial.dsc")
 	if err != nil {
 		b.Fatal(err)
 	}

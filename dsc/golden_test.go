@@ -71,22 +71,26 @@ func golden(t *testing.T, path string, got []byte) {
 
 // TestGoldenPlans checks every seed fragment and spec template clean (no
 // errors), plans it with the job of NAME.job and compares diagnostics and
-// plan with NAME.golden.
+// plan with NAME.golden. The seed descriptions and their profiles are the
+// shared fixtures in ../testdata/seed; their jobs and goldens are here.
 func TestGoldenPlans(t *testing.T) {
-	for _, dir := range []string{"testdata/seed", "testdata/template"} {
-		files, err := filepath.Glob(filepath.Join(dir, "*.dsc"))
+	for _, c := range []struct{ src, dir string }{
+		{"../testdata/seed", "testdata/seed"},
+		{"testdata/template", "testdata/template"},
+	} {
+		files, err := filepath.Glob(filepath.Join(c.src, "*.dsc"))
 		if err != nil || len(files) == 0 {
-			t.Fatalf("no descriptions in %s: %v", dir, err)
+			t.Fatalf("no descriptions in %s: %v", c.src, err)
 		}
 		for _, path := range files {
-			name := strings.TrimSuffix(path, ".dsc")
+			name := filepath.Join(c.dir, strings.TrimSuffix(filepath.Base(path), ".dsc"))
 			t.Run(filepath.Base(name), func(t *testing.T) {
 				src, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
 				}
 				job := readJob(t, name+".job")
-				job.Files = os.DirFS(dir)
+				job.Files = os.DirFS(c.src)
 				d, diags := Load(filepath.Base(path), src, CheckOptions{Platform: job.Platform, Files: job.Files})
 				if diags.HasErrors() {
 					t.Fatalf("want a clean check, got:\n%v", diags)

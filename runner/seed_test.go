@@ -23,7 +23,7 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
-const seedDir = "../testdata/demo/seed"
+const seedDir = "../testdata/seed"
 
 // testP12 makes a PKCS#12 with a key and a certificate from the test CA.
 func testP12(t *testing.T, password string) []byte {

@@ -20,7 +20,7 @@ func runCheckCmd(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-const seedDir = "../../dsc/testdata/seed/"
+const seedDir = "../../testdata/seed/"
 
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()

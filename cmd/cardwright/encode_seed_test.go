@@ -25,8 +25,8 @@ import (
 // SoftHSM2 stands for that middleware.
 var seedLibrary = regexp.MustCompile(`(?m)^PKCS11LibraryWindows32=.*$`)
 
-// TestEncodeSeedsOnStack runs the seed descriptions (testdata/demo/seed,
-// the dsc issue's golden set with this project's card profiles) with
+// TestEncodeSeedsOnStack runs the seed descriptions (testdata/seed, the dsc
+// issue's golden set with this project's card profiles) with
 // `cardwright encode` on the own virtual card in READER_OWN_2 and a SoftHSM2
 // token, one after the other on the same card as runner's
 // TestSeedDescriptions does on an in-memory card, and checks card (APDUs)
@@ -38,12 +38,12 @@ func TestEncodeSeedsOnStack(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ents, err := os.ReadDir(filepath.Join(demoDir, "seed"))
+	ents, err := os.ReadDir(seedDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, de := range ents {
-		b, err := os.ReadFile(filepath.Join(demoDir, "seed", de.Name()))
+		b, err := os.ReadFile(filepath.Join(seedDir, de.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -125,7 +125,7 @@ func TestPINKeysEncodeOnStack(t *testing.T) {
 		certs[name] = cert
 		writeFile(t, e.dir, name+".pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	}
-	cpf, err := os.ReadFile("../../testdata/demo/seed/prepersonalize.cpf")
+	cpf, err := os.ReadFile("../../testdata/seed/prepersonalize.cpf")
 	if err != nil {
 		t.Fatal(err)
 	}

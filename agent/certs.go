@@ -5,22 +5,11 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 
 	"github.com/cardwright/cardwright/agent/api"
 )
-
-type requestOriginKey struct{}
-
-// RequestOrigin is the Origin of the connection a CertService call came
-// from (the checked Origin header, never a value the page chose); "" for a
-// context that did not come from a connection.
-func RequestOrigin(ctx context.Context) string {
-	o, _ := ctx.Value(requestOriginKey{}).(string)
-	return o
-}
 
 func (c *conn) onCertService(id string, raw []byte) {
 	cs := c.s.deps.Certs
@@ -34,7 +23,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 	raw = bytes.Clone(raw)
 	var env api.Envelope
 	json.Unmarshal(raw, &env)
-	ctx := context.WithValue(c.ctx, requestOriginKey{}, c.origin)
+	ctx, origin := c.ctx, c.origin
 	go func() {
 		var (
 			reply any
@@ -47,7 +36,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 				return
 			}
 			var r *api.CertificateList
-			r, err = cs.Certificates(ctx, &m)
+			r, err = cs.Certificates(ctx, origin, &m)
 			if r != nil {
 				r.Type, r.ID = api.TypeCertificateList, id
 			}
@@ -58,7 +47,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 				return
 			}
 			var r *api.Signature
-			r, err = cs.Sign(ctx, &m)
+			r, err = cs.Sign(ctx, origin, &m)
 			if r != nil {
 				r.Type, r.ID = api.TypeSignature, id
 			}
@@ -69,7 +58,7 @@ func (c *conn) onCertService(id string, raw []byte) {
 				return
 			}
 			var r *api.Authentication
-			r, err = cs.Authenticate(ctx, &m)
+			r, err = cs.Authenticate(ctx, origin, &m)
 			if r != nil {
 				r.Type, r.ID = api.TypeAuthentication, id
 			}

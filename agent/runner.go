@@ -76,10 +76,12 @@ type Approver interface {
 	Approve(ctx context.Context, origin, code string) (bool, error)
 }
 
-// CertService serves certificates, sign and authenticate (the certfilter
-// issue). Without one the agent answers those requests with not_supported.
+// CertService serves certificates, sign and authenticate. origin is the
+// connection's checked Origin header, never a value the page chose: the PIN
+// dialog names it and authenticate binds it into the token. Without a
+// CertService the agent answers those requests with not_supported.
 type CertService interface {
-	Certificates(ctx context.Context, req *api.Certificates) (*api.CertificateList, error)
-	Sign(ctx context.Context, req *api.Sign) (*api.Signature, error)
-	Authenticate(ctx context.Context, req *api.Authenticate) (*api.Authentication, error)
+	Certificates(ctx context.Context, origin string, req *api.Certificates) (*api.CertificateList, error)
+	Sign(ctx context.Context, origin string, req *api.Sign) (*api.Signature, error)
+	Authenticate(ctx context.Context, origin string, req *api.Authenticate) (*api.Authentication, error)
 }

@@ -15,25 +15,12 @@ import (
 // (it has the method set of agent.CertService). Failures are *api.JobError
 // with the code Code gives.
 //
-// The origin of an authenticate request is the connection's Origin header,
-// which the agent passes with WithOrigin; a page cannot choose it.
+// Every method takes the requesting page's origin as a parameter: the
+// agent passes its connection's checked Origin header, so a page cannot
+// choose it.
 type Service struct {
 	Store    Store
 	Prompter Prompter
-}
-
-type originKey struct{}
-
-// WithOrigin returns a context carrying the requesting page's origin for
-// Service.Authenticate.
-func WithOrigin(ctx context.Context, origin string) context.Context {
-	return context.WithValue(ctx, originKey{}, origin)
-}
-
-// OriginFrom returns the origin WithOrigin stored, or "".
-func OriginFrom(ctx context.Context) string {
-	o, _ := ctx.Value(originKey{}).(string)
-	return o
 }
 
 // parseFilter parses a request's filter; absent or null admits everything.
@@ -49,7 +36,7 @@ func parseFilter(raw []byte) (*certfilter.Filter, error) {
 }
 
 // Certificates lists the candidates the filter selects.
-func (s *Service) Certificates(ctx context.Context, req *api.Certificates) (*api.CertificateList, error) {
+func (s *Service) Certificates(ctx context.Context, origin string, req *api.Certificates) (*api.CertificateList, error) {
 	f, err := parseFilter(req.Filter)
 	if err != nil {
 		return nil, err
@@ -70,8 +57,8 @@ func (s *Service) Certificates(ctx context.Context, req *api.Certificates) (*api
 }
 
 // Sign signs the request's data (base64) with the one certificate the
-// filter selects; the PIN prompt names the origin WithOrigin put in ctx.
-func (s *Service) Sign(ctx context.Context, req *api.Sign) (*api.Signature, error) {
+// filter selects; the PIN prompt names origin.
+func (s *Service) Sign(ctx context.Context, origin string, req *api.Sign) (*api.Signature, error) {
 	f, err := parseFilter(req.Filter)
 	if err != nil {
 		return nil, err
@@ -80,7 +67,7 @@ func (s *Service) Sign(ctx context.Context, req *api.Sign) (*api.Signature, erro
 	if err != nil {
 		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "data", Message: fmt.Sprintf("data is not base64: %v", err)}
 	}
-	r := Request{Select: Selector{Filter: f}, Data: data, Origin: OriginFrom(ctx)}
+	r := Request{Select: Selector{Filter: f}, Data: data, Origin: origin}
 	if req.Algorithm != "" {
 		if r.Algorithm, err = ParseAlgorithm(req.Algorithm); err != nil {
 			return nil, &api.JobError{Code: api.CodeInvalidField, Key: "algorithm", Message: err.Error()}
@@ -96,15 +83,14 @@ func (s *Service) Sign(ctx context.Context, req *api.Sign) (*api.Signature, erro
 	}, nil
 }
 
-// Authenticate signs the challenge together with the origin WithOrigin put
-// in ctx. The answer's Signature and Certificate are those of the
+// Authenticate signs the challenge together with origin. The answer's Signature and Certificate are those of the
 // AuthToken, whose algorithm is DefaultAlgorithm of the certificate's key.
-func (s *Service) Authenticate(ctx context.Context, req *api.Authenticate) (*api.Authentication, error) {
+func (s *Service) Authenticate(ctx context.Context, origin string, req *api.Authenticate) (*api.Authentication, error) {
 	f, err := parseFilter(req.Filter)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := Authenticate(ctx, s.Store, s.Prompter, AuthRequest{Select: Selector{Filter: f}, Origin: OriginFrom(ctx), Nonce: req.Challenge})
+	tok, err := Authenticate(ctx, s.Store, s.Prompter, AuthRequest{Select: Selector{Filter: f}, Origin: origin, Nonce: req.Challenge})
 	if err != nil {
 		return nil, JobError(err)
 	}

@@ -23,22 +23,22 @@ func TestService(t *testing.T) {
 	ctx := context.Background()
 	alice := json.RawMessage(`{"op":"eq","param":"cert.subject.cn","value":"Alice"}`)
 
-	list, err := svc.Certificates(ctx, &api.Certificates{Filter: json.RawMessage(`{"op":"eq","param":"key.type","value":"RSA"}`)})
+	list, err := svc.Certificates(ctx, "", &api.Certificates{Filter: json.RawMessage(`{"op":"eq","param":"key.type","value":"RSA"}`)})
 	if err != nil || len(list.Certificates) != 1 || list.Certificates[0].KeyID != "A10B" || list.Certificates[0].Token != "11" ||
 		list.Certificates[0].Certificate != base64.StdEncoding.EncodeToString(store.Keys[0].Cert.Raw) {
 		t.Fatalf("certificates: %+v %v", list, err)
 	}
 	for _, f := range []json.RawMessage{nil, json.RawMessage(`null`)} {
-		if list, err := svc.Certificates(ctx, &api.Certificates{Filter: f}); err != nil || len(list.Certificates) != 2 {
+		if list, err := svc.Certificates(ctx, "", &api.Certificates{Filter: f}); err != nil || len(list.Certificates) != 2 {
 			t.Errorf("filter %s: %+v %v", f, list, err)
 		}
 	}
-	if list, err := svc.Certificates(ctx, &api.Certificates{Filter: json.RawMessage(`{"op":"eq","param":"cert.subject.cn","value":"Carol"}`)}); err != nil || list.Certificates == nil || len(list.Certificates) != 0 {
+	if list, err := svc.Certificates(ctx, "", &api.Certificates{Filter: json.RawMessage(`{"op":"eq","param":"cert.subject.cn","value":"Carol"}`)}); err != nil || list.Certificates == nil || len(list.Certificates) != 0 {
 		t.Errorf("no match: %+v %v", list, err)
 	}
 
 	data := []byte("document")
-	sig, err := svc.Sign(WithOrigin(ctx, "https://portal.example.com"), &api.Sign{Filter: alice, Data: base64.StdEncoding.EncodeToString(data), Algorithm: "PS384"})
+	sig, err := svc.Sign(ctx, "https://portal.example.com", &api.Sign{Filter: alice, Data: base64.StdEncoding.EncodeToString(data), Algorithm: "PS384"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestService(t *testing.T) {
 
 	n := nonce(t)
 	const origin = "https://portal.example.com"
-	res, err := svc.Authenticate(WithOrigin(ctx, origin), &api.Authenticate{Filter: alice, Challenge: n})
+	res, err := svc.Authenticate(ctx, origin, &api.Authenticate{Filter: alice, Challenge: n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,37 +75,37 @@ func TestService(t *testing.T) {
 		key  string
 	}{
 		{"bad filter", func() error {
-			_, err := svc.Certificates(ctx, &api.Certificates{Filter: json.RawMessage(`{"op":"xor"}`)})
+			_, err := svc.Certificates(ctx, "", &api.Certificates{Filter: json.RawMessage(`{"op":"xor"}`)})
 			return err
 		}, api.CodeInvalidField, "filter"},
 		{"bad data", func() error {
-			_, err := svc.Sign(ctx, &api.Sign{Filter: alice, Data: "***"})
+			_, err := svc.Sign(ctx, "", &api.Sign{Filter: alice, Data: "***"})
 			return err
 		}, api.CodeInvalidField, "data"},
 		{"bad algorithm", func() error {
-			_, err := svc.Sign(ctx, &api.Sign{Filter: alice, Data: "", Algorithm: "HS256"})
+			_, err := svc.Sign(ctx, "", &api.Sign{Filter: alice, Data: "", Algorithm: "HS256"})
 			return err
 		}, api.CodeInvalidField, "algorithm"},
 		{"ambiguous", func() error {
-			_, err := svc.Sign(ctx, &api.Sign{Data: "AA=="})
+			_, err := svc.Sign(ctx, "", &api.Sign{Data: "AA=="})
 			return err
 		}, api.CodeCardAmbiguous, ""},
 		{"no origin", func() error {
-			_, err := svc.Authenticate(ctx, &api.Authenticate{Filter: alice, Challenge: n})
+			_, err := svc.Authenticate(ctx, "", &api.Authenticate{Filter: alice, Challenge: n})
 			return err
 		}, api.CodeOriginNotAllowed, ""},
 		{"http origin", func() error {
-			_, err := svc.Authenticate(WithOrigin(ctx, "http://portal.example.com"), &api.Authenticate{Filter: alice, Challenge: n})
+			_, err := svc.Authenticate(ctx, "http://portal.example.com", &api.Authenticate{Filter: alice, Challenge: n})
 			return err
 		}, api.CodeOriginNotAllowed, ""},
 		{"short challenge", func() error {
-			_, err := svc.Authenticate(WithOrigin(ctx, origin), &api.Authenticate{Filter: alice, Challenge: "AAAA"})
+			_, err := svc.Authenticate(ctx, origin, &api.Authenticate{Filter: alice, Challenge: "AAAA"})
 			return err
 		}, api.CodeInvalidField, ""},
 		{"wrong PIN", func() error {
 			s := &Service{Store: store, Prompter: &pinPrompter{pin: testPIN}}
 			s.Prompter.(*pinPrompter).pin = wrongPINValue
-			_, err := s.Sign(ctx, &api.Sign{Filter: alice, Data: "AA=="})
+			_, err := s.Sign(ctx, "", &api.Sign{Filter: alice, Data: "AA=="})
 			return err
 		}, api.CodePinIncorrect, ""},
 	} {

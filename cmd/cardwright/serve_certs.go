@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/p11"
@@ -92,20 +91,14 @@ func (c *certService) load() {
 	}
 }
 
-// withOrigin hands the connection's checked Origin to signing: the PIN
-// prompt names it and authenticate binds it into the token.
-func withOrigin(ctx context.Context) context.Context {
-	return signing.WithOrigin(ctx, agent.RequestOrigin(ctx))
+func (c *certService) Certificates(ctx context.Context, origin string, req *api.Certificates) (*api.CertificateList, error) {
+	return c.service().Certificates(ctx, origin, req)
 }
 
-func (c *certService) Certificates(ctx context.Context, req *api.Certificates) (*api.CertificateList, error) {
-	return c.service().Certificates(withOrigin(ctx), req)
+func (c *certService) Sign(ctx context.Context, origin string, req *api.Sign) (*api.Signature, error) {
+	return c.service().Sign(ctx, origin, req)
 }
 
-func (c *certService) Sign(ctx context.Context, req *api.Sign) (*api.Signature, error) {
-	return c.service().Sign(withOrigin(ctx), req)
-}
-
-func (c *certService) Authenticate(ctx context.Context, req *api.Authenticate) (*api.Authentication, error) {
-	return c.service().Authenticate(withOrigin(ctx), req)
+func (c *certService) Authenticate(ctx context.Context, origin string, req *api.Authenticate) (*api.Authentication, error) {
+	return c.service().Authenticate(ctx, origin, req)
 }

@@ -437,13 +437,13 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	late := filepath.Join(t.TempDir(), "liblate-pkcs11.so")
 	lateSvc := newCertService(&config.Config{Modules: []string{late}}, runner.Refuse{}, logger)
 	lateSvc.retryLoad = 0
-	if list, err := lateSvc.Certificates(ctx, &api.Certificates{}); err != nil || len(list.Certificates) != 0 {
+	if list, err := lateSvc.Certificates(ctx, "", &api.Certificates{}); err != nil || len(list.Certificates) != 0 {
 		t.Errorf("certificates without a loadable module: %+v, %v; want an empty list", list, err)
 	}
 	if err := os.Symlink(module, late); err != nil {
 		t.Fatal(err)
 	}
-	if list, err := lateSvc.Certificates(ctx, &api.Certificates{}); err != nil || len(list.Certificates) != 4 {
+	if list, err := lateSvc.Certificates(ctx, "", &api.Certificates{}); err != nil || len(list.Certificates) != 4 {
 		t.Errorf("certificates once the module exists: %+v, %v; want 4", list, err)
 	}
 	if l := logBuf.String(); !strings.Contains(l, "module left out") || !strings.Contains(l, "module loaded") {

@@ -749,7 +749,7 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 		}
 		// A module that cannot store data objects leaves the blob on the
 		// card only (docs/runner.md).
-		if err := t.WriteData(pinblob.Label, blob); err != nil && !errors.Is(err, ErrNotSupported) {
+		if err := t.WriteData(pinblob.Label, blob); err != nil && !errors.Is(err, iso7816.ErrNotSupported) {
 			return fmt.Errorf("storing the encrypted PINs on the token: %w", err)
 		}
 	}
@@ -1196,9 +1196,9 @@ func (j *job) blockCard(ctx context.Context, s *Session) error {
 		case err == nil:
 			t.Logout()
 			return fail(api.CodeTokenError, nil, "blocking the PIN: the token accepted a wrong PIN")
-		case errors.Is(err, ErrPINBlocked):
+		case errors.Is(err, iso7816.ErrAuthBlocked):
 			return nil
-		case !errors.Is(err, ErrPINIncorrect):
+		case !errors.Is(err, iso7816.ErrVerificationFailed):
 			return fmt.Errorf("blocking the PIN: %w", err)
 		}
 	}

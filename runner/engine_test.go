@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -37,7 +38,7 @@ func (f *fakeReaders) List(context.Context) ([]runner.ReaderInfo, error) {
 func (f *fakeReaders) Connect(_ context.Context, r string) (runner.Conn, error) {
 	c := f.cards[r]
 	if c == nil || c.removed {
-		return nil, fmt.Errorf("connecting to %q: %w", r, runner.ErrCardRemoved)
+		return nil, fmt.Errorf("connecting to %q: %w", r, iso7816.ErrCardRemoved)
 	}
 	return &fakeConn{c: c}, nil
 }
@@ -46,7 +47,7 @@ type fakeConn struct{ c *fakeCard }
 
 func (f *fakeConn) Transmit(cmd []byte) ([]byte, error) {
 	if f.c.removed {
-		return nil, runner.ErrCardRemoved
+		return nil, iso7816.ErrCardRemoved
 	}
 	return []byte{0x90, 0x00}, nil
 }
@@ -65,7 +66,7 @@ func (f *fakeConn) End() error {
 }
 func (f *fakeConn) Serial() ([]byte, error) {
 	if f.c.removed {
-		return nil, runner.ErrCardRemoved
+		return nil, iso7816.ErrCardRemoved
 	}
 	return f.c.serial, nil
 }

@@ -49,13 +49,12 @@ type Conn interface {
 	Close() error
 }
 
-// ErrCardRemoved is returned (wrapped) by Conn methods when the card left the
-// reader; adapters map their own error (SCARD_W_REMOVED_CARD) to it.
-var ErrCardRemoved = errors.New("card removed")
-
-// ErrReaderGone is returned (wrapped) when the reader or the PC/SC service
-// went away.
-var ErrReaderGone = errors.New("reader unavailable")
+// Readers and Conn report a card that left the reader with an error wrapping
+// iso7816.ErrCardRemoved, and a reader or PC/SC service that went away with
+// one wrapping iso7816.ErrReaderGone: the one word for each meaning, which
+// iso7816 declares because every Card and every adapter below the runner
+// reaches it (runner/pcscreaders wraps pcsc's errors so, keeping them and
+// the scard.Error in the chain).
 
 // Prompter asks the local user for a PIN. Headless agents use Refuse.
 type Prompter interface {
@@ -237,7 +236,37 @@ func skipped(reader string) *Failure {
 		Message: fmt.Sprintf("reader %q is excluded by the configuration ([readers] skip) and is not used for jobs", reader)}
 }
 
-// classify maps an error from a card or token operation to a Failure.
+// codes is classify's table: the first word in an error's chain decides the
+// code. There is one word per meaning, at the lowest layer that knows it:
+// card-level meanings are iso7816's (adapters wrap their own errors so that
+// errors.Is finds them); what only the PKCS#11 side or the runner knows
+// (module, token, prompt) is the runner's, declared with the port its
+// implementations serve (Tokens, Prompter). Order matters where a chain can
+// hold two words: cancellation first, a blocked PIN before a wrong one.
+var codes = []struct {
+	word error
+	code api.Code
+	msg  string
+}{
+	{context.Canceled, api.CodeCancelled, "job cancelled"},
+	{context.DeadlineExceeded, api.CodeCancelled, "job cancelled"},
+	{iso7816.ErrCardRemoved, api.CodeCardRemoved, "card removed"},
+	{iso7816.ErrReaderGone, api.CodeReaderUnavailable, "reader unavailable"},
+	{ErrPromptRefused, api.CodePromptRefused, "PIN dialog cancelled"},
+	{ErrPromptUnavailable, api.CodePromptUnavailable, "a PIN dialog is needed but none can be shown"},
+	{iso7816.ErrAuthBlocked, api.CodePinBlocked, "PIN blocked"},
+	{iso7816.ErrVerificationFailed, api.CodePinIncorrect, "wrong PIN"},
+	{ErrModuleNotAllowed, api.CodeModuleNotAllowed, "PKCS#11 module not allowed"},
+	{ErrModule, api.CodeModuleError, "PKCS#11 module failed"},
+	{ErrTokenNotFound, api.CodeTokenNotFound, "no token for the card"},
+	{iso7816.ErrNotSupported, api.CodeNotSupported, "not supported by the card"},
+	{ErrToken, api.CodeTokenError, "token operation failed"},
+	{ErrObjectNotFound, api.CodeTokenError, "token operation failed"},
+}
+
+// classify maps an error from a card or token operation to a Failure: a
+// Failure in the chain as it is, else the code of the first word of codes
+// the chain holds, else card_error.
 func classify(step string, err error) *Failure {
 	var f *Failure
 	if errors.As(err, &f) {
@@ -246,34 +275,18 @@ func classify(step string, err error) *Failure {
 		}
 		return f
 	}
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		f = fail(api.CodeCancelled, err, "job cancelled")
-	case errors.Is(err, ErrCardRemoved), errors.Is(err, iso7816.ErrCardRemoved):
-		f = fail(api.CodeCardRemoved, err, "card removed")
-	case errors.Is(err, ErrReaderGone):
-		f = fail(api.CodeReaderUnavailable, err, "reader unavailable")
-	case errors.Is(err, ErrPromptRefused):
-		f = fail(api.CodePromptRefused, err, "PIN dialog cancelled")
-	case errors.Is(err, ErrPromptUnavailable):
-		f = fail(api.CodePromptUnavailable, err, "a PIN dialog is needed but none can be shown")
-	case errors.Is(err, ErrPINBlocked), errors.Is(err, iso7816.ErrAuthBlocked):
-		f = fail(api.CodePinBlocked, err, "PIN blocked")
-	case errors.Is(err, ErrPINIncorrect), errors.Is(err, iso7816.ErrVerificationFailed):
-		f = fail(api.CodePinIncorrect, err, "wrong PIN")
-	case errors.Is(err, ErrModuleNotAllowed):
-		f = fail(api.CodeModuleNotAllowed, err, "PKCS#11 module not allowed")
-	case errors.Is(err, ErrModule):
-		f = fail(api.CodeModuleError, err, "PKCS#11 module failed")
-	case errors.Is(err, ErrTokenNotFound):
-		f = fail(api.CodeTokenNotFound, err, "no token for the card")
-	case errors.Is(err, ErrNotSupported):
-		f = fail(api.CodeNotSupported, err, "not supported by the card")
-	case errors.Is(err, ErrToken), errors.Is(err, ErrObjectNotFound):
-		f = fail(api.CodeTokenError, err, "token operation failed")
-	default:
-		f = fail(api.CodeCardError, err, "Error Accessing Smartcard")
+	f = fail(api.CodeCardError, err, "Error Accessing Smartcard")
+	for _, c := range codes {
+		if errors.Is(err, c.word) {
+			f = fail(c.code, err, "%s", c.msg)
+			break
+		}
 	}
 	f.Step = step
 	return f
 }
+
+// Code is the stable code a job ending with err gets (docs/runner.md, "Error
+// codes"). Adapters' tests use it to check that their errors reach the
+// documented code.
+func Code(err error) api.Code { return classify("", err).Code }

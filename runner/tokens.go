@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -130,20 +131,28 @@ type Token interface {
 }
 
 // Errors token adapters wrap (with %w, keeping their own error in the chain)
-// so that classify gives the stable codes.
+// so that classify gives the stable codes. They are the meanings only the
+// PKCS#11 side knows; their lowest layer is this port, because package p11
+// imports nothing of ours and the runner does not import p11 (its test
+// doubles in runnertest report them too). A token that stands for the card
+// reports the card-level meanings with iso7816's words instead: a wrong or
+// blocked PIN as a *PINError, an operation it does not offer wrapping
+// iso7816.ErrNotSupported.
 var (
-	ErrPINIncorrect     = errors.New("wrong PIN")
-	ErrPINBlocked       = errors.New("PIN blocked")
 	ErrTokenNotFound    = errors.New("token not found")
 	ErrObjectNotFound   = errors.New("object not found")
-	ErrNotSupported     = errors.New("not supported")
 	ErrModule           = errors.New("PKCS#11 module failed")
 	ErrModuleNotAllowed = errors.New("PKCS#11 module not allowed")
 	ErrToken            = errors.New("token operation failed")
 )
 
 // PINError is a wrong PIN with what the token says about the tries left
-// (-1 unknown). It unwraps to ErrPINIncorrect or ErrPINBlocked.
+// (-1 unknown). It is not a word of its own: it unwraps to
+// iso7816.ErrVerificationFailed, or iso7816.ErrAuthBlocked with no tries
+// left — the words a card's 63Cx and 6983 unwrap to, since the token stands
+// for the card and a wrong PIN means the same to the job whichever of the
+// two said it — and to the adapter's error (a *p11.PINError with the
+// pkcs11.Error). It carries what the message names: whose PIN, the tries.
 type PINError struct {
 	Who     string // "PIN", "PUK", "SignPIN", "operator PIN"
 	Retries int
@@ -160,11 +169,12 @@ func (e *PINError) Error() string {
 	return "wrong " + e.Who
 }
 
+// Unwrap returns iso7816's word for the failure and the adapter's error.
 func (e *PINError) Unwrap() []error {
 	if e.Retries == 0 {
-		return []error{ErrPINBlocked, e.Err}
+		return []error{iso7816.ErrAuthBlocked, e.Err}
 	}
-	return []error{ErrPINIncorrect, e.Err}
+	return []error{iso7816.ErrVerificationFailed, e.Err}
 }
 
 // KeyID is the CKA_ID of a key pair and its certificates: the SHA-1 of the

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/iotime"
@@ -82,7 +83,16 @@ func sameModule(a, b string) bool {
 	return a == b
 }
 
-// mapErr maps package p11's errors to the runner's, keeping them in the chain.
+// mapErr puts the one word for its meaning in front of each of package p11's
+// errors, keeping p11's error (and the pkcs11.Error in it) in the chain. The
+// token stands for the card, so the card-level meanings take iso7816's
+// words, the lowest layer both the card and the token side reach (p11
+// imports nothing of ours, so it cannot say them itself): a wrong or locked
+// PIN becomes a *runner.PINError, which unwraps to
+// iso7816.ErrVerificationFailed or iso7816.ErrAuthBlocked, and an
+// unsupported operation (CKR_FUNCTION_NOT_SUPPORTED and kin) wraps
+// iso7816.ErrNotSupported. Meanings only PKCS#11 has take the runner's
+// words.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
@@ -105,10 +115,26 @@ func mapErr(err error) error {
 	case errors.Is(err, p11.ErrObjectNotFound):
 		return fmt.Errorf("%w: %w", runner.ErrObjectNotFound, err)
 	case errors.Is(err, p11.ErrNotSupported):
-		return fmt.Errorf("%w: %w", runner.ErrNotSupported, err)
+		return &notSupported{err}
 	}
 	return fmt.Errorf("%w: %w", runner.ErrToken, err)
 }
+
+// notSupported is iso7816.ErrNotSupported for a token that refuses an
+// operation, with the text the runner has always given it ("not supported",
+// where iso7816's word for a card's 6A81 reads "function not supported")
+// followed by p11's error, if there is one.
+type notSupported struct{ err error }
+
+func (e *notSupported) Error() string {
+	if e.err == nil {
+		return "not supported"
+	}
+	return "not supported: " + e.err.Error()
+}
+
+// Unwrap returns iso7816.ErrNotSupported and p11's error.
+func (e *notSupported) Unwrap() []error { return []error{iso7816.ErrNotSupported, e.err} }
 
 // token is runner.Token over one p11 session.
 type token struct {
@@ -211,7 +237,7 @@ func (p *token) GenerateKeyPair(spec runner.KeySpec) (crypto.Signer, error) {
 	case spec.Type == "EC" && spec.Bits == 384:
 		ks.Curve = elliptic.P384()
 	default:
-		return nil, fmt.Errorf("%s key of %d bits: %w", spec.Type, spec.Bits, runner.ErrNotSupported)
+		return nil, fmt.Errorf("%s key of %d bits: %w", spec.Type, spec.Bits, &notSupported{})
 	}
 	var k *p11.Key
 	err := p.do(func(s *p11.Session) (err error) {

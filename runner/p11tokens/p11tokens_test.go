@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/runner"
 )
@@ -57,7 +58,7 @@ func TestMapErr(t *testing.T) {
 		{p11.ErrTokenNotFound, runner.ErrTokenNotFound},
 		{p11.ErrAmbiguous, runner.ErrTokenNotFound},
 		{p11.ErrObjectNotFound, runner.ErrObjectNotFound},
-		{p11.ErrNotSupported, runner.ErrNotSupported},
+		{p11.ErrNotSupported, iso7816.ErrNotSupported},
 		{errors.New("CKR_DEVICE_ERROR"), runner.ErrToken},
 	} {
 		got := mapErr(c.in)

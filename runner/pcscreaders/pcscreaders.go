@@ -95,14 +95,19 @@ func (r *Readers) Connect(_ context.Context, reader string) (runner.Conn, error)
 	return &conn{k: k, clock: r.clock}, nil
 }
 
-// mapErr maps the adapter's sentinels to the runner's, keeping them in the
-// chain.
+// mapErr puts iso7816's word for its meaning in front of a pcsc error,
+// keeping the pcsc.Error and the scard.Error in the chain. A removed card
+// already unwraps to iso7816.ErrCardRemoved and passes as it is. An empty
+// reader (pcsc.ErrNoCard) is a removed card to the runner, which connects
+// only to a reader it saw holding one. pcsc.ErrNoService and ErrUnknownReader
+// already unwrap to iso7816.ErrReaderGone; the word is put in front anyway so
+// the message reads as it always has ("reader unavailable: …").
 func mapErr(err error) error {
 	switch {
 	case errors.Is(err, pcsc.ErrNoCard):
-		return fmt.Errorf("%w: %w", runner.ErrCardRemoved, err)
-	case errors.Is(err, pcsc.ErrNoService), errors.Is(err, pcsc.ErrUnknownReader):
-		return fmt.Errorf("%w: %w", runner.ErrReaderGone, err)
+		return fmt.Errorf("%w: %w", iso7816.ErrCardRemoved, err)
+	case errors.Is(err, iso7816.ErrReaderGone):
+		return fmt.Errorf("%w: %w", iso7816.ErrReaderGone, err)
 	}
 	return err
 }

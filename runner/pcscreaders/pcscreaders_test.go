@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/pcsc"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/iotime"
@@ -21,9 +22,9 @@ func TestMapErr(t *testing.T) {
 		in   error
 		want error
 	}{
-		{fmt.Errorf("transmitting: %w", pcsc.ErrNoCard), runner.ErrCardRemoved},
-		{pcsc.ErrNoService, runner.ErrReaderGone},
-		{pcsc.ErrUnknownReader, runner.ErrReaderGone},
+		{fmt.Errorf("transmitting: %w", pcsc.ErrNoCard), iso7816.ErrCardRemoved},
+		{pcsc.ErrNoService, iso7816.ErrReaderGone},
+		{pcsc.ErrUnknownReader, iso7816.ErrReaderGone},
 	} {
 		got := mapErr(c.in)
 		if !errors.Is(got, c.want) || !errors.Is(got, c.in) {
@@ -73,7 +74,7 @@ func TestOnStack(t *testing.T) {
 	if spent := clock.Totals(); spent.APDUs == 0 || spent.Card <= 0 || spent.Calls != 0 {
 		t.Errorf("clock %+v, want APDUs and card time only", spent)
 	}
-	if _, err := r.Connect(context.Background(), "no such reader"); !errors.Is(err, runner.ErrReaderGone) {
+	if _, err := r.Connect(context.Background(), "no such reader"); !errors.Is(err, iso7816.ErrReaderGone) {
 		t.Errorf("unknown reader: %v, want ErrReaderGone", err)
 	}
 

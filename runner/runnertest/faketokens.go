@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -286,11 +287,11 @@ func (s *fakeSession) GenerateKeyPair(spec runner.KeySpec) (crypto.Signer, error
 			case 521:
 				c = elliptic.P521()
 			default:
-				return fmt.Errorf("EC key of %d bits: %w", spec.Bits, runner.ErrNotSupported)
+				return fmt.Errorf("EC key of %d bits: %w", spec.Bits, iso7816.ErrNotSupported)
 			}
 			key, err = ecdsa.GenerateKey(c, rand.Reader)
 		default:
-			return fmt.Errorf("key type %q: %w", spec.Type, runner.ErrNotSupported)
+			return fmt.Errorf("key type %q: %w", spec.Type, iso7816.ErrNotSupported)
 		}
 		if err != nil {
 			return err
@@ -370,7 +371,7 @@ func (s *fakeSession) Find(c runner.Criteria) ([]runner.Object, error) {
 			case AttrID:
 				v = o.ID
 			default:
-				return fmt.Errorf("attribute %s in the fake: %w", c.Attr, runner.ErrNotSupported)
+				return fmt.Errorf("attribute %s in the fake: %w", c.Attr, iso7816.ErrNotSupported)
 			}
 			if bytes.Equal(v, c.Bytes) {
 				out = append(out, runner.Object{Class: o.Class, ID: o.ID, Label: o.Label})

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/runner"
 )
@@ -77,10 +78,10 @@ func (m *MemReaders) Connect(_ context.Context, reader string) (runner.Conn, err
 	s := m.cards[reader]
 	m.mu.Unlock()
 	if s == nil {
-		return nil, fmt.Errorf("connecting to %q: %w", reader, runner.ErrReaderGone)
+		return nil, fmt.Errorf("connecting to %q: %w", reader, iso7816.ErrReaderGone)
 	}
 	if s.card == nil {
-		return nil, fmt.Errorf("connecting to %q: %w", reader, runner.ErrCardRemoved)
+		return nil, fmt.Errorf("connecting to %q: %w", reader, iso7816.ErrCardRemoved)
 	}
 	return &memConn{s: s}, nil
 }
@@ -92,7 +93,7 @@ type memConn struct {
 
 func (c *memConn) Transmit(cmd []byte) ([]byte, error) {
 	if c.s.card == nil {
-		return nil, fmt.Errorf("transmitting: %w", runner.ErrCardRemoved)
+		return nil, fmt.Errorf("transmitting: %w", iso7816.ErrCardRemoved)
 	}
 	return c.s.card.Transmit(cmd)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/agenttest"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/agent/api/schema"
@@ -39,8 +40,8 @@ type testAgent struct {
 	srv     *agent.Server
 	journal *journal.Journal
 	dir     string
-	runner  *agent.FakeRunner
-	readers *agent.FakeReaders
+	runner  *agenttest.FakeRunner
+	readers *agenttest.FakeReaders
 	url     string
 	addr    string
 	log     *syncBuffer
@@ -77,8 +78,8 @@ func startAgentIn(t testing.TB, dir string, opts ...agentOpt) *testAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta := &testAgent{t: t, journal: j, dir: dir, runner: &agent.FakeRunner{}, log: &syncBuffer{},
-		readers: &agent.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B00"}, {Name: "Fake Reader 1"}}}}
+	ta := &testAgent{t: t, journal: j, dir: dir, runner: &agenttest.FakeRunner{}, log: &syncBuffer{},
+		readers: &agenttest.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B00"}, {Name: "Fake Reader 1"}}}}
 	cfg := agent.Config{AllowedOrigins: []string{testOrigin}, Version: "test", RatePerSecond: 10000}
 	deps := agent.Deps{Runner: ta.runner, Journal: j, Readers: ta.readers,
 		Logger: slog.New(slog.NewJSONHandler(ta.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}

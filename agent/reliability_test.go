@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/agenttest"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/agent/journal"
@@ -39,7 +40,7 @@ func runChildAgent(dir string) {
 		os.Exit(1)
 	}
 	srv, err := agent.New(agent.Config{AllowedOrigins: []string{testOrigin}},
-		agent.Deps{Runner: &agent.FakeRunner{}, Journal: j, Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil))})
+		agent.Deps{Runner: &agenttest.FakeRunner{}, Journal: j, Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil))})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)

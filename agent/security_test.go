@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/agenttest"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/agent/journal"
@@ -40,7 +41,7 @@ func TestListenLoopbackOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	srv, err := agent.New(agent.Config{}, agent.Deps{Runner: &agent.FakeRunner{}, Journal: j})
+	srv, err := agent.New(agent.Config{}, agent.Deps{Runner: &agenttest.FakeRunner{}, Journal: j})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/agenttest"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/config"
@@ -157,8 +158,8 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	switch {
 	case f.fake:
 		log.Warn("running with the fake runner: no card is touched")
-		run = &agent.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: true}
-		readers = &agent.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
+		run = &agenttest.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: true}
+		readers = &agenttest.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
 	case serveRunner != nil:
 		r, rs, closer, err := serveRunner(cfg, log)
 		if err != nil {

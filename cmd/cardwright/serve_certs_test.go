@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/agenttest"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/agent/journal"
@@ -522,7 +523,7 @@ func startCertAgent(t *testing.T, certs agent.CertService, log *slog.Logger) str
 		t.Fatal(err)
 	}
 	srv, err := agent.New(agent.Config{AllowedOrigins: []string{certsOrigin, certsOtherOrigin}, Version: "test"},
-		agent.Deps{Runner: &agent.FakeRunner{}, Journal: j, Certs: certs, Logger: log})
+		agent.Deps{Runner: &agenttest.FakeRunner{}, Journal: j, Certs: certs, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

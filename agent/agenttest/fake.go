@@ -1,4 +1,8 @@
-package agent
+// Package agenttest holds test doubles for package agent: FakeRunner, a
+// Runner that touches no card, and FakeReaders, a ReaderSource with a fixed
+// reader list. Tests and benchmarks use them, and so does `cardwright serve
+// --fake-runner`, the demo mode for the browser before hardware is wired.
+package agenttest
 
 import (
 	"context"
@@ -8,7 +12,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +25,7 @@ import (
 	"github.com/cardwright/cardwright/secret"
 )
 
-// FakeRunner is an in-memory Runner for tests, benchmarks and the browser
+// FakeRunner is an in-memory agent.Runner for tests, benchmarks and the browser
 // demo before hardware is wired (`cardwright serve --fake-runner`). It
 // touches no card; its behaviour is steered by the job's fields:
 //
@@ -52,7 +58,7 @@ type FakeRunner struct {
 // Calls counts jobs that reached Run.
 func (f *FakeRunner) Calls() int64 { return f.calls.Load() }
 
-// Run implements Runner.
+// Run implements agent.Runner.
 func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(runner.Progress)) runner.Result {
 	f.calls.Add(1)
 	field := func(name string) string {
@@ -143,7 +149,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(run
 	if e := field("Echo"); e != "" {
 		out["Echo"] = e
 	}
-	if pin, ok := job.Fields["PIN"]; ok && isSecretOutput(job, "PIN1") {
+	if pin, ok := job.Fields["PIN"]; ok && slices.ContainsFunc(job.SecretOutputs, func(s string) bool { return strings.EqualFold(s, "PIN1") }) {
 		secrets["PIN1"] = secret.FromBytes(pin.Bytes())
 	}
 	if leak, ok := job.Fields["LeakPIN"]; ok {
@@ -203,7 +209,7 @@ func (f *FakeRunner) unlock(reader string) {
 	f.mu.Unlock()
 }
 
-// FakeReaders is a ReaderSource with a fixed reader list and events pushed
+// FakeReaders is an agent.ReaderSource with a fixed reader list and events pushed
 // by Emit.
 type FakeReaders struct {
 	List []api.Reader
@@ -213,14 +219,14 @@ type FakeReaders struct {
 	next     int
 }
 
-// Readers implements ReaderSource.
+// Readers implements agent.ReaderSource.
 func (f *FakeReaders) Readers(context.Context) ([]api.Reader, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]api.Reader(nil), f.List...), nil
 }
 
-// Watch implements ReaderSource.
+// Watch implements agent.ReaderSource.
 func (f *FakeReaders) Watch(ctx context.Context, fn func(any)) error {
 	f.mu.Lock()
 	if f.watchers == nil {

@@ -28,11 +28,6 @@ import (
 	"github.com/cardwright/cardwright/web"
 )
 
-// serveRunner builds the real job runner and reader source from the
-// configuration. It is set by the file that wires the hardware (pcsc, p11,
-// runner); until then `serve` needs --fake-runner.
-var serveRunner func(cfg *config.Config, log *slog.Logger) (agent.Runner, agent.ReaderSource, io.Closer, error)
-
 // stringList is a repeatable flag.
 type stringList []string
 
@@ -160,8 +155,8 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		log.Warn("running with the fake runner: no card is touched")
 		run = &agenttest.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: true}
 		readers = &agenttest.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
-	case serveRunner != nil:
-		r, rs, closer, err := serveRunner(cfg, log)
+	default:
+		r, rs, closer, err := newServeRunner(cfg) // wire.go
 		if err != nil {
 			return fmt.Errorf("starting the job runner: %w", err)
 		}
@@ -169,8 +164,6 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 			defer closer.Close()
 		}
 		run, readers = r, rs
-	default:
-		return errors.New("no hardware job runner is wired into this build yet; use --fake-runner")
 	}
 
 	// Headless: no PIN dialog, so sign and authenticate are refused with

@@ -9,7 +9,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/config"
@@ -68,13 +67,11 @@ func newAgentRunner(cfg *config.Config, prompter runner.Prompter) (agent.Runner,
 	return newRunner(cfg, pcscreaders.New(nil), prompter, nil)
 }
 
-func init() { serveRunner = newServeRunner }
-
 // newServeRunner wires `cardwright serve`: the runner over PC/SC and the
 // configured PKCS#11 modules (no local dialogs: serve is headless), and the
 // readers with their events. One runner (one Engine) serves every job, so
 // the per-reader busy policy holds across connections.
-func newServeRunner(cfg *config.Config, _ *slog.Logger) (agent.Runner, agent.ReaderSource, io.Closer, error) {
+func newServeRunner(cfg *config.Config) (agent.Runner, agent.ReaderSource, io.Closer, error) {
 	readers := pcscreaders.New(nil)
 	r, err := newRunner(cfg, readers, nil, nil)
 	if err != nil {

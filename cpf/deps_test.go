@@ -11,5 +11,5 @@ import (
 // hardware adapter or the agent.
 func TestImports(t *testing.T) {
 	depcheck.Only(t, []string{"github.com/cardwright/cardwright/cpf"}, "github.com/cardwright/cardwright/iso7816", "github.com/cardwright/cardwright/pinblob", "github.com/cardwright/cardwright/secret", "github.com/cardwright/cardwright/internal/errlist",
-		"golang.org/x/crypto/", "software.sslmate.com/src/go-pkcs12")
+		"golang.org/x/crypto/...", "software.sslmate.com/src/go-pkcs12/...")
 }

@@ -1,25 +1,16 @@
 package p11
 
 import (
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/cardwright/cardwright/internal/depcheck"
 )
 
-// p11 is an adapter: it must not reach policy packages (ARCHITECTURE.md).
+// TestImports: p11 is an adapter, it must not reach policy packages
+// (ARCHITECTURE.md); within the module it uses secret only, and never
+// miekg/pkcs11's p11 subpackage (the name clashes with ours).
 func TestImports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	const mod = "github.com/cardwright/cardwright/"
-	allowed := map[string]bool{mod + "p11": true, mod + "secret": true}
-	for _, p := range strings.Fields(string(out)) {
-		if strings.HasPrefix(p, mod) && !allowed[p] {
-			t.Errorf("p11 imports %s", p)
-		}
-		if p == "github.com/miekg/pkcs11/p11" {
-			t.Errorf("p11 imports miekg's p11 subpackage")
-		}
-	}
+	p11 := []string{depcheck.Module + "/p11"}
+	depcheck.OnlyModule(t, p11, depcheck.Module+"/secret")
+	depcheck.Never(t, p11, "github.com/miekg/pkcs11/p11")
 }

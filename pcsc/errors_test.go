@@ -3,7 +3,6 @@ package pcsc
 import (
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -81,20 +80,5 @@ func TestSkip(t *testing.T) {
 	var none Skip
 	if none.Match("anything") {
 		t.Error("empty skip list matched")
-	}
-}
-
-// pcsc is an adapter: it must not reach into policy packages (ARCHITECTURE.md).
-func TestImports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, bad := range []string{"/dsc", "/cpf", "/agent", "/runner", "/p11", "/internal/stacktest"} {
-			if strings.HasPrefix(dep, "github.com/cardwright/cardwright") && strings.Contains(dep, bad) {
-				t.Errorf("pcsc depends on %s", dep)
-			}
-		}
 	}
 }

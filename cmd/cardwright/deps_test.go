@@ -4,29 +4,20 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/cardwright/cardwright/internal/depcheck"
 )
 
 // TestImports keeps main to choosing implementations (ARCHITECTURE.md rule
 // 6): the PC/SC and PKCS#11 libraries are reached only through their
 // adapters (pcsc, p11 and the packages beside the runner's ports), never
-// imported by main itself.
+// imported by main itself. Nor does the binary carry test code (rule 3):
+// agent/agenttest, which serve --fake-runner uses, must not import testing.
 func TestImports(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the go tool")
-	}
-	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, p := range strings.Fields(string(out)) {
-		switch p {
-		case "github.com/ebfe/scard", "github.com/miekg/pkcs11":
-			t.Errorf("cmd/cardwright imports %s; use its adapter package", p)
-		}
-	}
+	cmd := []string{depcheck.Module + "/cmd/cardwright"}
+	depcheck.NeverImports(t, cmd, "github.com/ebfe/scard", "github.com/miekg/pkcs11")
+	depcheck.Never(t, cmd, "testing")
 }
 
 // TestWireOnlyWires: wire.go chooses and connects adapters; it declares no

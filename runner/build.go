@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -24,10 +25,10 @@ import (
 // Profiles compiles and runs card profiles (.cpf) over PC/SC. CPF (package
 // cpf) is the real one.
 type Profiles interface {
-	// Compile checks and compiles a profile with its ProfileParameters, for
-	// a job that fills the PIN variables named in pins (SEC_PIN1, …). Every
-	// error that can be found without a card is found here.
-	Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error)
+	// Compile parses, checks and compiles a profile. A job compiles each of
+	// its profiles once: the plan asks it which variables it assigns, the
+	// steps prepare it.
+	Compile(name string, src []byte) (Profile, error)
 	// Erase returns the card to its virgin state (DeleteProfile over PC/SC),
 	// logging in with the PUK, else the PIN, else anonymously. A card that
 	// holds no profile is already erased. Its errors say "erasing the
@@ -37,14 +38,26 @@ type Profiles interface {
 
 // Profile is a compiled card profile.
 type Profile interface {
+	// Assigned are the variables the profile assigns itself.
+	Assigned() []string
 	// PINRules are the length rules of the credentials the profile
 	// creates from the description's PINs (CreatePin minlen).
 	PINRules() []PINRule
-	// Run executes the profile on the card. pins holds the PIN variables
-	// the description fills (SEC_PIN1, SEC_PIN2, SEC_PUK, SEC_OP). It
-	// returns the personalization content the profile wrote (the file that
-	// holds the "Encrypted PINs" data object), nil if none.
-	Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) (persInfo []byte, err error)
+	// Prepare fills the ProfileParameters and the PIN variables the
+	// description gives (SEC_PIN1, SEC_PIN2, SEC_PUK, SEC_OP) and returns
+	// the card operations, without card I/O: every error that can be found
+	// without a card is found here. With standIn the values of pins are
+	// ignored and stand-ins used (validation before the PINs are known);
+	// such a result refuses to run.
+	Prepare(params []dsc.ProfileParam, pins map[string]secret.Value, standIn bool) (Prepared, error)
+}
+
+// Prepared is a profile filled with a job's values.
+type Prepared interface {
+	// Run executes it on the card and returns the personalization content
+	// the profile wrote (the file that holds the "Encrypted PINs" data
+	// object), nil if none.
+	Run(ctx context.Context, card iso7816.Card) (persInfo []byte, err error)
 }
 
 // PINRule is a length rule for the value of a PIN variable.
@@ -62,6 +75,16 @@ type Deps struct {
 	PINKeys  []pinblob.Key // keys for encrypted PINs
 	Skip     func(reader string) bool
 	Headless bool // no local dialogs: a job needing one fails validation
+
+	// compiled are the profiles Runner.Plan compiled for this job, by name,
+	// so that Build does not compile them again.
+	compiled map[string]compiledProfile
+}
+
+type compiledProfile struct {
+	src []byte
+	p   Profile
+	err error
 }
 
 // Job is the state of one built job, shared by its steps.
@@ -72,6 +95,8 @@ type job struct {
 
 	module   string
 	profile  Profile
+	init     *dsc.InitStep // the card profile's step
+	prepared Prepared      // the profile with the job's PINs, once they are known
 	tokens   map[Location]Token
 	logins   map[Location]dsc.Login
 	values   map[*dsc.Credential]secret.Value
@@ -164,7 +189,46 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 			}
 		}
 	}
+	if err := j.prepareProfile(); err != nil {
+		return sel, nil, err
+	}
 	return sel, steps, nil
+}
+
+// compile returns the job's compiled profile: the one Runner.Plan made, or
+// a new one.
+func (j *job) compile(name string, src []byte) (Profile, error) {
+	if c, ok := j.deps.compiled[name]; ok && bytes.Equal(c.src, src) {
+		return c.p, c.err
+	}
+	return j.deps.Profiles.Compile(name, src)
+}
+
+// prepareProfile fills the card profile with the job's values before any
+// card I/O: with the PINs when the job gives them all (the prepared profile
+// is then what runs), else with stand-ins to find what can be found now —
+// the PINs entered in dialogs fill it later.
+func (j *job) prepareProfile() error {
+	if j.profile == nil {
+		return nil
+	}
+	pins, known := map[string]secret.Value{}, true
+	for _, v := range j.profileVars() {
+		if v.c.Prompt != nil {
+			known = false
+		}
+		pins[v.name] = v.c.Value
+	}
+	p, err := j.profile.Prepare(j.init.Params, pins, !known)
+	if err != nil {
+		f := j.vfail(api.CodeInvalidProfile, "ChipProfile", dsc.Pos{File: j.file}, "card profile %s", j.init.Profile)
+		f.Err = err
+		return f
+	}
+	if known {
+		j.prepared = p
+	}
+	return nil
 }
 
 // addRule records a length rule for c's value.
@@ -341,13 +405,13 @@ func (j *job) stepFunc(ps dsc.Step) (func(context.Context, *Session) error, erro
 		if j.deps.Profiles == nil {
 			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "card profiles are not available in this build")
 		}
-		p, err := j.deps.Profiles.Compile(ps.Init.Profile, ps.Init.ProfileSource, ps.Init.Params, j.profilePINNames())
+		p, err := j.compile(ps.Init.Profile, ps.Init.ProfileSource)
 		if err != nil {
 			f := j.vfail(api.CodeInvalidProfile, ps.Key, ps.Pos, "card profile %s", ps.Init.Profile)
 			f.Err = err
 			return nil, f
 		}
-		j.profile = p
+		j.profile, j.init = p, &ps.Init
 		for _, r := range p.PINRules() {
 			j.addRule(j.profileCredential(r.Variable), r)
 		}
@@ -624,16 +688,19 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 	return nil
 }
 
-// profilePINNames are the PIN variables the job gives a card profile.
-func (j *job) profilePINNames() []string {
-	c := j.plan.Credentials
-	var out []string
-	for _, p := range []struct {
-		name string
-		c    *dsc.Credential
-	}{{dsc.ProfileVariable.PIN1, c.PIN}, {dsc.ProfileVariable.PIN2, c.SignPIN}, {dsc.ProfileVariable.PUK, c.InitialPUK}, {dsc.ProfileVariable.OP, c.Operator}} {
+// profileVar is a profile PIN variable with the credential that fills it.
+type profileVar struct {
+	name, label string
+	c           *dsc.Credential
+}
+
+// profileVars are the PIN variables the job gives a card profile.
+func (j *job) profileVars() []profileVar {
+	c, v := j.plan.Credentials, dsc.ProfileVariable
+	var out []profileVar
+	for _, p := range []profileVar{{v.PIN1, "PIN", c.PIN}, {v.PIN2, "SignPIN", c.SignPIN}, {v.PUK, "PUK", c.InitialPUK}, {v.OP, "operator PIN", c.Operator}} {
 		if p.c != nil {
-			out = append(out, p.name)
+			out = append(out, p)
 		}
 	}
 	return out
@@ -655,19 +722,11 @@ func (j *job) profileCredential(variable string) *dsc.Credential {
 	return nil
 }
 
-// profilePINs are the PIN variables a card profile receives.
+// profilePINs are the PIN variables a card profile receives, asked for now
+// when they come from dialogs.
 func (j *job) profilePINs(ctx context.Context, s *Session) (map[string]secret.Value, error) {
-	c := j.plan.Credentials
 	pins := map[string]secret.Value{}
-	for _, p := range []struct {
-		name  string
-		c     *dsc.Credential
-		label string
-	}{{dsc.ProfileVariable.PIN1, c.PIN, "PIN"}, {dsc.ProfileVariable.PIN2, c.SignPIN, "SignPIN"},
-		{dsc.ProfileVariable.PUK, c.InitialPUK, "PUK"}, {dsc.ProfileVariable.OP, c.Operator, "operator PIN"}} {
-		if p.c == nil {
-			continue
-		}
+	for _, p := range j.profileVars() {
 		v, err := j.value(ctx, s, p.c, p.label)
 		if err != nil {
 			return nil, err
@@ -722,14 +781,20 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 			t = tok
 		}
 	}
-	pins, err := j.profilePINs(ctx, s)
-	if err != nil {
-		return err
+	prepared := j.prepared
+	if prepared == nil {
+		pins, err := j.profilePINs(ctx, s)
+		if err != nil {
+			return err
+		}
+		if prepared, err = j.profile.Prepare(init.Params, pins, false); err != nil {
+			return fmt.Errorf("preparing card profile %s: %w", init.Profile, err)
+		}
 	}
 	if err := s.BeforeWrite(); err != nil {
 		return err
 	}
-	pinFile, err := j.profile.Run(ctx, s.Conn, pins)
+	pinFile, err := prepared.Run(ctx, s.Conn)
 	if err != nil {
 		return fmt.Errorf("running card profile %s: %w", init.Profile, err)
 	}

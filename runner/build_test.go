@@ -50,11 +50,26 @@ type testProfile struct {
 	p *testProfiles
 }
 
-func (p *testProfiles) Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (runner.Profile, error) {
+// testPrepared is a test profile with its PINs.
+type testPrepared struct {
+	p    *testProfiles
+	pins map[string]secret.Value
+}
+
+func (p *testProfiles) Compile(name string, src []byte) (runner.Profile, error) {
 	if strings.Contains(string(src), "ERROR") {
 		return nil, fmt.Errorf("%s:1:1: syntax error", name)
 	}
 	return &testProfile{p: p}, nil
+}
+
+func (tp *testProfile) Assigned() []string { return nil }
+
+func (tp *testProfile) Prepare(_ []dsc.ProfileParam, pins map[string]secret.Value, standIn bool) (runner.Prepared, error) {
+	if standIn {
+		return nil, nil
+	}
+	return &testPrepared{p: tp.p, pins: pins}, nil
 }
 
 func (tp *testProfile) PINRules() []runner.PINRule {
@@ -75,7 +90,8 @@ func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card, pin, puk se
 	return nil
 }
 
-func (tp *testProfile) Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) ([]byte, error) {
+func (tp *testPrepared) Run(ctx context.Context, card iso7816.Card) ([]byte, error) {
+	pins := tp.pins
 	mf := iso7816.FCP{FDB: 0x38, FID: iso7816.MFID}
 	create, err := iso7816.CreateFile(mf)
 	if err != nil {

@@ -22,31 +22,20 @@ type CPF struct {
 type cpfProfile struct {
 	name    string
 	prog    *cpf.Program
-	values  map[string][]byte
 	pinCert *x509.Certificate
 }
 
-// Compile implements Profiles: it compiles the profile and prepares it once
-// with stand-in PINs, so that colliding parameters, a missing PIN-encryption
-// certificate or content that does not fit fail before any card I/O.
-func (c CPF) Compile(name string, src []byte, params []dsc.ProfileParam, pins []string) (Profile, error) {
+// Compile implements Profiles.
+func (c CPF) Compile(name string, src []byte) (Profile, error) {
 	prog, err := cpf.Compile(name, src, c.Config)
 	if err != nil {
 		return nil, err
 	}
-	p := &cpfProfile{name: name, prog: prog, values: map[string][]byte{}, pinCert: c.PINCert}
-	for _, pp := range params {
-		p.values[pp.Name] = pp.Value
-	}
-	stand := map[string]secret.Value{}
-	for _, n := range pins {
-		stand[n] = secret.New("00000000")
-	}
-	if _, err := prog.Prepare(cpf.Params{Values: p.values, Secrets: stand, PINCert: c.PINCert, StandIn: true}); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return &cpfProfile{name: name, prog: prog, pinCert: c.PINCert}, nil
 }
+
+// Assigned implements Profile.
+func (p *cpfProfile) Assigned() []string { return p.prog.Assigned() }
 
 // PINRules implements Profile: the minlen of each credential the profile
 // creates from a PIN variable.
@@ -61,16 +50,36 @@ func (p *cpfProfile) PINRules() []PINRule {
 	return out
 }
 
-// Run implements Profile.
-func (p *cpfProfile) Run(ctx context.Context, card iso7816.Card, pins map[string]secret.Value) ([]byte, error) {
-	plan, err := p.prog.Prepare(cpf.Params{Values: p.values, Secrets: pins, PINCert: p.pinCert})
-	if err != nil {
-		return nil, fmt.Errorf("preparing the profile: %w", err)
+// Prepare implements Profile: colliding parameters, a missing
+// PIN-encryption certificate or content that does not fit fail here.
+func (p *cpfProfile) Prepare(params []dsc.ProfileParam, pins map[string]secret.Value, standIn bool) (Prepared, error) {
+	values := map[string][]byte{}
+	for _, pp := range params {
+		values[pp.Name] = pp.Value
 	}
-	if _, err := plan.Execute(ctx, card); err != nil {
+	if standIn {
+		// cpf makes stand-ins as long as the profile's longest minlen.
+		stand := map[string]secret.Value{}
+		for n := range pins {
+			stand[n] = secret.New("00000000")
+		}
+		pins = stand
+	}
+	plan, err := p.prog.Prepare(cpf.Params{Values: values, Secrets: pins, PINCert: p.pinCert, StandIn: standIn})
+	if err != nil {
 		return nil, err
 	}
-	return plan.PersInfo, nil
+	return cpfPrepared{plan}, nil
+}
+
+type cpfPrepared struct{ plan *cpf.Plan }
+
+// Run implements Prepared.
+func (p cpfPrepared) Run(ctx context.Context, card iso7816.Card) ([]byte, error) {
+	if _, err := p.plan.Execute(ctx, card); err != nil {
+		return nil, err
+	}
+	return p.plan.PersInfo, nil
 }
 
 // Erase implements Profiles with cpf.DeleteProfile. A card without an MF has

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
-	"github.com/cardwright/cardwright/cpf"
 	"github.com/cardwright/cardwright/dsc"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/secret"
@@ -90,11 +89,12 @@ type Runner struct {
 
 // Run executes one job to the end and always returns a Result.
 func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Result {
-	plan, err := r.Plan(job)
+	plan, compiled, err := r.plan(job)
 	if err != nil {
 		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
 	}
 	deps := r.Deps
+	deps.compiled = compiled
 	if job.Issuer != nil {
 		deps.Issuer = job.Issuer
 	}
@@ -144,9 +144,17 @@ func failure(err error) *Failure {
 // job's values. Errors are *Failure with a validation code and the position
 // of the first problem; no card is touched.
 func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
+	plan, _, err := r.plan(job)
+	return plan, err
+}
+
+// plan is Plan, also returning the card profiles it compiled on the way
+// (dsc asks which variables each assigns), for Build to use: one compile of
+// each profile per job.
+func (r *Runner) plan(job *Job) (*dsc.Plan, map[string]compiledProfile, error) {
 	name, src, files, err := openJob(job)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	platform := r.Platform
 	if platform.IsZero() {
@@ -167,7 +175,7 @@ func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
 				f.Message += fmt.Sprintf(" (and %d more)", len(errs)-1)
 			}
 		}
-		return nil, f
+		return nil, nil, f
 	}
 	fields := map[string]string{}
 	for k, v := range job.Fields {
@@ -177,18 +185,32 @@ func (r *Runner) Plan(job *Job) (*dsc.Plan, error) {
 	for _, s := range job.SecretOutputs {
 		if desc.Field(s) == nil {
 			// A misspelt name would leave the real field plain.
-			return nil, &Failure{Code: api.CodeInvalidField, Step: "validate", File: name,
+			return nil, nil, &Failure{Code: api.CodeInvalidField, Step: "validate", File: name,
 				Message: fmt.Sprintf("secret names field %q, which the description does not declare in [Fields]", s)}
 		}
 		secretOut[s] = true
 	}
+	compiled := map[string]compiledProfile{}
+	assigns := func(name string, src []byte) ([]string, error) {
+		// A profile that does not compile assigns nothing here: Build
+		// reports it with its positions (invalid_profile).
+		if r.Deps.Profiles == nil {
+			return nil, nil
+		}
+		p, err := r.Deps.Profiles.Compile(name, src)
+		compiled[name] = compiledProfile{src: src, p: p, err: err}
+		if err != nil {
+			return nil, nil
+		}
+		return p.Assigned(), nil
+	}
 	plan, err := dsc.NewPlan(desc, dsc.Job{Fields: fields, Secret: secretOut, Platform: platform, Files: files,
-		ProfileAssigns: profileAssigns})
+		ProfileAssigns: assigns})
 	clear(fields)
 	if err != nil {
-		return nil, planFailure(err)
+		return nil, nil, planFailure(err)
 	}
-	return plan, nil
+	return plan, compiled, nil
 }
 
 // planFailure maps dsc plan errors to the wire codes.
@@ -228,23 +250,6 @@ func planFailure(err error) *Failure {
 		f.Key, f.File, f.Line, f.Column = pe.Key, pe.Pos.File, pe.Pos.Line, pe.Pos.Col
 	}
 	return f
-}
-
-// profileAssigns tells dsc which variables a card profile assigns itself.
-// A profile that does not parse assigns nothing here: Build reports it with
-// its positions (invalid_profile).
-func profileAssigns(name string, src []byte) ([]string, error) {
-	f, err := cpf.Parse(name, src)
-	if err != nil {
-		return nil, nil
-	}
-	var out []string
-	for _, st := range f.Stmts {
-		if a, ok := st.(*cpf.AssignStmt); ok {
-			out = append(out, a.Name)
-		}
-	}
-	return out, nil
 }
 
 // openJob returns the description's name, text and files: from the .dsz

@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/dsc"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/runner"
@@ -346,4 +347,56 @@ type issuerFunc func(ctx context.Context, req issuer.Request) ([]byte, [][]byte,
 
 func (f issuerFunc) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
 	return f(ctx, req)
+}
+
+// countingProfiles counts compiles and prepares of the real CPF.
+type countingProfiles struct {
+	runner.CPF
+	compiles, prepares int
+}
+
+func (c *countingProfiles) Compile(name string, src []byte) (runner.Profile, error) {
+	c.compiles++
+	p, err := c.CPF.Compile(name, src)
+	if err != nil {
+		return nil, err
+	}
+	return countingProfile{p, c}, nil
+}
+
+type countingProfile struct {
+	runner.Profile
+	c *countingProfiles
+}
+
+func (p countingProfile) Prepare(params []dsc.ProfileParam, pins map[string]secret.Value, standIn bool) (runner.Prepared, error) {
+	p.c.prepares++
+	return p.Profile.Prepare(params, pins, standIn)
+}
+
+// TestRunProfileOnce: one job compiles its card profile once (the plan
+// and the steps share it) and, its PINs given, prepares it once — the
+// prepared profile is what runs. With a PIN from a dialog it is prepared
+// twice: with stand-ins before any card I/O, then with the PIN entered.
+func TestRunProfileOnce(t *testing.T) {
+	r := newRig(t, "R0")
+	run := demoRunner(t, r)
+	cp := &countingProfiles{}
+	run.Deps.Profiles = cp
+	if res := run.Run(context.Background(), demoJob(t, nil), nil); res.Err != nil {
+		t.Fatalf("%+v", res.Err)
+	}
+	if cp.compiles != 1 || cp.prepares != 1 {
+		t.Errorf("one job: %d compiles, %d prepares; want 1 and 1", cp.compiles, cp.prepares)
+	}
+	*cp = countingProfiles{}
+	j := demoJob(t, nil)
+	j.Description = []byte(strings.Replace(string(j.Description), "PIN=PIN_FIELD", "PIN=!FROM_USER_DIALOG_2_FIELD", 1))
+	r.engine.Prompter = promptFunc(func() (secret.Value, error) { return secret.New(testPIN), nil })
+	if res := run.Run(context.Background(), j, nil); res.Err != nil {
+		t.Fatalf("%+v", res.Err)
+	}
+	if cp.compiles != 1 || cp.prepares != 2 {
+		t.Errorf("dialog PIN: %d compiles, %d prepares; want 1 and 2", cp.compiles, cp.prepares)
+	}
 }

@@ -21,9 +21,9 @@ type MemKey struct {
 	PIN   secret.Value
 }
 
-// MemStore is a Store of software keys held in memory: for tests and for
-// agent-managed software tokens. A wrong PIN counts down Retries (when set)
-// and blocks the key at zero.
+// MemStore is a Store of software keys held in memory, the tests' double
+// for p11store. A wrong PIN counts down Retries (when set) and blocks the
+// key at zero.
 type MemStore struct {
 	Keys    []MemKey
 	Retries int // tries per key; 0: unlimited, wrong PINs give RetriesUnknown

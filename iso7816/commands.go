@@ -285,11 +285,15 @@ const (
 	TagCredMinLen     byte = 0x93
 )
 
+// MaxCredentialLen is the longest credential value PutCredential encodes
+// (a one-byte BER length in tag 80).
+const MaxCredentialLen = 127
+
 // PutCredential builds the PUT DATA command that creates c. The command's
 // data holds the secret: transcripts mask it.
 func PutCredential(c Credential) (Command, error) {
-	if len(c.Value) == 0 || len(c.Value) > 127 {
-		return Command{}, fmt.Errorf("building PUT DATA credential %02X: value of %d bytes, want 1..127", c.Ref, len(c.Value))
+	if len(c.Value) == 0 || len(c.Value) > MaxCredentialLen {
+		return Command{}, fmt.Errorf("building PUT DATA credential %02X: value of %d bytes, want 1..%d", c.Ref, len(c.Value), MaxCredentialLen)
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(asn1.Tag(TagCredValue), func(b *cryptobyte.Builder) { b.AddBytes(c.Value) })

@@ -37,13 +37,14 @@ func (c CPF) Compile(name string, src []byte) (Profile, error) {
 // Assigned implements Profile.
 func (p *cpfProfile) Assigned() []string { return p.prog.Assigned() }
 
-// PINRules implements Profile: the minlen of each credential the profile
-// creates from a PIN variable.
+// PINRules implements Profile: each credential the profile creates from a
+// PIN variable takes its minlen and at most what the card's credential
+// object holds (iso7816.MaxCredentialLen).
 func (p *cpfProfile) PINRules() []PINRule {
 	var out []PINRule
 	for _, c := range p.prog.Credentials() {
-		if c.MinLen > 0 && c.Value != "" {
-			out = append(out, PINRule{Variable: c.Value, Min: c.MinLen,
+		if c.Value != "" {
+			out = append(out, PINRule{Variable: c.Value, Min: max(c.MinLen, 1), Max: iso7816.MaxCredentialLen,
 				By: fmt.Sprintf("credential %s (%s:%d)", c.Name, p.name, c.Pos.Line)})
 		}
 	}

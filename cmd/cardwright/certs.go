@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -195,7 +194,9 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 		}
 		return certs, nil
 	}
-	certs, err := x509.ParseCertificates(bytes.TrimSpace(data))
+	// DER is binary: a signature may end in a byte that looks like white
+	// space, so nothing is trimmed.
+	certs, err := x509.ParseCertificates(data)
 	if err != nil {
 		return nil, fmt.Errorf("parsing DER: %w", err)
 	}

@@ -185,6 +185,7 @@ func TestValidateBeforeEraseOnStack(t *testing.T) {
 	// The runner picks the reader itself (the only card not skipped).
 	t.Run("label other than the token of the chosen reader", func(t *testing.T) {
 		e.s.StopCard(t, e.own[1])
+		waitNoCard(t, e.own[1]) // card-stop kills the emulator; pcscd notices on its next poll
 		code, stdout, stderr := e.encode("", with("TOKEN_LABEL", "another label")...)
 		if je := jobError(t, stdout); code != 1 || je == nil || je.Code != api.CodeConfig || je.Step != "validate" {
 			t.Fatalf("exit %d, error %+v; want config in validate\n%s", code, je, stderr)
@@ -215,4 +216,32 @@ func TestValidateBeforeEraseOnStack(t *testing.T) {
 			t.Errorf("vicc does not answer after the refused job: %v", err)
 		}
 	})
+}
+
+// waitNoCard waits until pcscd reports reader empty.
+func waitNoCard(t *testing.T, reader string) {
+	t.Helper()
+	pc, err := pcsc.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := pc.Status(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		present := false
+		for _, r := range st {
+			present = present || (r.Name == reader && r.Present)
+		}
+		if !present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pcscd still sees a card in %q 10 s after it was stopped", reader)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

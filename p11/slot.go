@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -78,9 +79,13 @@ func (m *Module) Slots() ([]Slot, error) {
 		s := Slot{ID: id, Description: strings.TrimSpace(si.SlotDescription), Manufacturer: strings.TrimSpace(si.ManufacturerID),
 			TokenPresent: si.Flags&pkcs11.CKF_TOKEN_PRESENT != 0}
 		if s.TokenPresent {
-			ti, err := m.ctx.GetTokenInfo(id)
-			if is(err, pkcs11.CKR_TOKEN_NOT_PRESENT) || is(err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED) {
-				s.TokenPresent = false // removed between the two calls, or unusable
+			ti, err := m.tokenInfo(id)
+			if is(err, pkcs11.CKR_TOKEN_NOT_PRESENT) || is(err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED) ||
+				is(err, pkcs11.CKR_GENERAL_ERROR) || is(err, pkcs11.CKR_DEVICE_ERROR) {
+				// Removed between the two calls, unusable, or being
+				// re-initialised by another process (SoftHSM2 rewrites a
+				// token's files in C_InitToken): not a token to list.
+				s.TokenPresent = false
 				out = append(out, s)
 				continue
 			}
@@ -92,6 +97,22 @@ func (m *Module) Slots() ([]Slot, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// tokenInfo is C_GetTokenInfo, asked again a few times while it fails
+// with a general or device error: another process may be re-initialising
+// that token for a few milliseconds.
+func (m *Module) tokenInfo(id uint) (pkcs11.TokenInfo, error) {
+	var ti pkcs11.TokenInfo
+	var err error
+	for range 5 {
+		ti, err = m.ctx.GetTokenInfo(id)
+		if !is(err, pkcs11.CKR_GENERAL_ERROR) && !is(err, pkcs11.CKR_DEVICE_ERROR) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ti, err
 }
 
 func tokenInfo(ti pkcs11.TokenInfo) TokenInfo {
@@ -156,7 +177,7 @@ func (t *Token) ICCSN() []byte {
 
 // Refresh reads the token information again (C_GetTokenInfo).
 func (t *Token) Refresh() (TokenInfo, error) {
-	ti, err := t.m.ctx.GetTokenInfo(t.slot)
+	ti, err := t.m.tokenInfo(t.slot)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
@@ -168,7 +189,7 @@ func (t *Token) Refresh() (TokenInfo, error) {
 
 // TokenInSlot returns the token in a slot.
 func (m *Module) TokenInSlot(id uint) (*Token, error) {
-	ti, err := m.ctx.GetTokenInfo(id)
+	ti, err := m.tokenInfo(id)
 	if err != nil {
 		return nil, fmt.Errorf("reading the token in slot %d: %w", id, err)
 	}

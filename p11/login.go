@@ -71,7 +71,43 @@ func (m *Module) loginOf(slot uint, serial string) *tokenLogin {
 func (s *Session) Login(pin secret.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.login(pkcs11.CKU_USER, pin, false)
+	return s.login(pkcs11.CKU_USER, pin, false, false)
+}
+
+// ErrPadCancelled: the person at the reader cancelled the PIN entry on its
+// keypad (CKR_FUNCTION_CANCELED, which stays in the chain).
+var ErrPadCancelled = errors.New("PIN entry cancelled on the PIN pad")
+
+// LoginPad logs the user in, or with so the security officer, through the
+// token's protected authentication path (CKF_PROTECTED_AUTHENTICATION_PATH):
+// C_Login with no PIN, and the person enters it on the reader's keypad
+// (PKCS#11 v2.40 §5.6). It blocks until they have, or have cancelled
+// (ErrPadCancelled); a wrong PIN is the *PINError Login gives. A token
+// without the flag fails with ErrNotSupported and C_Login is not called (a
+// module might count an empty PIN as a wrong one).
+//
+// The bookkeeping is Login's: the token checks the PIN, so the session
+// holds the login; no PIN is kept, so LoginShared never joins a pad login
+// and a module that logs the user out cannot be logged in again without
+// the pad.
+func (s *Session) LoginPad(so bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errClosed
+	}
+	ti, err := s.t.m.tokenInfo(s.t.slot)
+	if err != nil {
+		return fmt.Errorf("reading the flags of token %q: %w", s.t.label, err)
+	}
+	if ti.Flags&pkcs11.CKF_PROTECTED_AUTHENTICATION_PATH == 0 {
+		return fmt.Errorf("logging in to token %q on a PIN pad: the token has no protected authentication path: %w", s.t.label, ErrNotSupported)
+	}
+	user := uint(pkcs11.CKU_USER)
+	if so {
+		user = pkcs11.CKU_SO
+	}
+	return s.login(user, secret.Value{}, false, true)
 }
 
 // LoginShared is Login for a PIN from the configuration (a configured
@@ -85,7 +121,7 @@ func (s *Session) Login(pin secret.Value) error {
 func (s *Session) LoginShared(pin secret.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.login(pkcs11.CKU_USER, pin, true)
+	return s.login(pkcs11.CKU_USER, pin, true, false)
 }
 
 // LoginSO logs the security officer in (C_Login CKU_SO) with the SO
@@ -93,11 +129,12 @@ func (s *Session) LoginShared(pin secret.Value) error {
 func (s *Session) LoginSO(cred secret.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.login(pkcs11.CKU_SO, cred, false)
+	return s.login(pkcs11.CKU_SO, cred, false, false)
 }
 
-// login applies the rule; call with s.mu held.
-func (s *Session) login(user uint, pin secret.Value, shared bool) error {
+// login applies the rule; call with s.mu held. With pad, pin is empty
+// and C_Login gets a NULL PIN (miekg/pkcs11 passes NULL for length 0).
+func (s *Session) login(user uint, pin secret.Value, shared, pad bool) error {
 	if s.done {
 		return errClosed
 	}
@@ -125,12 +162,15 @@ func (s *Session) login(user uint, pin secret.Value, shared bool) error {
 		// Logged in by code outside p11's bookkeeping.
 		return fmt.Errorf("logging in to token %q: %w: %w", s.t.label, ErrLoggedInElsewhere, err)
 	}
+	if pad && is(err, pkcs11.CKR_FUNCTION_CANCELED) {
+		return fmt.Errorf("logging in to token %q: %w: %w", s.t.label, ErrPadCancelled, err)
+	}
 	if err != nil {
 		return fmt.Errorf("logging in to token %q: %w", s.t.label, s.pinError(err, user == pkcs11.CKU_SO))
 	}
 	tl.user = int(user)
 	tl.holders[s] = struct{}{}
-	if user == pkcs11.CKU_USER {
+	if user == pkcs11.CKU_USER && !pad {
 		tl.pin = secret.FromBytes(pin.Bytes())
 	}
 	return nil

@@ -23,6 +23,13 @@ func (i TokenInfo) Initialized() bool { return i.Flags&pkcs11.CKF_TOKEN_INITIALI
 // UserPINInitialized reports CKF_USER_PIN_INITIALIZED.
 func (i TokenInfo) UserPINInitialized() bool { return i.Flags&pkcs11.CKF_USER_PIN_INITIALIZED != 0 }
 
+// ProtectedAuthPath reports CKF_PROTECTED_AUTHENTICATION_PATH: the token
+// takes its PINs on a keypad of its own (a PIN-pad reader), see
+// Session.LoginPad.
+func (i TokenInfo) ProtectedAuthPath() bool {
+	return i.Flags&pkcs11.CKF_PROTECTED_AUTHENTICATION_PATH != 0
+}
+
 // FlagNames lists the set CKF_* token flags by name, for diagnostics.
 func (i TokenInfo) FlagNames() []string {
 	var out []string

@@ -9,6 +9,14 @@
  * With $PINLIMIT_REFUSE_SO_SETPIN set (read at each call), C_SetPIN in an SO
  * session answers CKR_FUNCTION_NOT_SUPPORTED, as some cards do for the PUK.
  *
+ * With $PINLIMIT_PAD set to a file name (read at each call), every token has
+ * a PIN pad: C_GetTokenInfo sets CKF_PROTECTED_AUTHENTICATION_PATH, and
+ * C_Login with a NULL PIN (PKCS#11 v2.40 §5.6) "reads the keypad": it opens
+ * that file (a FIFO blocks until the test, playing the person at the reader,
+ * writes to it) and takes what it reads, up to a newline, as the PIN for the
+ * target's C_Login; "CANCEL" is the reader's cancel key
+ * (CKR_FUNCTION_CANCELED). The retry counter applies as for a typed PIN.
+ *
  * Built by the tests with: gcc -shared -fPIC -I<miekg/pkcs11 dir> pinlimit.c -ldl
  */
 #define CK_PTR *
@@ -21,6 +29,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,13 +70,45 @@ static struct counter *counter_for_session(CK_SESSION_HANDLE h)
 	return counter_for_slot(si.slotID);
 }
 
+/* pad_path is the keypad file, or NULL when the tokens have no PIN pad. */
+static const char *pad_path(void)
+{
+	const char *p = getenv("PINLIMIT_PAD");
+	return p != NULL && *p != 0 ? p : NULL;
+}
+
+/* read_pad waits for the keypad: the PIN written to the pad file, up to a
+ * newline, into buf (NUL-terminated). */
+static CK_RV read_pad(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r"); /* a FIFO blocks here until the test writes */
+	size_t n;
+	if (f == NULL)
+		return CKR_DEVICE_ERROR;
+	n = fread(buf, 1, size - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (strcmp(buf, "CANCEL") == 0)
+		return CKR_FUNCTION_CANCELED;
+	return CKR_OK;
+}
+
 static CK_RV pl_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 {
 	struct counter *c;
 	int *left;
 	CK_RV rv;
+	char pad[256];
 	if (user != CKU_USER && user != CKU_SO)
 		return target->C_Login(h, user, pin, len);
+	if (pin == NULL && pad_path() != NULL) {
+		/* Outside the lock: the person at the reader may take a while. */
+		if ((rv = read_pad(pad_path(), pad, sizeof pad)) != CKR_OK)
+			return rv;
+		pin = (CK_UTF8CHAR_PTR)pad;
+		len = strlen(pad);
+	}
 	pthread_mutex_lock(&mu);
 	c = counter_for_session(h);
 	if (c == NULL) {
@@ -85,6 +126,7 @@ static CK_RV pl_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pi
 	else if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		*left = max_tries;
 	pthread_mutex_unlock(&mu);
+	memset(pad, 0, sizeof pad);
 	return rv;
 }
 
@@ -114,6 +156,8 @@ static CK_RV pl_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR ti)
 {
 	struct counter *c;
 	CK_RV rv = target->C_GetTokenInfo(slot, ti);
+	if (rv == CKR_OK && pad_path() != NULL)
+		ti->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
 	if (rv != CKR_OK || !(ti->flags & CKF_TOKEN_INITIALIZED))
 		return rv;
 	pthread_mutex_lock(&mu);

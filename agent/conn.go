@@ -109,6 +109,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		ctx: ctx, cancel: cancel, paired: st != originPairing,
 		subs: map[string]context.CancelFunc{}, limiter: newRateLimiter(s.cfg.RatePerSecond)}
 	s.mu.Lock()
+	if c.paired && origin != "" && !s.allowed[origin] {
+		c.paired = false // the site was removed since classifyOrigin
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.log.Info("connection opened", "origin", origin, "remote", c.remote, "paired", c.paired)
@@ -213,6 +216,7 @@ func (c *conn) readLoop() {
 			c.closeWith(closeNormal, "")
 		}
 		close(c.readDone)
+		s.leavePairing(c)
 		c.detach()
 		s.mu.Lock()
 		delete(s.conns, c)

@@ -61,24 +61,39 @@ func (c *conn) onJob(id string, raw []byte) {
 		c.fail(id, api.CodeBadRequest, "send hello first")
 		return
 	}
+	// The job's context exists from its reservation on, so RemoveSite can
+	// cancel every job it finds in a session.
+	ctx, cancel := context.WithCancel(s.baseCtx)
 	ss.mu.Lock()
 	if len(ss.jobs) >= s.cfg.MaxJobs {
 		ss.mu.Unlock()
+		cancel()
 		c.fail(id, api.CodeTooManyJobs, fmt.Sprintf("at most %d jobs may run at once per session", s.cfg.MaxJobs))
 		return
 	}
 	if _, dup := ss.jobs[id]; dup {
 		ss.mu.Unlock()
+		cancel()
 		c.fail(id, api.CodeBadRequest, "a job with this id is running")
 		return
 	}
-	jr := &jobRun{reqID: id, requests: map[string]*pendingRequest{}}
+	c.mu.Lock()
+	paired := c.paired // RemoveSite unpairs the connection before it cancels the session's jobs
+	c.mu.Unlock()
+	if !paired {
+		ss.mu.Unlock()
+		cancel()
+		c.fail(id, api.CodeNotPaired, "origin "+c.origin+" is not approved on this computer; send pair")
+		return
+	}
+	jr := &jobRun{reqID: id, cancel: cancel, requests: map[string]*pendingRequest{}}
 	ss.jobs[id] = jr // reserve before the journal write
 	ss.mu.Unlock()
 	if !s.beginJob() {
 		ss.mu.Lock()
 		delete(ss.jobs, id)
 		ss.mu.Unlock()
+		cancel()
 		c.fail(id, api.CodeShuttingDown, "the agent is shutting down")
 		return
 	}
@@ -88,6 +103,7 @@ func (c *conn) onJob(id string, raw []byte) {
 		ss.mu.Lock()
 		delete(ss.jobs, id)
 		ss.mu.Unlock()
+		cancel()
 		if errors.Is(err, journal.ErrDuplicateJob) {
 			c.fail(id, api.CodeBadRequest, "job id already used and not yet acknowledged")
 		} else {
@@ -97,8 +113,6 @@ func (c *conn) onJob(id string, raw []byte) {
 		return
 	}
 	jr.seq = seq
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	jr.cancel = cancel
 	c.send(&api.Accepted{Type: api.TypeAccepted, ID: id})
 	s.log.Info("job accepted", "origin", ss.origin, "session", ss.id[:6], "id", id, "job", seq, "reader", job.Reader)
 	go s.runJob(ctx, ss, jr, job)
@@ -151,7 +165,7 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 	job.PromptNotify = func(kind, state, reader string) {
 		ss.send(&api.Prompt{Type: api.TypePrompt, ID: jr.reqID, Kind: kind, State: state, Reader: reader})
 	}
-	wire := s.execute(ctx, jr.seq, jr.reqID, job, func(p runner.Progress) {
+	wire := s.execute(ctx, ss.origin, jr.seq, jr.reqID, job, func(p runner.Progress) {
 		ss.send(&api.Progress{Type: api.TypeProgress, ID: jr.reqID, Step: p.Step, N: p.N, Total: p.Total})
 	}, nil)
 	// Remove the job and send its result under the session lock: see
@@ -176,13 +190,30 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 // — a result that cannot be journaled is not sent, an internal error is —
 // and wipe the job's fields and secrets. fix, if set, amends the runner's
 // result first.
-func (s *Server) execute(ctx context.Context, seq uint64, reqID string, job *runner.Job, progress func(runner.Progress), fix func(*runner.Result)) *api.Result {
+func (s *Server) execute(ctx context.Context, origin string, seq uint64, reqID string, job *runner.Job, progress func(runner.Progress), fix func(*runner.Result)) (wire *api.Result) {
 	started := time.Now().UTC()
+	s.state.jobStarted()
+	s.changed()
+	reader := job.Reader
+	defer func() {
+		rec := RecentJob{Origin: origin, ID: reqID, Reader: reader, OK: wire.OK, Started: started, Finished: time.Now().UTC()}
+		if wire.Error != nil {
+			rec.Code = wire.Error.Code
+		}
+		if wire.OK {
+			rec.ICCSN = wire.Fields["ICCSN"]
+		}
+		s.state.jobFinished(rec, s.cfg.RecentJobs)
+		s.changed()
+	}()
 	res := s.safeRun(ctx, seq, job, progress)
 	if fix != nil {
 		fix(&res)
 	}
-	wire := toWire(reqID, job, &res)
+	if res.Reader != "" {
+		reader = res.Reader
+	}
+	wire = toWire(reqID, job, &res)
 	wire.Started = started.Format(time.RFC3339Nano)
 	wire.Finished = time.Now().UTC().Format(time.RFC3339Nano)
 	wipe(job, &res)

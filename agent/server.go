@@ -13,11 +13,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/p11/allowlist"
@@ -46,6 +49,13 @@ type Config struct {
 	IssueTimeout    time.Duration // how long a certificate request waits for its answer, default 5 min
 	JournalMaxAge   time.Duration // unacknowledged results older than this are purged at start, default 30 days
 
+	// Pairing policy (docs/protocol.md, "pair → pairing → paired"); it
+	// holds whatever the Approver does.
+	PairTimeout   time.Duration // an unanswered pairing request is denied after this, default 60 s
+	PairPerMinute int           // pairing dialogs one origin may open per minute, default 3
+
+	RecentJobs int // finished jobs State reports, default 10
+
 	Version string // reported in welcome and health
 }
 
@@ -67,6 +77,15 @@ func (c *Config) defaults() {
 	}
 	if c.JournalMaxAge == 0 {
 		c.JournalMaxAge = 30 * 24 * time.Hour
+	}
+	if c.PairTimeout == 0 {
+		c.PairTimeout = 60 * time.Second
+	}
+	if c.PairPerMinute == 0 {
+		c.PairPerMinute = 3
+	}
+	if c.RecentJobs == 0 {
+		c.RecentJobs = 10
 	}
 	if c.Version == "" {
 		c.Version = "dev"
@@ -113,15 +132,21 @@ type Server struct {
 
 	handlers map[string]http.HandlerFunc
 
-	mu       sync.Mutex
-	allowed  map[string]bool // configured and paired origins
-	sessions map[string]*session
-	conns    map[*conn]struct{}
-	port     int
-	tls      bool
-	httpSrv  *http.Server
+	mu         sync.Mutex
+	allowed    map[string]bool          // configured and paired origins
+	configured []string                 // read-only sites: Config.AllowedOrigins, AllowOrigin
+	paired     map[string]time.Time     // origins the local user approved, and when
+	pairs      map[string]*pairRequest  // open pairing requests by origin
+	pairRate   map[string]*rate.Limiter // pairing dialogs per origin
+	sessions   map[string]*session
+	conns      map[*conn]struct{}
+	port       int
+	addr       string
+	tls        bool
+	httpSrv    *http.Server
 
-	xml cardJobs
+	xml   cardJobs
+	state stateHub
 
 	nconns    atomic.Int64
 	closing   atomic.Bool
@@ -141,10 +166,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, allowed: map[string]bool{},
+		paired: map[string]time.Time{}, pairs: map[string]*pairRequest{}, pairRate: map[string]*rate.Limiter{},
 		sessions: map[string]*session{}, conns: map[*conn]struct{}{}}
 	for _, o := range cfg.AllowedOrigins {
 		if err := ValidateOrigin(o); err != nil {
 			return nil, fmt.Errorf("checking allowed origins: %w", err)
+		}
+		if !s.allowed[o] {
+			s.configured = append(s.configured, o)
 		}
 		s.allowed[o] = true
 	}
@@ -153,13 +182,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, fmt.Errorf("checking allowed modules: %q is neither an absolute path nor a file name", m)
 		}
 	}
-	paired, err := deps.Journal.Paired()
+	paired, err := deps.Journal.PairedOrigins()
 	if err != nil {
 		return nil, fmt.Errorf("loading paired origins: %w", err)
 	}
-	if deps.Approver != nil {
-		for _, o := range paired {
-			s.allowed[o] = true
+	if deps.Approver != nil { // headless: configuration only
+		for _, p := range paired {
+			if !s.allowed[p.Origin] {
+				s.paired[p.Origin] = p.At
+				s.allowed[p.Origin] = true
+			}
 		}
 	}
 	if n, err := deps.Journal.Purge(cfg.JournalMaxAge); err != nil {
@@ -222,9 +254,11 @@ func (s *Server) Serve(ln net.Listener, tlsCfg *tls.Config) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.mu.Lock()
 	s.port = ta.Port
+	s.addr = ta.String()
 	s.httpSrv = hs
 	s.tls = tlsCfg != nil
 	s.mu.Unlock()
+	s.changed()
 	s.log.Info("agent listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "origins", len(s.cfg.AllowedOrigins))
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
@@ -290,14 +324,20 @@ func (s *Server) Port() int {
 	return s.port
 }
 
-// AllowOrigin adds an origin at run time (the demo portal, a pairing).
+// AllowOrigin adds an origin at run time (the demo portal). Like a
+// configured origin it is a read-only site: RemoveSite refuses it.
 func (s *Server) AllowOrigin(o string) error {
 	if err := ValidateOrigin(o); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	if !slices.Contains(s.configured, o) {
+		s.configured = append(s.configured, o)
+	}
+	delete(s.paired, o)
 	s.allowed[o] = true
 	s.mu.Unlock()
+	s.changed()
 	return nil
 }
 

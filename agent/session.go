@@ -1,12 +1,11 @@
 package agent
 
 // session.go: sessions — hello and version negotiation, session tokens and
-// resume, attaching connections, pairing (docs/protocol.md, "Conversation").
+// resume, attaching connections (docs/protocol.md, "Conversation"). Pairing
+// is in pairing.go.
 
 import (
-	"crypto/rand"
 	"fmt"
-	"math/big"
 	"sync"
 
 	"github.com/cardwright/cardwright/agent/api"
@@ -217,62 +216,4 @@ func (s *Server) dropSession(ss *session) {
 		delete(s.sessions, key)
 		ss.dropped = true
 	}
-}
-
-func (c *conn) onPair(id string, raw []byte) {
-	c.mu.Lock()
-	paired, pairing := c.paired, c.pairing
-	c.mu.Unlock()
-	if paired {
-		c.send(&api.Paired{Type: api.TypePaired, ID: id, Origin: c.origin})
-		return
-	}
-	ap := c.s.deps.Approver
-	if ap == nil {
-		c.fail(id, api.CodeNotPaired, "this agent runs headless: origins are added in its configuration only")
-		return
-	}
-	if pairing {
-		c.fail(id, api.CodeBadRequest, "a pairing request is already waiting")
-		return
-	}
-	c.mu.Lock()
-	c.pairing = true
-	c.mu.Unlock()
-	code := pairingCode()
-	c.send(&api.Pairing{Type: api.TypePairing, ID: id, Code: code, Origin: c.origin})
-	c.s.log.Info("pairing requested", "origin", c.origin, "code", code)
-	go func() {
-		ok, err := ap.Approve(c.ctx, c.origin, code)
-		c.mu.Lock()
-		c.pairing = false
-		c.mu.Unlock()
-		if err != nil || !ok {
-			c.s.log.Warn("pairing refused", "origin", c.origin, "err", err)
-			c.fail(id, api.CodeNotPaired, "the local user did not approve "+c.origin)
-			return
-		}
-		if err := c.s.AllowOrigin(c.origin); err != nil {
-			c.fail(id, api.CodeNotPaired, err.Error())
-			return
-		}
-		if err := c.s.deps.Journal.AddPaired(c.origin); err != nil {
-			c.s.log.Error("storing paired origin", "err", err)
-		}
-		c.mu.Lock()
-		c.paired = true
-		c.mu.Unlock()
-		c.s.log.Info("origin paired", "origin", c.origin)
-		c.send(&api.Paired{Type: api.TypePaired, ID: id, Origin: c.origin})
-	}()
-}
-
-// pairingCode is six decimal digits, easy to compare by eye.
-// pairingCode is six uniformly random decimal digits from crypto/rand.
-func pairingCode() string {
-	n, err := rand.Int(rand.Reader, big.NewInt(1000000))
-	if err != nil {
-		panic("reading crypto/rand: " + err.Error()) // crypto/rand does not fail on supported platforms
-	}
-	return fmt.Sprintf("%06d", n.Int64())
 }

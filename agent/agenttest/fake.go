@@ -1,6 +1,6 @@
 // Package agenttest holds test doubles for package agent: FakeRunner, a
-// Runner that touches no card, and FakeReaders, a ReaderSource with a fixed
-// reader list. Tests and benchmarks use them, and so does `cardwright serve
+// Runner that touches no card, FakeReaders, a ReaderSource with a fixed
+// reader list, and Approver, a pairing dialog the test answers. Tests and benchmarks use them, and so does `cardwright serve
 // --fake-runner`, the demo mode for the browser before hardware is wired.
 package agenttest
 
@@ -155,7 +155,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(run
 	if leak, ok := job.Fields["LeakPIN"]; ok {
 		secrets["LEAK"] = secret.FromBytes(leak.Bytes())
 	}
-	return runner.Result{Fields: out, Secrets: secrets}
+	return runner.Result{Reader: reader, Fields: out, Secrets: secrets}
 }
 
 func (f *FakeRunner) request(ctx context.Context, tmpl string, iss issuer.Issuer) (string, *api.JobError) {
@@ -253,5 +253,51 @@ func (f *FakeReaders) Emit(ev any) {
 	f.mu.Unlock()
 	for _, fn := range fns {
 		fn(ev)
+	}
+}
+
+// Approver is an agent.Approver whose dialogs the test answers: each
+// Approve call appears on Asks and waits for Ask.Answer or for the agent to
+// withdraw it (its ctx ends). Make it with NewApprover.
+type Approver struct {
+	Asks chan *Ask
+}
+
+// NewApprover returns an Approver whose Asks holds up to n unread dialogs.
+func NewApprover(n int) *Approver { return &Approver{Asks: make(chan *Ask, n)} }
+
+// Ask is one open pairing dialog.
+type Ask struct {
+	Origin, Code string
+
+	ctx    context.Context
+	answer chan bool
+}
+
+// Answer approves (true) or denies the dialog. It does not block.
+func (a *Ask) Answer(ok bool) {
+	select {
+	case a.answer <- ok:
+	default:
+	}
+}
+
+// Done is closed when the agent withdraws the dialog (timeout, the page
+// went away, shutdown).
+func (a *Ask) Done() <-chan struct{} { return a.ctx.Done() }
+
+// Approve implements agent.Approver.
+func (ap *Approver) Approve(ctx context.Context, origin, code string) (bool, error) {
+	a := &Ask{Origin: origin, Code: code, ctx: ctx, answer: make(chan bool, 1)}
+	select {
+	case ap.Asks <- a:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case ok := <-a.answer:
+		return ok, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 }

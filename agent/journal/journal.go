@@ -438,19 +438,50 @@ func indexKey(origin, session, reqID string) []byte {
 	return []byte(origin + "\x00" + session + "\x00" + reqID)
 }
 
-// AddPaired records an origin the local user approved.
+// AddPaired records an origin the local user approved, with the time of
+// approval (RFC 3339, the value the paired bucket has always held).
 func (j *Journal) AddPaired(origin string) error {
 	return j.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPaired).Put([]byte(origin), []byte(time.Now().UTC().Format(time.RFC3339)))
 	})
 }
 
+// RemovePaired forgets a paired origin. Removing an origin that is not
+// paired is not an error.
+func (j *Journal) RemovePaired(origin string) error {
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPaired).Delete([]byte(origin))
+	})
+	if err != nil {
+		return fmt.Errorf("removing paired origin: %w", err)
+	}
+	return nil
+}
+
 // Paired lists approved origins.
 func (j *Journal) Paired() ([]string, error) {
-	var out []string
+	ps, err := j.PairedOrigins()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Origin
+	}
+	return out, err
+}
+
+// PairedOrigin is an origin the local user approved.
+type PairedOrigin struct {
+	Origin string
+	At     time.Time // when it was approved; zero if the record has no readable time
+}
+
+// PairedOrigins lists approved origins with the time of approval, in
+// origin order.
+func (j *Journal) PairedOrigins() ([]PairedOrigin, error) {
+	var out []PairedOrigin
 	err := j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPaired).ForEach(func(k, _ []byte) error {
-			out = append(out, string(k))
+		return tx.Bucket(bucketPaired).ForEach(func(k, v []byte) error {
+			at, _ := time.Parse(time.RFC3339, string(v)) // zero when unreadable
+			out = append(out, PairedOrigin{Origin: string(k), At: at})
 			return nil
 		})
 	})

@@ -148,7 +148,7 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 	}
 	if deps.Headless {
 		for _, c := range j.credentials() {
-			if c.Prompt != nil {
+			if c.Prompt != nil && !c.Prompt.PinPad { // a PIN pad needs no dialog
 				return sel, nil, j.vfail(api.CodePromptUnavailable, c.Key, c.Pos, "%s needs a local PIN dialog (%s) and this agent is headless", c.Key, c.Prompt)
 			}
 		}
@@ -173,6 +173,12 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 			return sel, nil, j.vfail(api.CodeInvalidDescription, h.Key, h.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", h.Name)
 		}
 		steps = append(steps, Step{Name: h.Name, Key: h.Key, File: j.file, Line: h.Pos.Line, Run: run, Check: j.checkFunc(ps)})
+	}
+	if err := j.padValues(); err != nil {
+		return sel, nil, err
+	}
+	if check := j.padCheck(); check != nil && len(steps) > 0 {
+		steps[0].Check = both(check, steps[0].Check)
 	}
 	if len(steps) == 0 && !sel.AllCards && len(plan.Outputs) == 0 {
 		// Reporting ok for a job that touched nothing would tell the
@@ -511,6 +517,9 @@ func (j *job) value(ctx context.Context, s *Session, c *dsc.Credential, label st
 	if c.Prompt == nil {
 		return c.Value, nil
 	}
+	if c.Prompt.PinPad {
+		return secret.Value{}, padValue(c, label)
+	}
 	if v, ok := j.values[c]; ok {
 		return v, nil
 	}
@@ -589,7 +598,9 @@ func (j *job) login(ctx context.Context, s *Session, loc Location, want dsc.Logi
 		return t, nil
 	case dsc.LoginSO:
 		who = "SO credential"
-		if v, err = j.soValue(ctx, s); err == nil {
+		if c := j.plan.Credentials.SO(); j.so == nil && padSource(c) {
+			err = s.PadWait(c.Prompt.String(), func() error { return t.LoginPad(true) })
+		} else if v, err = j.soValue(ctx, s); err == nil {
 			err = t.LoginSO(v)
 		}
 	case dsc.LoginUser, dsc.LoginSignature:
@@ -601,7 +612,9 @@ func (j *job) login(ctx context.Context, s *Session, loc Location, want dsc.Logi
 		if c == nil {
 			return nil, fail(api.CodeInvalidDescription, nil, "logging in needs %s and the description gives none", label)
 		}
-		if v, err = j.value(ctx, s, c, label); err == nil {
+		if padSource(c) {
+			err = s.PadWait(c.Prompt.String(), func() error { return t.LoginPad(false) })
+		} else if v, err = j.value(ctx, s, c, label); err == nil {
 			err = t.Login(v)
 		}
 	}
@@ -610,6 +623,116 @@ func (j *job) login(ctx context.Context, s *Session, loc Location, want dsc.Logi
 	}
 	j.logins[loc] = want
 	return t, nil
+}
+
+// padSource reports whether c is entered on the PIN pad
+// (!FROM_PROTECTED_AUTHENTICATION_PATH).
+func padSource(c *dsc.Credential) bool { return c != nil && c.Prompt != nil && c.Prompt.PinPad }
+
+// padValue is the failure for a PIN-pad credential whose value the job
+// needs: the pad gives the PIN to the token's login only, never to us.
+func padValue(c *dsc.Credential, use string) *Failure {
+	f := fail(api.CodeNotSupported, nil, "%s comes from the PIN pad (!FROM_PROTECTED_AUTHENTICATION_PATH), which only logs in to the token; %s needs the value itself", c.Key, use)
+	f.Key, f.File, f.Line, f.Column = c.Key, c.Pos.File, c.Pos.Line, c.Pos.Col
+	return f
+}
+
+// padValues refuses, before any card I/O, a job that needs the value of
+// a PIN-pad credential: a card profile's PINs, a token's initial SO
+// credential and PIN, the PINs a PIN step sets or shows, a PKCS#12
+// password.
+func (j *job) padValues() error {
+	type use struct {
+		c   *dsc.Credential
+		why string
+	}
+	var uses []use
+	cr := j.plan.Credentials
+	if anyStep[*dsc.InitProfileStep](j.plan) {
+		for _, v := range j.profileVars() {
+			uses = append(uses, use{v.c, "the card profile"})
+		}
+	}
+	if anyStep[*dsc.InitTokenStep](j.plan) {
+		uses = append(uses, use{cr.SO(), "C_InitToken"}, use{cr.PIN, "C_InitPIN"})
+	}
+	for _, ps := range j.plan.Steps {
+		switch ps := ps.(type) {
+		case *dsc.SetPINStep:
+			uses = append(uses, use{ps.PIN.New, ps.Key}, use{ps.PIN.Old, ps.Key})
+			if ps.PIN.SO != cr.SO() { // the job's SO credential only logs in
+				uses = append(uses, use{ps.PIN.SO, ps.Key})
+			}
+		case *dsc.ChangePUKStep:
+			// C_SetPIN takes the current PUK too.
+			uses = append(uses, use{ps.PIN.New, ps.Key}, use{ps.PIN.Old, ps.Key}, use{cr.SO(), ps.Key})
+		case *dsc.ApplicationStep:
+			uses = append(uses, use{ps.App.P12Password, ps.Key})
+		}
+	}
+	for _, u := range uses {
+		if padSource(u.c) {
+			f := padValue(u.c, u.why)
+			f.Step = "validate"
+			if f.File == "" {
+				f.File = j.file
+			}
+			return f
+		}
+	}
+	return nil
+}
+
+// padCheck, for a job that logs in on a PIN pad, checks before the first
+// step that the token has one (CKF_PROTECTED_AUTHENTICATION_PATH): else
+// not_supported, before anything is written. nil when the job uses no pad.
+func (j *job) padCheck() func(context.Context, *Session) error {
+	if j.module == "" || j.deps.Tokens == nil {
+		return nil
+	}
+	cr := j.plan.Credentials
+	type padLogin struct {
+		c   *dsc.Credential
+		loc Location
+	}
+	var pads []padLogin
+	for _, p := range []padLogin{{cr.PIN, LocationDefault}, {cr.SO(), LocationDefault}, {cr.SignPIN, LocationSignature}} {
+		if padSource(p.c) {
+			pads = append(pads, p)
+		}
+	}
+	if len(pads) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, s *Session) error {
+		for _, p := range pads {
+			t, err := j.token(ctx, s, p.loc)
+			if err != nil {
+				return err
+			}
+			ti, err := t.Info()
+			if err != nil {
+				return err
+			}
+			if !ti.PinPad {
+				return j.vfail(api.CodeNotSupported, p.c.Key, p.c.Pos, "%s is to be entered on the PIN pad (!FROM_PROTECTED_AUTHENTICATION_PATH) and the %s token %q has none (no CKF_PROTECTED_AUTHENTICATION_PATH)", p.c.Key, p.loc, ti.Label)
+			}
+		}
+		return nil
+	}
+}
+
+// both runs a, then b when set.
+func both(a, b func(context.Context, *Session) error) func(context.Context, *Session) error {
+	if b == nil {
+		return a
+	}
+	return func(ctx context.Context, s *Session) error {
+		if err := a(ctx, s); err != nil {
+			return err
+		}
+		return b(ctx, s)
+	}
 }
 
 func (j *job) logout(loc Location) error {

@@ -74,6 +74,24 @@ func (s *Session) Prompt(ctx context.Context, kind, label string) (secret.Value,
 	return v, err
 }
 
+// PadWait runs login, which waits for a PIN typed on the PIN pad of the
+// reader or token (kind is the dsc source, FROM_PROTECTED_AUTHENTICATION_PATH).
+// The portal is told while the pad waits (Job.PromptNotify, waiting then
+// done), whatever the Prompter: no local dialog opens, so a headless agent
+// does it too. As after a dialog, the card is re-identified before the
+// next write.
+func (s *Session) PadWait(kind string, login func() error) error {
+	if s.notify != nil {
+		s.notify(kind, api.PromptWaiting, s.Reader)
+	}
+	err := login()
+	if s.notify != nil {
+		s.notify(kind, api.PromptDone, s.Reader)
+	}
+	s.waited = true
+	return err
+}
+
 // Waited records that the job waited for someone else (the portal's answer
 // to a certificate request): the card is identified again before the next
 // write and before the job reports.

@@ -60,6 +60,9 @@ type TokenInfo struct {
 	// MinPIN and MaxPIN are the PIN lengths the token accepts
 	// (ulMinPinLen, ulMaxPinLen); 0 when it does not say.
 	MinPIN, MaxPIN int
+	// PinPad: the token takes PINs on a keypad of its own
+	// (CKF_PROTECTED_AUTHENTICATION_PATH), see Token.LoginPad.
+	PinPad bool
 }
 
 // KeySpec says what key pair to generate. The token gives the keys the
@@ -102,6 +105,14 @@ type Token interface {
 	InitToken(so secret.Value, label string) error
 	Login(pin secret.Value) error
 	LoginSO(cred secret.Value) error
+	// LoginPad logs the user in, or with so the SO, on the token's PIN pad
+	// (C_Login without a PIN; the person types it on the reader's keypad).
+	// It blocks until they have; a cancel on the pad wraps
+	// ErrPromptRefused, a wrong PIN is a *PINError as for Login, and a
+	// token without a pad wraps iso7816.ErrNotSupported. A method of its
+	// own, not Login with a marker value: a PIN that is not one could reach
+	// C_Login as an empty PIN through an adapter that forgot to look.
+	LoginPad(so bool) error
 	Logout() error
 	// InitPIN sets the user PIN (C_InitPIN); the SO is logged in.
 	InitPIN(pin secret.Value) error

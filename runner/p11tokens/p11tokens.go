@@ -106,6 +106,9 @@ func mapErr(err error) error {
 			who = "SO PIN"
 		}
 		return &runner.PINError{Who: who, Retries: pe.Retries(), Err: err}
+	case errors.Is(err, p11.ErrPadCancelled):
+		// The pad's cancel key is the dialog's Cancel button.
+		return fmt.Errorf("%w: %w", runner.ErrPromptRefused, err)
 	case errors.Is(err, p11.ErrNotAllowed):
 		return fmt.Errorf("%w: %w", runner.ErrModuleNotAllowed, err)
 	case errors.As(err, &me):
@@ -175,7 +178,7 @@ func (p *token) Info() (runner.TokenInfo, error) {
 	}
 	return runner.TokenInfo{Label: ti.Label, Serial: ti.Serial, Initialized: ti.Initialized(),
 		UserPIN: ti.UserPINInitialized(), FixedLabel: p.fixed, StandIn: p.standIn,
-		MinPIN: pinLen(ti.MinPIN), MaxPIN: pinLen(ti.MaxPIN)}, nil
+		MinPIN: pinLen(ti.MinPIN), MaxPIN: pinLen(ti.MaxPIN), PinPad: ti.ProtectedAuthPath()}, nil
 }
 
 // pinLen is a CK_TOKEN_INFO PIN length; CK_UNAVAILABLE_INFORMATION and
@@ -206,6 +209,12 @@ func (p *token) InitToken(so secret.Value, label string) error {
 
 func (p *token) Login(pin secret.Value) error {
 	return p.do(func(s *p11.Session) error { return s.Login(pin) })
+}
+
+// LoginPad implements runner.Token: p11's pad login, which blocks while
+// the person types on the keypad.
+func (p *token) LoginPad(so bool) error {
+	return p.do(func(s *p11.Session) error { return s.LoginPad(so) })
 }
 
 func (p *token) LoginSO(cred secret.Value) error {

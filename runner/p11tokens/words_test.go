@@ -22,6 +22,7 @@ func TestErrorWords(t *testing.T) {
 	incorrect := pkcs11.Error(pkcs11.CKR_PIN_INCORRECT)
 	locked := pkcs11.Error(pkcs11.CKR_PIN_LOCKED)
 	unsupported := pkcs11.Error(pkcs11.CKR_FUNCTION_NOT_SUPPORTED)
+	canceled := pkcs11.Error(pkcs11.CKR_FUNCTION_CANCELED)
 	for _, c := range []struct {
 		name string
 		in   error // as p11 returns it
@@ -44,6 +45,10 @@ func TestErrorWords(t *testing.T) {
 			fmt.Errorf("changing the SO PIN: %w: %w", p11.ErrNotSupported, unsupported), unsupported,
 			iso7816.ErrNotSupported, api.CodeNotSupported,
 			"not supported: changing the SO PIN: not supported by this token: pkcs11: 0x54: CKR_FUNCTION_NOT_SUPPORTED"},
+		{"CKR_FUNCTION_CANCELED on the PIN pad",
+			fmt.Errorf("logging in to token \"t\": %w: %w", p11.ErrPadCancelled, canceled), canceled,
+			runner.ErrPromptRefused, api.CodePromptRefused,
+			"prompt refused: logging in to token \"t\": PIN entry cancelled on the PIN pad: pkcs11: 0x50: CKR_FUNCTION_CANCELED"},
 	} {
 		got := mapErr(c.in)
 		if !errors.Is(got, c.word) {

@@ -46,6 +46,11 @@ type FakeTokens struct {
 	// After, if set, runs after the named operation succeeded (a card
 	// pulled while the token works).
 	After map[string]func()
+	// Pad, if set, gives the tokens a PIN pad (TokenInfo.PinPad): LoginPad
+	// calls it, without the fake's lock, for what the person types on the
+	// keypad of reader; an error is the pad's (wrap runner.ErrPromptRefused
+	// for its cancel key). Without Pad, LoginPad is not supported.
+	Pad func(reader string, so bool) (secret.Value, error)
 
 	mu     sync.Mutex
 	tokens map[string]*FakeToken
@@ -56,6 +61,7 @@ type FakeTokens struct {
 // FakeToken is the state of one fake token.
 type FakeToken struct {
 	f       *FakeTokens
+	reader  string
 	Label   string
 	Serial  string
 	SO, PIN secret.Value
@@ -114,7 +120,7 @@ func (f *FakeTokens) token(reader string, loc runner.Location) *FakeToken {
 	t := f.tokens[k]
 	if t == nil {
 		f.serial++
-		t = &FakeToken{f: f, Serial: fmt.Sprintf("%016X", 0xC0DE0000+f.serial), SOTries: 3, PINTries: 3}
+		t = &FakeToken{f: f, reader: reader, Serial: fmt.Sprintf("%016X", 0xC0DE0000+f.serial), SOTries: 3, PINTries: 3}
 		f.tokens[k] = t
 	}
 	return t
@@ -174,7 +180,7 @@ func (s *fakeSession) Info() (ti runner.TokenInfo, err error) {
 	f := s.t.f
 	err = s.do("Info", func(t *FakeToken) error {
 		ti = runner.TokenInfo{Label: t.Label, Serial: t.Serial, Initialized: t.Inited, UserPIN: !t.PIN.IsZero(), FixedLabel: f.Fixed, StandIn: f.StandIn,
-			MinPIN: f.PINLen[0], MaxPIN: f.PINLen[1]}
+			MinPIN: f.PINLen[0], MaxPIN: f.PINLen[1], PinPad: f.Pad != nil}
 		return nil
 	})
 	return ti, err
@@ -204,26 +210,52 @@ func check(who string, have, got secret.Value, tries *int) error {
 }
 
 func (s *fakeSession) Login(pin secret.Value) error {
-	return s.do("Login", func(t *FakeToken) error {
-		if err := check("PIN", t.PIN, pin, &t.PINTries); err != nil {
-			return err
-		}
-		t.login = 1
-		return nil
-	})
+	return s.do("Login", func(t *FakeToken) error { return t.loginUser(pin) })
 }
 
 func (s *fakeSession) LoginSO(cred secret.Value) error {
-	return s.do("LoginSO", func(t *FakeToken) error {
-		if !t.Inited {
-			return fmt.Errorf("logging in: token not initialised: %w", runner.ErrToken)
-		}
-		if err := check("PUK", t.SO, cred, &t.SOTries); err != nil {
+	return s.do("LoginSO", func(t *FakeToken) error { return t.loginSO(cred) })
+}
+
+// LoginPad reads the keypad (FakeTokens.Pad) and logs in with what was
+// typed, as Login or LoginSO.
+func (s *fakeSession) LoginPad(so bool) error {
+	pad := s.t.f.Pad
+	if pad == nil {
+		return s.do("LoginPad", func(*FakeToken) error {
+			return fmt.Errorf("logging in on a PIN pad: the token has none: %w", iso7816.ErrNotSupported)
+		})
+	}
+	typed, err := pad(s.t.reader, so)
+	defer typed.Wipe()
+	return s.do("LoginPad", func(t *FakeToken) error {
+		switch {
+		case err != nil:
 			return err
+		case so:
+			return t.loginSO(typed)
 		}
-		t.login = 2
-		return nil
+		return t.loginUser(typed)
 	})
+}
+
+func (t *FakeToken) loginUser(pin secret.Value) error {
+	if err := check("PIN", t.PIN, pin, &t.PINTries); err != nil {
+		return err
+	}
+	t.login = 1
+	return nil
+}
+
+func (t *FakeToken) loginSO(cred secret.Value) error {
+	if !t.Inited {
+		return fmt.Errorf("logging in: token not initialised: %w", runner.ErrToken)
+	}
+	if err := check("PUK", t.SO, cred, &t.SOTries); err != nil {
+		return err
+	}
+	t.login = 2
+	return nil
 }
 
 func (s *fakeSession) Logout() error {

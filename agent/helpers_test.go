@@ -104,6 +104,11 @@ func startAgentIn(t testing.TB, dir string, opts ...agentOpt) *testAgent {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
+	// Until Serve has begun the agent knows no port and refuses every
+	// Host (tests that call ServeHTTP directly, or read State's Addr).
+	for srv.Port() == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

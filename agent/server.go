@@ -253,6 +253,11 @@ func (s *Server) Serve(ln net.Listener, tlsCfg *tls.Config) error {
 	}
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.mu.Lock()
+	if s.closing.Load() { // Shutdown came first
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.port = ta.Port
 	s.addr = ta.String()
 	s.httpSrv = hs

@@ -59,7 +59,7 @@ type FakeRunner struct {
 func (f *FakeRunner) Calls() int64 { return f.calls.Load() }
 
 // Run implements agent.Runner.
-func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(runner.Progress)) runner.Result {
+func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(runner.Progress)) (res runner.Result) {
 	f.calls.Add(1)
 	field := func(name string) string {
 		v, ok := job.Fields[name]
@@ -79,6 +79,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(run
 		return runner.Result{Err: &api.JobError{Code: api.CodeBusy, Message: fmt.Sprintf("reader %q is running another job", reader)}}
 	}
 	defer f.unlock(reader)
+	defer func() { res.Reader = reader }() // the reader the job ran on, as the runner reports it
 
 	steps := 3
 	if s := field("Steps"); s != "" {
@@ -155,7 +156,7 @@ func (f *FakeRunner) Run(ctx context.Context, job *runner.Job, progress func(run
 	if leak, ok := job.Fields["LeakPIN"]; ok {
 		secrets["LEAK"] = secret.FromBytes(leak.Bytes())
 	}
-	return runner.Result{Reader: reader, Fields: out, Secrets: secrets}
+	return runner.Result{Fields: out, Secrets: secrets}
 }
 
 func (f *FakeRunner) request(ctx context.Context, tmpl string, iss issuer.Issuer) (string, *api.JobError) {
@@ -213,6 +214,9 @@ func (f *FakeRunner) unlock(reader string) {
 // by Emit.
 type FakeReaders struct {
 	List []api.Reader
+	// WatchStarted, when set, receives a value (if it has room) each time
+	// a watch has registered, so a test knows Emit will reach it.
+	WatchStarted chan struct{}
 
 	mu       sync.Mutex
 	watchers map[int]func(any)
@@ -235,7 +239,14 @@ func (f *FakeReaders) Watch(ctx context.Context, fn func(any)) error {
 	id := f.next
 	f.next++
 	f.watchers[id] = fn
+	started := f.WatchStarted
 	f.mu.Unlock()
+	if started != nil {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+	}
 	<-ctx.Done()
 	f.mu.Lock()
 	delete(f.watchers, id)

@@ -1,12 +1,10 @@
 package agent_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io"
 	"io/fs"
 	"path/filepath"
 	"strconv"
@@ -15,81 +13,8 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/internal/jsonline"
 )
-
-// checkJSONLine reports why line is not one JSON object with unique keys
-// (at every depth). It walks the tokens with a json.Decoder, since
-// Unmarshal keeps the last of two equal keys without a word.
-func checkJSONLine(line string) error {
-	dec := json.NewDecoder(strings.NewReader(line))
-	dec.UseNumber()
-	var walk func(depth int) error
-	walk = func(depth int) error {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		d, ok := tok.(json.Delim)
-		if !ok {
-			if depth == 0 {
-				return fmt.Errorf("not an object")
-			}
-			return nil
-		}
-		switch d {
-		case '{':
-			keys := map[string]bool{}
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				key := k.(string)
-				if keys[key] {
-					return fmt.Errorf("duplicate key %q", key)
-				}
-				keys[key] = true
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-		case '[':
-			if depth == 0 {
-				return fmt.Errorf("not an object")
-			}
-			for dec.More() {
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-		}
-		_, err = dec.Token() // the closing delimiter
-		return err
-	}
-	if err := walk(0); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("more after the object")
-	}
-	return nil
-}
-
-func TestCheckJSONLine(t *testing.T) {
-	for line, ok := range map[string]bool{
-		`{"msg":"a","x":{"y":1,"z":[{"a":1},{"a":2}]}}`:   true,
-		`{"msg":"job refused","code":"x","msg":"detail"}`: false,
-		`{"a":{"b":1,"b":2}}`:                             false,
-		`{"a":[{"b":1,"b":2}]}`:                           false,
-		`listening on ws://127.0.0.1:1/v1/ws`:             false,
-		`{"a":1} {"b":2}`:                                 false,
-		`[1]`:                                             false,
-	} {
-		if err := checkJSONLine(line); (err == nil) != ok {
-			t.Errorf("%s: %v", line, err)
-		}
-	}
-}
 
 // checkLogLines fails the test for any line of out that is not one JSON
 // object with unique keys.
@@ -101,7 +26,7 @@ func checkLogLines(t *testing.T, out string) {
 			continue
 		}
 		n++
-		if err := checkJSONLine(l); err != nil {
+		if err := jsonline.Check(l); err != nil {
 			t.Errorf("log line %d: %v:\n%s", n, err, l)
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/api/client"
+	"github.com/cardwright/cardwright/internal/jsonline"
 )
 
 // serveAnnounced reads serve's address records from a stderr line: the
@@ -31,53 +31,6 @@ func serveAnnounced(line string) (agentURL, demoURL string) {
 	return "", ""
 }
 
-// checkJSONLine reports why line is not one JSON object with unique keys
-// at every depth. It walks the tokens with a json.Decoder: Unmarshal
-// would keep the last of two equal keys without a word, as jq does.
-func checkJSONLine(line string) error {
-	dec := json.NewDecoder(strings.NewReader(line))
-	dec.UseNumber()
-	var walk func(depth int) error
-	walk = func(depth int) error {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		d, ok := tok.(json.Delim)
-		if !ok || d == '[' && depth == 0 {
-			if depth == 0 {
-				return fmt.Errorf("not a JSON object")
-			}
-			return nil
-		}
-		keys := map[string]bool{}
-		for dec.More() {
-			if d == '{' {
-				k, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				if keys[k.(string)] {
-					return fmt.Errorf("duplicate key %q", k)
-				}
-				keys[k.(string)] = true
-			}
-			if err := walk(depth + 1); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token() // the closing delimiter
-		return err
-	}
-	if err := walk(0); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("more after the object")
-	}
-	return nil
-}
-
 func checkStderrLines(t *testing.T, out string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
@@ -85,22 +38,8 @@ func checkStderrLines(t *testing.T, out string) {
 		t.Fatal("nothing on stderr")
 	}
 	for i, l := range lines {
-		if err := checkJSONLine(l); err != nil {
+		if err := jsonline.Check(l); err != nil {
 			t.Errorf("stderr line %d: %v:\n%s", i+1, err, l)
-		}
-	}
-}
-
-func TestCheckJSONLineServe(t *testing.T) {
-	for line, ok := range map[string]bool{
-		`{"msg":"a","x":{"y":1,"z":[{"a":1},{"a":2}]}}`:   true,
-		`{"msg":"job refused","code":"x","msg":"detail"}`: false,
-		`{"a":[{"b":1,"b":2}]}`:                           false,
-		`listening on ws://127.0.0.1:1/v1/ws`:             false,
-		`[1]`:                                             false,
-	} {
-		if err := checkJSONLine(line); (err == nil) != ok {
-			t.Errorf("%s: %v", line, err)
 		}
 	}
 }

@@ -3,90 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/internal/testpki"
 	"github.com/cardwright/cardwright/p11"
-	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 )
-
-// certsCA issues the certificates of the certs tests.
-type certsCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func newCertsCA(t *testing.T) *certsCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Example CA", Organization: []string{"Example company"}},
-		NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &certsCA{cert: cert, key: key}
-}
-
-func (ca *certsCA) issue(t *testing.T, cn string, serial int64, pub crypto.PublicKey) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn, OrganizationalUnit: []string{"Signers", "Staff"}},
-		NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert
-}
-
-func genKey(t *testing.T, kind string) crypto.Signer {
-	t.Helper()
-	var k crypto.Signer
-	var err error
-	switch kind {
-	case "rsa1024":
-		k, err = rsa.GenerateKey(rand.Reader, 1024)
-	case "rsa2048":
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "p256":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "p384":
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -94,15 +25,6 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	env := &cmdEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	code = runMain(context.Background(), env, args)
 	return code, out.String(), errb.String()
-}
-
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // matchedCNs runs certs --json and returns the subject CNs of the matches,
@@ -139,11 +61,11 @@ const (
 
 func TestCertsFiles(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCertsCA(t)
-	rsa2048 := ca.issue(t, "Samuel", 10, genKey(t, "rsa2048").Public())
-	rsa1024 := ca.issue(t, "Weak", 11, genKey(t, "rsa1024").Public())
-	p256 := ca.issue(t, "Bob", 12, genKey(t, "p256").Public())
-	p384 := ca.issue(t, "Carol", 13, genKey(t, "p384").Public())
+	ca := testpki.NewCA(t)
+	rsa2048 := ca.Issue(t, "Samuel", 10, testpki.GenKey(t, "rsa2048").Public())
+	rsa1024 := ca.Issue(t, "Weak", 11, testpki.GenKey(t, "rsa1024").Public())
+	p256 := ca.Issue(t, "Bob", 12, testpki.GenKey(t, "p256").Public())
+	p384 := ca.Issue(t, "Carol", 13, testpki.GenKey(t, "p384").Public())
 
 	// (DER sorts the two OUs of one RDN set: Staff before Signers.)
 	// One PEM file with two certificates and a key block to skip, one DER
@@ -152,17 +74,17 @@ func TestCertsFiles(t *testing.T) {
 	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rsa2048.Raw})...)
 	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})...)
 	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rsa1024.Raw})...)
-	pemFile := writeFile(t, dir, "two.pem", pemData)
-	derFile := writeFile(t, dir, "bob.der", p256.Raw)
-	derTwo := writeFile(t, dir, "carol-ca.der", append(append([]byte{}, p384.Raw...), ca.cert.Raw...))
+	pemFile := testpki.WriteFile(t, dir, "two.pem", pemData)
+	derFile := testpki.WriteFile(t, dir, "bob.der", p256.Raw)
+	derTwo := testpki.WriteFile(t, dir, "carol-ca.der", append(append([]byte{}, p384.Raw...), ca.Cert.Raw...))
 	files := []string{"--cert", pemFile, "--cert", derFile, "--cert", derTwo}
 
-	simple := writeFile(t, dir, "simple.json", []byte(seedSimpleFilter))
-	strong := writeFile(t, dir, "strong.json", []byte(strongKeyFilter))
-	none := writeFile(t, dir, "none.json", []byte(`{"op":"eq","param":"cert.subject.cn","value":"Nobody"}`))
-	ou := writeFile(t, dir, "ou.json", []byte(`{"op":"and","value":[{"op":"eq","param":"cert.subject.ou","value":"Staff"},{"op":"co","param":"cert.keyusage","value":"clientAuth"}]}`))
-	tokenFact := writeFile(t, dir, "token.json", []byte(`{"op":"eq","param":"token.id","value":"x"}`))
-	notToken := writeFile(t, dir, "nottoken.json", []byte(`{"op":"nq","param":"token.id","value":"x"}`))
+	simple := testpki.WriteFile(t, dir, "simple.json", []byte(seedSimpleFilter))
+	strong := testpki.WriteFile(t, dir, "strong.json", []byte(strongKeyFilter))
+	none := testpki.WriteFile(t, dir, "none.json", []byte(`{"op":"eq","param":"cert.subject.cn","value":"Nobody"}`))
+	ou := testpki.WriteFile(t, dir, "ou.json", []byte(`{"op":"and","value":[{"op":"eq","param":"cert.subject.ou","value":"Staff"},{"op":"co","param":"cert.keyusage","value":"clientAuth"}]}`))
+	tokenFact := testpki.WriteFile(t, dir, "token.json", []byte(`{"op":"eq","param":"token.id","value":"x"}`))
+	notToken := testpki.WriteFile(t, dir, "nottoken.json", []byte(`{"op":"nq","param":"token.id","value":"x"}`))
 
 	for _, tc := range []struct {
 		name   string
@@ -206,9 +128,9 @@ func TestCertsFiles(t *testing.T) {
 
 func TestCertsErrors(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCertsCA(t)
-	certFile := writeFile(t, dir, "c.der", ca.cert.Raw)
-	bad := writeFile(t, dir, "bad.json", []byte("{\"op\":\"and\",\"value\":[\n  {\"op\":\"nope\",\"value\":[]},\n  {\"op\":\"co\",\"param\":\"cert.subject.cn\",\"value\":5}]}"))
+	ca := testpki.NewCA(t)
+	certFile := testpki.WriteFile(t, dir, "c.der", ca.Cert.Raw)
+	bad := testpki.WriteFile(t, dir, "bad.json", []byte("{\"op\":\"and\",\"value\":[\n  {\"op\":\"nope\",\"value\":[]},\n  {\"op\":\"co\",\"param\":\"cert.subject.cn\",\"value\":5}]}"))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -220,10 +142,10 @@ func TestCertsErrors(t *testing.T) {
 		{"missing filter file", []string{"--filter", filepath.Join(dir, "none.json"), "--cert", certFile}, 2, "reading the filter"},
 		{"missing cert file", []string{"--cert", filepath.Join(dir, "none.pem")}, 1, "reading certificates"},
 		{"not a certificate", []string{"--cert", bad}, 1, "parsing DER"},
-		{"PEM without certificate", []string{"--cert", writeFile(t, dir, "k.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}))}, 1, "no CERTIFICATE block"},
+		{"PEM without certificate", []string{"--cert", testpki.WriteFile(t, dir, "k.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}))}, 1, "no CERTIFICATE block"},
 		{"positional argument", []string{certFile}, 2, "certificate files go with --cert"},
 		{"unknown flag", []string{"--bogus"}, 2, "flag provided but not defined"},
-		{"no module", []string{"--config", writeFile(t, dir, "empty.cfg", nil)}, 1, "no PKCS#11 module configured"},
+		{"no module", []string{"--config", testpki.WriteFile(t, dir, "empty.cfg", nil)}, 1, "no PKCS#11 module configured"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runCmd(t, append([]string{"certs"}, tc.args...)...)
@@ -250,12 +172,7 @@ func TestCertsSoftHSM(t *testing.T) {
 	if module == "" {
 		s := stacktest.Require(t)
 		module = s.Get(t, "SOFTHSM_MODULE")
-		dir := t.TempDir()
-		tokens := filepath.Join(dir, "tokens")
-		if err := os.Mkdir(tokens, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		conf := writeFile(t, dir, "softhsm2.conf", []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"))
+		conf := testpki.SoftHSMConf(t, t.TempDir())
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCertsSoftHSM$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), "CARDWRIGHT_CERTS_TEST_MODULE="+module, "SOFTHSM2_CONF="+conf)
 		out, err := cmd.CombinedOutput()
@@ -266,23 +183,9 @@ func TestCertsSoftHSM(t *testing.T) {
 		return
 	}
 
-	m, err := p11.Load(module, allowlist.Modules{module}.Allows)
-	if err != nil {
-		t.Fatal(err)
-	}
 	so, pin := secret.New("so-certs-8812"), secret.New("pin-certs-4420")
-	tok, err := m.InitTokenAndPIN(nil, so, pin, "certs-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := tok.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Login(pin); err != nil {
-		t.Fatal(err)
-	}
-	ca := newCertsCA(t)
+	_, tok, s := testpki.SoftHSMSession(t, module, so, pin, "certs-test")
+	ca := testpki.NewCA(t)
 	ids := map[string]string{}
 	for i, k := range []struct {
 		cn, label string
@@ -298,7 +201,7 @@ func TestCertsSoftHSM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert := ca.issue(t, k.cn, int64(100+i), key.Public())
+		cert := ca.Issue(t, k.cn, int64(100+i), key.Public())
 		if _, err := s.WriteCertificate(cert, k.label, key.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -307,8 +210,8 @@ func TestCertsSoftHSM(t *testing.T) {
 	s.Close()
 
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "empty.cfg", nil)
-	filter := func(name, src string) string { return writeFile(t, dir, name, []byte(src)) }
+	cfg := testpki.WriteFile(t, dir, "empty.cfg", nil)
+	filter := func(name, src string) string { return testpki.WriteFile(t, dir, name, []byte(src)) }
 	for _, tc := range []struct {
 		name, filter string
 		want         []string

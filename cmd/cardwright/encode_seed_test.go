@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/internal/testpki"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/pcsc"
 	gopkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -56,24 +57,24 @@ func TestEncodeSeedsOnStack(t *testing.T) {
 	// The PIN-encryption key (the profile seals the PINs for its
 	// certificate; the finalization opens them with its PKCS#12) and a
 	// PKCS#12 for cms_card_serial's WriteP12Data.
-	ca := newCertsCA(t)
+	ca := testpki.NewCA(t)
 	const p12pw = "seed-p12-4410"
 	pinPriv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pinCert := ca.issue(t, "PIN letters", 50, pinPriv.Public())
-	writeFile(t, dir, "pin.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pinCert.Raw}))
+	pinCert := ca.Issue(t, "PIN letters", 50, pinPriv.Public())
+	testpki.WriteFile(t, dir, "pin.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pinCert.Raw}))
 	pfx, err := gopkcs12.Modern.Encode(pinPriv, pinCert, nil, p12pw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, "pin.p12", pfx)
+	testpki.WriteFile(t, dir, "pin.p12", pfx)
 	archPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	archived, err := gopkcs12.Modern.Encode(archPriv, ca.issue(t, "archived", 51, archPriv.Public()), nil, p12pw)
+	archived, err := gopkcs12.Modern.Encode(archPriv, ca.Issue(t, "archived", 51, archPriv.Public()), nil, p12pw)
 	if err != nil {
 		t.Fatal(err)
 	}

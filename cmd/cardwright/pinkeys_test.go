@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/internal/testpki"
 	"github.com/cardwright/cardwright/pinblob"
 	"github.com/cardwright/cardwright/secret"
 	gopkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -38,11 +39,7 @@ func noPINKeySecrets(t *testing.T, text string, more ...string) {
 	for _, p := range pinKeysPINs {
 		more = append(more, p.Value.Reveal())
 	}
-	for _, s := range more {
-		if s != "" && strings.Contains(text, s) {
-			t.Errorf("a secret shows in %q", text)
-		}
-	}
+	testpki.NoSecrets(t, text, more...)
 }
 
 // TestPINKeysWired: runnerDeps hands the runner the configured keys in
@@ -103,7 +100,7 @@ func TestPINKeysEncodeOnStack(t *testing.T) {
 		noPINKeySecrets(t, string(out), keyPIN, keySO, p12pw)
 	}
 	tokenCLI("init", "--label", "pin decryption")
-	ca := newCertsCA(t)
+	ca := testpki.NewCA(t)
 	certs := map[string]*x509.Certificate{}
 	for i, name := range []string{"rsa-letters", "rsa-other", "ec-letters", "ec-other"} {
 		var priv crypto.Signer
@@ -116,20 +113,20 @@ func TestPINKeysEncodeOnStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert := ca.issue(t, "PIN letters "+name, int64(40+i), priv.Public())
+		cert := ca.Issue(t, "PIN letters "+name, int64(40+i), priv.Public())
 		pfx, err := gopkcs12.Modern.Encode(priv, cert, nil, p12pw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokenCLI("import-p12", "--token", "pin decryption", "--file", writeFile(t, e.dir, name+".p12", pfx), "--label", name)
+		tokenCLI("import-p12", "--token", "pin decryption", "--file", testpki.WriteFile(t, e.dir, name+".p12", pfx), "--label", name)
 		certs[name] = cert
-		writeFile(t, e.dir, name+".pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+		testpki.WriteFile(t, e.dir, name+".pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	}
 	cpf, err := os.ReadFile("../../testdata/seed/prepersonalize.cpf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, e.dir, "prepersonalize.cpf", cpf)
+	testpki.WriteFile(t, e.dir, "prepersonalize.cpf", cpf)
 	prep := writeTestFile(t, e.dir, "prep.dsc", "[Encoding]\nType=1024,Chip\nDevices=8711\n\n[Fields]\nPIN=\nPUK=\nLABEL=\n\n[Description]\n"+
 		"PKCS11LibraryLinux="+e.module+"\nInitToken=true\nChipProfile=prepersonalize.cpf\nInitialPUK=PUK\nPIN=PIN\nInitialLabel=LABEL\n")
 	var fields, outs strings.Builder

@@ -28,6 +28,7 @@ import (
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/internal/testpki"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/p11/allowlist"
@@ -128,12 +129,7 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	if module == "" {
 		s := stacktest.Require(t)
 		module = s.Get(t, "SOFTHSM_MODULE")
-		dir := t.TempDir()
-		tokens := filepath.Join(dir, "tokens")
-		if err := os.Mkdir(tokens, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		conf := writeFile(t, dir, "softhsm2.conf", []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"))
+		conf := testpki.SoftHSMConf(t, t.TempDir())
 		cmd := exec.Command(os.Args[0], "-test.run=^TestServeCertsSoftHSM$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), "CARDWRIGHT_SERVECERTS_TEST_MODULE="+module, "SOFTHSM2_CONF="+conf)
 		out, err := cmd.CombinedOutput()
@@ -454,7 +450,7 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	// `cardwright serve` itself, with these tokens' module configured:
 	// the hook in serve.go hands the service to the agent.
 	dir := t.TempDir()
-	cfgFile := writeFile(t, dir, "cardwright.cfg", []byte("[pkcs11]\nmodule = "+module+"\n"))
+	cfgFile := testpki.WriteFile(t, dir, "cardwright.cfg", []byte("[pkcs11]\nmodule = "+module+"\n"))
 	serveURL, _, _, serveLogs := startServe(t, "--config", cfgFile, "--listen", "127.0.0.1:0",
 		"--journal", dir, "--allow-origin", certsOrigin)
 	sc, err := client.Dial(ctx, serveURL, client.Options{Origin: certsOrigin})

@@ -17,9 +17,9 @@ import (
 	"testing"
 
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/internal/testpki"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
-	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
@@ -82,13 +82,7 @@ func TestSignSoftHSM(t *testing.T) {
 	if module == "" {
 		s := stacktest.Require(t)
 		module = s.Get(t, "SOFTHSM_MODULE")
-		dir := t.TempDir()
-		tokens := filepath.Join(dir, "tokens")
-		if err := os.Mkdir(tokens, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		conf := filepath.Join(dir, "softhsm2.conf")
-		os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
+		conf := testpki.SoftHSMConf(t, t.TempDir())
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSignSoftHSM$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), "CARDWRIGHT_SIGN_TEST_MODULE="+module, "SOFTHSM2_CONF="+conf)
 		out, err := cmd.CombinedOutput()
@@ -99,22 +93,8 @@ func TestSignSoftHSM(t *testing.T) {
 		return
 	}
 
-	m, err := p11.Load(module, allowlist.Modules{module}.Allows)
-	if err != nil {
-		t.Fatal(err)
-	}
 	so, pin := secret.New("so-sign-cli-61734"), secret.New("pin-sign-cli-90551")
-	tok, err := m.InitTokenAndPIN(nil, so, pin, "sign-cli")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := tok.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Login(pin); err != nil {
-		t.Fatal(err)
-	}
+	_, _, s := testpki.SoftHSMSession(t, module, so, pin, "sign-cli")
 	ca, err := issuer.OpenLocalCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -2,29 +2,22 @@ package decryptkeys
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/internal/testpki"
 	"github.com/cardwright/cardwright/p11"
-	"github.com/cardwright/cardwright/p11/allowlist"
 	"github.com/cardwright/cardwright/pinblob"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -96,11 +89,7 @@ func noPINKeySecrets(t *testing.T, text string, more ...string) {
 	for _, p := range pinKeysPINs {
 		more = append(more, p.Value.Reveal())
 	}
-	for _, s := range more {
-		if s != "" && strings.Contains(text, s) {
-			t.Errorf("a secret shows in %q", text)
-		}
-	}
+	testpki.NoSecrets(t, text, more...)
 }
 
 func TestPINKeysPKCS12(t *testing.T) {
@@ -161,12 +150,7 @@ func TestPINKeysSoftHSM(t *testing.T) {
 	if module == "" {
 		s := stacktest.Require(t)
 		module = s.Get(t, "SOFTHSM_MODULE")
-		dir := t.TempDir()
-		tokens := filepath.Join(dir, "tokens")
-		if err := os.Mkdir(tokens, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		conf := writeFile(t, dir, "softhsm2.conf", []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"))
+		conf := testpki.SoftHSMConf(t, t.TempDir())
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPINKeysSoftHSM$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), "CARDWRIGHT_PINKEYS_TEST_MODULE="+module, "SOFTHSM2_CONF="+conf)
 		out, err := cmd.CombinedOutput()
@@ -178,27 +162,13 @@ func TestPINKeysSoftHSM(t *testing.T) {
 		return
 	}
 
-	m, err := p11.Load(module, allowlist.Modules{module}.Allows)
-	if err != nil {
-		t.Fatal(err)
-	}
 	so, pin := secret.New("so-dec-4177"), secret.New("pin-dec-5829")
-	tok, err := m.InitTokenAndPIN(nil, so, pin, "pin decryption")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tok, s := testpki.SoftHSMSession(t, module, so, pin, "pin decryption")
 	// A second token, so that "any slot" has to pick by label.
 	if _, err := m.InitTokenAndPIN(nil, so, pin, "other token"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := tok.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Login(pin); err != nil {
-		t.Fatal(err)
-	}
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t)
 	certs := map[string]*x509.Certificate{}
 	for i, k := range []struct {
 		label, certLabel string
@@ -214,7 +184,7 @@ func TestPINKeysSoftHSM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert := ca.issue(t, "PIN encryption "+k.label, int64(10+i), key.Public())
+		cert := ca.Issue(t, "PIN encryption "+k.label, int64(10+i), key.Public())
 		if k.certLabel != "" {
 			if _, err := s.WriteCertificate(cert, k.certLabel, nil); err != nil {
 				t.Fatal(err)
@@ -323,53 +293,4 @@ func indexOf(keys []pinblob.Key, cert *x509.Certificate) int {
 		}
 	}
 	return -1
-}
-
-// testCA issues the certificates of the PKCS#11 keys.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Example CA", Organization: []string{"Example company"}},
-		NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
-}
-
-func (ca *testCA) issue(t *testing.T, cn string, serial int64, pub crypto.PublicKey) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn, OrganizationalUnit: []string{"Signers", "Staff"}},
-		NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert
-}
-
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

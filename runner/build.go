@@ -95,8 +95,9 @@ type job struct {
 
 	module   string
 	profile  Profile
-	init     *dsc.InitStep // the card profile's step
-	prepared Prepared      // the profile with the job's PINs, once they are known
+	init     *dsc.InitStep  // the card profile's step
+	initAt   dsc.StepHeader // and where the description asks for it
+	prepared Prepared       // the profile with the job's PINs, once they are known
 	tokens   map[Location]Token
 	logins   map[Location]dsc.Login
 	values   map[*dsc.Credential]secret.Value
@@ -227,7 +228,7 @@ func (j *job) prepareProfile() error {
 	}
 	p, err := j.profile.Prepare(j.init.Params, pins, !known)
 	if err != nil {
-		f := j.vfail(api.CodeInvalidProfile, "ChipProfile", dsc.Pos{File: j.file}, "card profile %s", j.init.Profile)
+		f := j.vfail(api.CodeInvalidProfile, j.initAt.Key, j.initAt.Pos, "card profile %s", j.init.Profile)
 		f.Err = err
 		return f
 	}
@@ -417,7 +418,7 @@ func (j *job) stepFunc(ps dsc.Step) (func(context.Context, *Session) error, erro
 			f.Err = err
 			return nil, f
 		}
-		j.profile, j.init = p, &ps.Init
+		j.profile, j.init, j.initAt = p, &ps.Init, ps.StepHeader
 		for _, r := range p.PINRules() {
 			j.addRule(j.profileCredential(r.Variable), r)
 		}

@@ -59,14 +59,6 @@ func newRunner(cfg *config.Config, readers runner.Readers, prompter runner.Promp
 	return &runner.Runner{Engine: &runner.Engine{Readers: readers, Prompter: prompter}, Deps: deps}, nil
 }
 
-// newAgentRunner is the runner the agent uses (*runner.Runner is an
-// agent.Runner): PC/SC readers, PKCS#11 as configured, the portal as issuer
-// per job (the agent sets it), local dialogs through prompter (the GUI's;
-// nil: headless).
-func newAgentRunner(cfg *config.Config, prompter runner.Prompter) (agent.Runner, error) {
-	return newRunner(cfg, pcscreaders.New(nil), prompter, nil)
-}
-
 // newServeRunner wires `cardwright serve`: the runner over PC/SC and the
 // configured PKCS#11 modules (no local dialogs: serve is headless), and the
 // readers with their events. One runner (one Engine) serves every job, so

@@ -106,16 +106,20 @@ type promptFn func() (secret.Value, error)
 
 func (p promptFn) Prompt(context.Context, string, string, string) (secret.Value, error) { return p() }
 
-func TestNewAgentRunner(t *testing.T) {
+// TestNewServeRunner: serve's runner comes up with the demo configuration
+// and refuses a missing PIN-encryption certificate at start.
+func TestNewServeRunner(t *testing.T) {
 	cfg, err := config.Load(filepath.Join(demoDir, "cardwright.cfg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newAgentRunner(cfg, nil); err != nil {
+	_, _, closer, err := newServeRunner(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	closer.Close()
 	cfg.PINEncryptionCert = "/nonexistent.pem"
-	if _, err := newAgentRunner(cfg, nil); err == nil {
+	if _, _, _, err := newServeRunner(cfg); err == nil {
 		t.Error("a missing PIN-encryption certificate was accepted")
 	}
 }

@@ -1,0 +1,38 @@
+// Package gui is the desktop app of cardwright (spec/gui.md): the tray, the
+// PIN, PIN-pad and pairing windows, the Sites, Settings and status windows.
+// It is the only package that imports Fyne. It runs in the GUI process that
+// the agent supervises (docs/gui.md, "Process model"): everything it knows
+// of the agent arrives as plain data (agent.State, prompt.Request) and
+// everything it does goes back through the Agent interface, so it never
+// touches a card, a token, a socket or the configuration file itself.
+//
+// Threading: Fyne runs every callback on one goroutine; the functions here
+// that open or change windows are called on it (from the link's reader
+// through fyne.Do).
+package gui
+
+import (
+	"github.com/cardwright/cardwright/agent"
+)
+
+// Agent is what the windows ask of the agent.
+type Agent interface {
+	// RemoveSite removes a paired origin (and ends its sessions).
+	RemoveSite(origin string) error
+	// Quit ends the desktop mode: the agent and the GUI.
+	Quit()
+}
+
+// Info is what the GUI process knows of its agent beyond State: shown in
+// Settings and About.
+type Info struct {
+	Version    string
+	ConfigPath string   // the configuration file the agent read ("" none)
+	ConfigErrs []string // its problems, one line each
+	LogPath    string   // where the agent logs ("" standard error)
+	Language   string   // the language the GUI was started with (en, de, sv)
+	Notify     bool     // desktop notifications for finished jobs
+}
+
+// State is the agent's snapshot the tray and status window draw from.
+type State = agent.State

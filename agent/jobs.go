@@ -192,6 +192,7 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 // result first.
 func (s *Server) execute(ctx context.Context, origin string, seq uint64, reqID string, job *runner.Job, progress func(runner.Progress), fix func(*runner.Result)) (wire *api.Result) {
 	started := time.Now().UTC()
+	job.Origin = origin // the local PIN dialogs name it (spec/gui.md property 3)
 	s.state.jobStarted()
 	s.changed()
 	reader := job.Reader

@@ -14,7 +14,7 @@ import (
 
 // ErrRefused is returned when the user cancels the dialog (or it times
 // out): the job ends prompt_refused.
-var ErrRefused = errors.New("PIN dialog cancelled")
+var ErrRefused = errors.New("PIN entry cancelled")
 
 // ErrUnavailable is returned by a Prompter that cannot show a dialog
 // (headless agent, no display, the desktop app not running): the job ends

@@ -18,6 +18,7 @@ import (
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/pinblob"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
@@ -510,8 +511,8 @@ func (j *job) output(s *Session, field, value string) {
 }
 
 // value resolves a credential, asking the local user once per job for a
-// prompted one.
-func (j *job) value(ctx context.Context, s *Session, c *dsc.Credential, label string) (secret.Value, error) {
+// prompted one; op and label say in the dialog what it is for.
+func (j *job) value(ctx context.Context, s *Session, c *dsc.Credential, op prompt.Operation, label string) (secret.Value, error) {
 	if c == nil {
 		return secret.Value{}, nil
 	}
@@ -524,24 +525,52 @@ func (j *job) value(ctx context.Context, s *Session, c *dsc.Credential, label st
 	if v, ok := j.values[c]; ok {
 		return v, nil
 	}
-	v, err := s.Prompt(ctx, c.Prompt.String(), label)
+	a, err := j.ask(ctx, s, c, op, label)
 	if err != nil {
-		return secret.Value{}, fmt.Errorf("asking for %s: %w", label, err)
+		return secret.Value{}, err
 	}
-	if err := j.checkPIN(c, v); err != nil {
-		v.Wipe()
+	a.Current.Wipe() // only dialog 3 has it, and only a PIN change uses it
+	return a.PIN, nil
+}
+
+// ask shows c's dialog and checks the value entered against c's rules; the
+// value is kept for the rest of the job (asked once) and wiped at its end.
+// For dialog 3 the answer's Current is the caller's to wipe.
+func (j *job) ask(ctx context.Context, s *Session, c *dsc.Credential, op prompt.Operation, label string) (prompt.Answer, error) {
+	r := prompt.Request{Kind: prompt.Kind(c.Prompt.String()), Operation: op, Label: label}
+	r.MinLen, r.MaxLen = j.lengthRule(c)
+	a, err := s.Ask(ctx, r)
+	if err != nil {
+		a.Wipe()
+		return prompt.Answer{}, fmt.Errorf("asking for %s: %w", label, err)
+	}
+	if err := j.checkPIN(c, a.PIN); err != nil {
+		a.Wipe()
 		var f *Failure
 		if errors.As(err, &f) {
 			f.Step = "" // the step that asked, not validation
 		}
-		return secret.Value{}, err
+		return prompt.Answer{}, err
 	}
+	v := a.PIN
 	j.values[c] = v
 	s.OnEnd(func() { v.Wipe() })
-	return v, nil
+	return a, nil
 }
 
-func (j *job) soValue(ctx context.Context, s *Session) (secret.Value, error) {
+// lengthRule is the narrowest length range of c's rules, for the dialog to
+// check while the user types (checkPIN checks the value again).
+func (j *job) lengthRule(c *dsc.Credential) (lo, hi int) {
+	for _, r := range j.rules[c] {
+		lo = max(lo, r.Min)
+		if r.Max > 0 && (hi == 0 || r.Max < hi) {
+			hi = r.Max
+		}
+	}
+	return lo, hi
+}
+
+func (j *job) soValue(ctx context.Context, s *Session, op prompt.Operation) (secret.Value, error) {
 	if j.so != nil {
 		return *j.so, nil
 	}
@@ -549,7 +578,7 @@ func (j *job) soValue(ctx context.Context, s *Session) (secret.Value, error) {
 	if c == nil {
 		return secret.Value{}, fail(api.CodeInvalidDescription, nil, "no SO credential (InitialPUK, or Operator_Pin with OperatorPinIsSOCredential)")
 	}
-	return j.value(ctx, s, c, c.Key)
+	return j.value(ctx, s, c, op, c.Key)
 }
 
 // token opens the job's token at loc once.
@@ -600,8 +629,8 @@ func (j *job) login(ctx context.Context, s *Session, loc Location, want dsc.Logi
 	case dsc.LoginSO:
 		who = "SO credential"
 		if c := j.plan.Credentials.SO(); j.so == nil && padSource(c) {
-			err = s.PadWait(c.Prompt.String(), func() error { return t.LoginPad(true) })
-		} else if v, err = j.soValue(ctx, s); err == nil {
+			err = s.PadWait(prompt.Request{Operation: prompt.OpLogin, Label: c.Key}, func() error { return t.LoginPad(true) })
+		} else if v, err = j.soValue(ctx, s, prompt.OpLogin); err == nil {
 			err = t.LoginSO(v)
 		}
 	case dsc.LoginUser, dsc.LoginSignature:
@@ -614,8 +643,8 @@ func (j *job) login(ctx context.Context, s *Session, loc Location, want dsc.Logi
 			return nil, fail(api.CodeInvalidDescription, nil, "logging in needs %s and the description gives none", label)
 		}
 		if padSource(c) {
-			err = s.PadWait(c.Prompt.String(), func() error { return t.LoginPad(false) })
-		} else if v, err = j.value(ctx, s, c, label); err == nil {
+			err = s.PadWait(prompt.Request{Operation: prompt.OpLogin, Label: label}, func() error { return t.LoginPad(false) })
+		} else if v, err = j.value(ctx, s, c, prompt.OpLogin, label); err == nil {
 			err = t.Login(v)
 		}
 	}
@@ -772,9 +801,9 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 		var pin, puk secret.Value
 		var err error
 		if c := j.plan.Credentials; c.InitialPUK != nil {
-			puk, err = j.value(ctx, s, c.InitialPUK, "PUK")
+			puk, err = j.value(ctx, s, c.InitialPUK, prompt.OpInitialize, "PUK")
 		} else {
-			pin, err = j.value(ctx, s, c.PIN, "PIN")
+			pin, err = j.value(ctx, s, c.PIN, prompt.OpInitialize, "PIN")
 		}
 		if err != nil {
 			return err
@@ -851,7 +880,7 @@ func (j *job) profileCredential(variable string) *dsc.Credential {
 func (j *job) profilePINs(ctx context.Context, s *Session) (map[string]secret.Value, error) {
 	pins := map[string]secret.Value{}
 	for _, p := range j.profileVars() {
-		v, err := j.value(ctx, s, p.c, p.label)
+		v, err := j.value(ctx, s, p.c, prompt.OpInitialize, p.label)
 		if err != nil {
 			return nil, err
 		}
@@ -948,7 +977,7 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 // setupToken does C_InitToken with the SO credential and label, then
 // C_InitPIN with the user PIN when the job gives one.
 func (j *job) setupToken(ctx context.Context, s *Session, t Token, label string) error {
-	so, err := j.soValue(ctx, s)
+	so, err := j.soValue(ctx, s, prompt.OpInitialize)
 	if err != nil {
 		return err
 	}
@@ -964,7 +993,7 @@ func (j *job) setupToken(ctx context.Context, s *Session, t Token, label string)
 	if j.plan.Credentials.PIN == nil {
 		return nil
 	}
-	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, "PIN")
+	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, prompt.OpInitialize, "PIN")
 	if err != nil {
 		return err
 	}
@@ -1020,13 +1049,13 @@ func (j *job) writeSerial(ctx context.Context, s *Session, st *dsc.SerialStep) e
 func (j *job) pinStep(ctx context.Context, s *Session, st *dsc.PINStep) error {
 	switch st.Mode {
 	case dsc.PINReset:
-		newPIN, err := j.value(ctx, s, st.New, "new PIN")
+		newPIN, err := j.value(ctx, s, st.New, prompt.OpSetPIN, "new PIN")
 		if err != nil {
 			return err
 		}
 		var t Token
 		if st.SO != nil && st.SO != j.plan.Credentials.SO() {
-			so, err := j.value(ctx, s, st.SO, st.SO.Key)
+			so, err := j.value(ctx, s, st.SO, prompt.OpSetPIN, st.SO.Key)
 			if err != nil {
 				return err
 			}
@@ -1053,17 +1082,21 @@ func (j *job) pinStep(ctx context.Context, s *Session, st *dsc.PINStep) error {
 	case dsc.PINChange:
 		var oldPIN, newPIN secret.Value
 		var err error
-		if st.Old == nil {
-			// Dialog 3 asks for the current PIN and the new one.
-			if oldPIN, err = s.Prompt(ctx, st.New.Prompt.String(), "current PIN"); err != nil {
-				return fmt.Errorf("asking for the current PIN: %w", err)
+		if st.Old == nil && st.New.Prompt != nil && !st.New.Prompt.PinPad {
+			// Dialog 3: the current PIN and the new one, in one window.
+			a, err := j.ask(ctx, s, st.New, prompt.OpChangePIN, "PIN")
+			if err != nil {
+				return err
 			}
+			oldPIN, newPIN = a.Current, a.PIN
 			defer oldPIN.Wipe()
-		} else if oldPIN, err = j.value(ctx, s, st.Old, "current PIN"); err != nil {
-			return err
-		}
-		if newPIN, err = j.value(ctx, s, st.New, "new PIN"); err != nil {
-			return err
+		} else {
+			if oldPIN, err = j.value(ctx, s, st.Old, prompt.OpChangePIN, "current PIN"); err != nil {
+				return err
+			}
+			if newPIN, err = j.value(ctx, s, st.New, prompt.OpChangePIN, "new PIN"); err != nil {
+				return err
+			}
 		}
 		t, err := j.login(ctx, s, LocationDefault, dsc.LoginNone)
 		if err != nil {
@@ -1077,14 +1110,14 @@ func (j *job) pinStep(ctx context.Context, s *Session, st *dsc.PINStep) error {
 		}
 		return nil
 	case dsc.PINChangeSO:
-		oldPUK, err := j.soValue(ctx, s)
+		oldPUK, err := j.soValue(ctx, s, prompt.OpChangePIN)
 		if st.Old != nil {
-			oldPUK, err = j.value(ctx, s, st.Old, st.Old.Key)
+			oldPUK, err = j.value(ctx, s, st.Old, prompt.OpChangePIN, st.Old.Key)
 		}
 		if err != nil {
 			return err
 		}
-		newPUK, err := j.value(ctx, s, st.New, "new PUK")
+		newPUK, err := j.value(ctx, s, st.New, prompt.OpChangePIN, "new PUK")
 		if err != nil {
 			return err
 		}
@@ -1207,7 +1240,7 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 			return fmt.Errorf("writing the certificate: %w", err)
 		}
 	case dsc.AppWriteP12:
-		pw, err := j.value(ctx, s, app.P12Password, "PKCS#12 password")
+		pw, err := j.value(ctx, s, app.P12Password, prompt.OpOther, "PKCS#12 password")
 		if err != nil {
 			return err
 		}
@@ -1371,7 +1404,7 @@ func (j *job) blockCard(ctx context.Context, s *Session) error {
 	if err != nil {
 		return err
 	}
-	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, "PIN")
+	pin, err := j.value(ctx, s, j.plan.Credentials.PIN, prompt.OpLogin, "PIN")
 	if err != nil {
 		return err
 	}

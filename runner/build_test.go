@@ -23,6 +23,7 @@ import (
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/pinblob"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/runnertest"
 	"github.com/cardwright/cardwright/secret"
@@ -399,7 +400,7 @@ func TestExecutionFailures(t *testing.T) {
 		}, api.CodeCardRemoved, "InitToken", false},
 		{"prompt refused", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 2}}
-			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.Value{}, runner.ErrPromptRefused })
+			e.Prompter = promptFunc(func() (secret.Value, error) { return secret.Value{}, prompt.ErrRefused })
 		}, api.CodePromptRefused, "DeleteProfile", true},
 		{"no prompt possible", func(t *testing.T, r *rig, p *dsc.Plan, e *runner.Engine) {
 			p.Credentials.PIN = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 1}}
@@ -524,22 +525,26 @@ func TestPINSteps(t *testing.T) {
 	if got := r.tokens.Token("R0", runner.LocationDefault).Snapshot().PIN.Reveal(); got != testPIN {
 		t.Errorf("PIN not changed back")
 	}
-	// Dialog 3 asks for the current PIN, then the new one.
+	// Dialog 3 asks for the current PIN and the new one in one window.
 	p := change("", testNewPIN, dsc.PINChange)
 	set := p.Steps[0].(*dsc.SetPINStep)
 	set.PIN.Old = nil
 	set.PIN.New = &dsc.Credential{Key: "PIN", Prompt: &dsc.PINSource{Dialog: 3}}
-	answers := []string{testPIN, testNewPIN}
-	r.engine.Prompter = promptFunc(func() (secret.Value, error) {
-		v := answers[0]
-		answers = answers[1:]
-		return secret.New(v), nil
+	var asked []prompt.Request
+	r.engine.Prompter = askFunc(func(req prompt.Request) (prompt.Answer, error) {
+		asked = append(asked, req)
+		return prompt.Answer{Current: secret.New(testPIN), PIN: secret.New(testNewPIN)}, nil
 	})
 	if res := r.run(t, p, r.deps(), "R0"); res.Err != nil {
 		t.Fatalf("dialog 3: %+v", res.Err)
 	}
 	if got := r.tokens.Token("R0", runner.LocationDefault).Snapshot().PIN.Reveal(); got != testNewPIN {
 		t.Errorf("PIN not changed by dialog 3")
+	}
+	// One window, saying what it is for, on which reader and card.
+	if len(asked) != 1 || asked[0].Kind != prompt.ThreeFields || asked[0].Operation != prompt.OpChangePIN ||
+		asked[0].Reader != "R0" || asked[0].Card == "" {
+		t.Errorf("dialog 3 asked %+v, want one ThreeFields change_pin request naming reader R0 and the card", asked)
 	}
 }
 

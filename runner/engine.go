@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -31,11 +33,13 @@ type Session struct {
 	Conn     Conn
 	ATR      []byte
 	Serial   []byte
-	Prompter Prompter
+	Prompter prompt.Prompter
 	Outputs  map[string]string
 	Secrets  map[string]secret.Value
 
 	notify   func(kind, state, reader string) // Job.PromptNotify
+	origin   string                           // Job.Origin, for dialogs
+	cancel   context.CancelFunc               // ends the job (a PIN-pad window's Cancel)
 	readers  Readers                          // to tell a removed card from a swapped one
 	waited   bool                             // the job waited (dialog, portal) since the last identity check
 	cleanups []func()                         // run at the end of the job, last first
@@ -52,26 +56,33 @@ func (s *Session) end() {
 	s.cleanups = nil
 }
 
-// Prompt asks the local user and marks the card for re-identification before
-// the next write (the user may have swapped cards while the dialog was open).
-func (s *Session) Prompt(ctx context.Context, kind, label string) (secret.Value, error) {
+// Ask asks the local user (the Engine's Prompter) and marks the card for
+// re-identification before the next write (the user may have swapped cards
+// while the dialog was open). The request is completed with what the agent
+// itself knows: the job's checked origin, the reader and the card's ICCSN
+// (spec/gui.md property 3).
+func (s *Session) Ask(ctx context.Context, r prompt.Request) (prompt.Answer, error) {
 	p := s.Prompter
 	if p == nil {
-		p = Refuse{}
+		p = prompt.Refuse{}
+	}
+	r.Origin, r.Reader = s.origin, s.Reader
+	if r.Card == "" && len(s.Serial) > 0 {
+		r.Card = fmt.Sprintf("%X", s.Serial)
 	}
 	notify := s.notify
-	if _, refuse := p.(Refuse); refuse {
+	if _, refuse := p.(prompt.Refuse); refuse {
 		notify = nil // no dialog opens
 	}
 	if notify != nil {
-		notify(kind, api.PromptWaiting, s.Reader)
+		notify(string(r.Kind), api.PromptWaiting, s.Reader)
 	}
-	v, err := p.Prompt(ctx, kind, label, s.Reader)
+	a, err := p.Ask(ctx, r)
 	if notify != nil {
-		notify(kind, api.PromptDone, s.Reader)
+		notify(string(r.Kind), api.PromptDone, s.Reader)
 	}
 	s.waited = true
-	return v, err
+	return a, err
 }
 
 // PadWait runs login, which waits for a PIN typed on the PIN pad of the
@@ -80,13 +91,23 @@ func (s *Session) Prompt(ctx context.Context, kind, label string) (secret.Value,
 // done), whatever the Prompter: no local dialog opens, so a headless agent
 // does it too. As after a dialog, the card is re-identified before the
 // next write.
-func (s *Session) PadWait(kind string, login func() error) error {
+func (s *Session) PadWait(r prompt.Request, login func() error) error {
+	r.Kind, r.Origin, r.Reader = prompt.Pad, s.origin, s.Reader
+	if r.Card == "" && len(s.Serial) > 0 {
+		r.Card = fmt.Sprintf("%X", s.Serial)
+	}
 	if s.notify != nil {
-		s.notify(kind, api.PromptWaiting, s.Reader)
+		s.notify(string(r.Kind), api.PromptWaiting, s.Reader)
+	}
+	if p, ok := s.Prompter.(prompt.PadShower); ok {
+		// The window's Cancel ends the job; the pad returns when its
+		// reader gives control back.
+		done := p.ShowPad(r, s.cancel)
+		defer done()
 	}
 	err := login()
 	if s.notify != nil {
-		s.notify(kind, api.PromptDone, s.Reader)
+		s.notify(string(r.Kind), api.PromptDone, s.Reader)
 	}
 	s.waited = true
 	return err
@@ -146,7 +167,7 @@ func (s *Session) lost(err error) error {
 // Engine runs jobs. Its zero value is not usable: set Readers.
 type Engine struct {
 	Readers  Readers
-	Prompter Prompter // nil: Refuse
+	Prompter prompt.Prompter // nil: prompt.Refuse
 	locks    lockSet
 }
 
@@ -157,7 +178,14 @@ func (e *Engine) Exec(ctx context.Context, sel Selection, steps []Step, progress
 	return e.exec(ctx, sel, steps, progress, nil)
 }
 
-func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress), notify func(kind, state, reader string)) (res Result) {
+func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress func(Progress), job *Job) (res Result) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var notify func(kind, state, reader string)
+	var origin string
+	if job != nil {
+		notify, origin = job.PromptNotify, job.Origin
+	}
 	res = Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
 	failWith := func(f *Failure) Result {
 		res.Err = f.JobError()
@@ -186,7 +214,7 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	}
 	defer conn.End()
 	s := &Session{Reader: reader, Conn: conn, ATR: conn.ATR(), Prompter: e.Prompter, Outputs: res.Fields, Secrets: res.Secrets,
-		readers: e.Readers, notify: notify}
+		readers: e.Readers, notify: notify, origin: origin, cancel: cancel}
 	defer s.end()
 	if s.Serial, err = conn.Serial(); err != nil {
 		return failWith(classify("connect", err))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -72,9 +73,17 @@ func (f *fakeConn) Serial() ([]byte, error) {
 }
 func (f *fakeConn) Close() error { return nil }
 
+// askFunc is a Prompter that sees the whole request.
+type askFunc func(prompt.Request) (prompt.Answer, error)
+
+func (f askFunc) Ask(_ context.Context, r prompt.Request) (prompt.Answer, error) { return f(r) }
+
 type promptFunc func() (secret.Value, error)
 
-func (p promptFunc) Prompt(context.Context, string, string, string) (secret.Value, error) { return p() }
+func (p promptFunc) Ask(context.Context, prompt.Request) (prompt.Answer, error) {
+	v, err := p()
+	return prompt.Answer{PIN: v}, err
+}
 
 func twoReaders() *fakeReaders {
 	return &fakeReaders{cards: map[string]*fakeCard{
@@ -121,7 +130,7 @@ func TestStepFailures(t *testing.T) {
 	rd := twoReaders()
 	for _, tc := range []struct {
 		name   string
-		prompt runner.Prompter
+		prompter prompt.Prompter
 		run    func(ctx context.Context, s *runner.Session) error
 		code   api.Code
 	}{
@@ -132,11 +141,11 @@ func TestStepFailures(t *testing.T) {
 			return err
 		}, api.CodeCardRemoved},
 		{"headless prompt", nil, func(ctx context.Context, s *runner.Session) error {
-			_, err := s.Prompt(ctx, "FROM_USER_DIALOG_1_FIELD", "PIN")
+			_, err := s.Ask(ctx, prompt.Request{Kind: prompt.OneField, Label: "PIN"})
 			return err
 		}, api.CodePromptUnavailable},
-		{"refused prompt", promptFunc(func() (secret.Value, error) { return secret.Value{}, runner.ErrPromptRefused }), func(ctx context.Context, s *runner.Session) error {
-			_, err := s.Prompt(ctx, "FROM_USER_DIALOG_1_FIELD", "PIN")
+		{"refused prompt", promptFunc(func() (secret.Value, error) { return secret.Value{}, prompt.ErrRefused }), func(ctx context.Context, s *runner.Session) error {
+			_, err := s.Ask(ctx, prompt.Request{Kind: prompt.OneField, Label: "PIN"})
 			return err
 		}, api.CodePromptRefused},
 		{"card swapped during prompt", promptFunc(func() (secret.Value, error) {
@@ -144,7 +153,7 @@ func TestStepFailures(t *testing.T) {
 			return secret.New("1234"), nil
 		}), func(ctx context.Context, s *runner.Session) error {
 			defer func() { rd.cards["R0"].serial = []byte{1, 2, 3} }()
-			if _, err := s.Prompt(ctx, "FROM_USER_DIALOG_1_FIELD", "PIN"); err != nil {
+			if _, err := s.Ask(ctx, prompt.Request{Kind: prompt.OneField, Label: "PIN"}); err != nil {
 				return err
 			}
 			return s.BeforeWrite()
@@ -152,7 +161,7 @@ func TestStepFailures(t *testing.T) {
 		{"generic", nil, func(ctx context.Context, s *runner.Session) error { return errors.New("6A82") }, api.CodeCardError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &runner.Engine{Readers: rd, Prompter: tc.prompt}
+			e := &runner.Engine{Readers: rd, Prompter: tc.prompter}
 			steps := []runner.Step{{Name: "first", Run: func(context.Context, *runner.Session) error { return nil }},
 				{Name: "SetPIN", Key: "SetPIN", File: "x.dsc", Line: 7, Run: tc.run}}
 			var got []runner.Progress

@@ -32,6 +32,9 @@ type Job struct {
 	// (encrypted datapool fields); decrypted PINs go only there.
 	SecretOutputs []string
 	Reader        string // explicit reader; empty lets the runner choose
+	// Origin is the page's origin as the agent checked it, named in the
+	// local PIN dialogs; empty for a local program (CLI, station).
+	Origin string
 
 	// PromptNotify, if set, is told when a local dialog opens
 	// (api.PromptWaiting) and closes (api.PromptDone): the agent tells the
@@ -107,7 +110,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 	if sel.AllCards {
 		res = r.Engine.Retrieve(ctx, sel, retrieveField(plan))
 	} else {
-		res = r.Engine.exec(ctx, sel, steps, progress, job.PromptNotify)
+		res = r.Engine.exec(ctx, sel, steps, progress, job)
 	}
 	// ClearFields never leave the runner, even from a failed job.
 	for _, f := range plan.Clear {

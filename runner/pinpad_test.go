@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816/memcard"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -72,7 +73,7 @@ func TestRunPinPad(t *testing.T) {
 	}{
 		{"right PIN", typed{pin: testPIN}, "", "", 1},
 		{"wrong PIN", typed{pin: "000000"}, api.CodePinIncorrect, "2 tries left", 0},
-		{"cancel on the pad", typed{err: fmt.Errorf("the cancel key: %w", runner.ErrPromptRefused)}, api.CodePromptRefused, "", 0},
+		{"cancel on the pad", typed{err: fmt.Errorf("the cancel key: %w", prompt.ErrRefused)}, api.CodePromptRefused, "", 0},
 		{"card swapped while the pad waits", typed{pin: testPIN, during: func() {
 			r.readers.Put("R0", memcard.New(memcard.Config{Serial: []byte{0xBE, 0xEF}}))
 		}}, api.CodeCardChanged, "", 0},

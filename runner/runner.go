@@ -19,6 +19,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -55,27 +56,6 @@ type Conn interface {
 // iso7816 declares because every Card and every adapter below the runner
 // reaches it (runner/pcscreaders wraps pcsc's errors so, keeping them and
 // the scard.Error in the chain).
-
-// Prompter asks the local user for a PIN. Headless agents use Refuse.
-type Prompter interface {
-	// Prompt asks for a value; kind is the dsc source (e.g.
-	// "FROM_USER_DIALOG_2_FIELD"), label says what is asked.
-	Prompt(ctx context.Context, kind, label, reader string) (secret.Value, error)
-}
-
-// ErrPromptRefused is returned by a Prompter when the user cancels.
-var ErrPromptRefused = errors.New("prompt refused")
-
-// ErrPromptUnavailable is returned by a Prompter that cannot show a dialog.
-var ErrPromptUnavailable = errors.New("no prompt available")
-
-// Refuse is the headless Prompter: every prompt fails with ErrPromptUnavailable.
-type Refuse struct{}
-
-// Prompt implements Prompter.
-func (Refuse) Prompt(context.Context, string, string, string) (secret.Value, error) {
-	return secret.Value{}, ErrPromptUnavailable
-}
 
 // Progress is one progress event.
 type Progress struct {
@@ -252,8 +232,8 @@ var codes = []struct {
 	{context.DeadlineExceeded, api.CodeCancelled, "job cancelled"},
 	{iso7816.ErrCardRemoved, api.CodeCardRemoved, "card removed"},
 	{iso7816.ErrReaderGone, api.CodeReaderUnavailable, "reader unavailable"},
-	{ErrPromptRefused, api.CodePromptRefused, "PIN dialog cancelled"},
-	{ErrPromptUnavailable, api.CodePromptUnavailable, "a PIN dialog is needed but none can be shown"},
+	{prompt.ErrRefused, api.CodePromptRefused, "PIN dialog cancelled"},
+	{prompt.ErrUnavailable, api.CodePromptUnavailable, "a PIN dialog is needed but none can be shown"},
 	{iso7816.ErrAuthBlocked, api.CodePinBlocked, "PIN blocked"},
 	{iso7816.ErrVerificationFailed, api.CodePinIncorrect, "wrong PIN"},
 	{ErrModuleNotAllowed, api.CodeModuleNotAllowed, "PKCS#11 module not allowed"},

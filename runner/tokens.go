@@ -108,7 +108,7 @@ type Token interface {
 	// LoginPad logs the user in, or with so the SO, on the token's PIN pad
 	// (C_Login without a PIN; the person types it on the reader's keypad).
 	// It blocks until they have; a cancel on the pad wraps
-	// ErrPromptRefused, a wrong PIN is a *PINError as for Login, and a
+	// prompt.ErrRefused, a wrong PIN is a *PINError as for Login, and a
 	// token without a pad wraps iso7816.ErrNotSupported. A method of its
 	// own, not Login with a marker value: a PIN that is not one could reach
 	// C_Login as an empty PIN through an adapter that forgot to look.

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cardwright/cardwright/prompt"
 )
 
 // AuthFormat is the format tag of version 1 authentication tokens.
@@ -153,7 +155,7 @@ func SignedValue(alg Algorithm, origin, nonce string) []byte {
 // picks the one certificate the request selects, asks the local user for
 // the PIN (telling them which site asks) and signs
 // SignedValue(origin, nonce).
-func Authenticate(ctx context.Context, store Store, p Prompter, req AuthRequest) (*AuthToken, error) {
+func Authenticate(ctx context.Context, store Store, p prompt.Prompter, req AuthRequest) (*AuthToken, error) {
 	origin, err := CanonicalOrigin(req.Origin)
 	if err != nil {
 		return nil, err
@@ -166,7 +168,7 @@ func Authenticate(ctx context.Context, store Store, p Prompter, req AuthRequest)
 			return nil, err
 		}
 	}
-	c, err := choose(ctx, store, p, req.Select, req.Algorithm, PINAuthenticate)
+	c, err := choose(ctx, store, p, req.Select, req.Algorithm, prompt.SignIn)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +181,7 @@ func Authenticate(ctx context.Context, store Store, p Prompter, req AuthRequest)
 	h := alg.Hash().New()
 	h.Write(SignedValue(alg, origin, req.Nonce))
 	label := fmt.Sprintf("PIN of token %q to log in to %s as %q", c.Token.Label, origin, c.Cert.Subject.CommonName)
-	sig, err := signDigest(ctx, store, p, c, PINRequest{Kind: PINAuthenticate, Label: label, Candidate: c, Origin: origin}, alg, h.Sum(nil))
+	sig, err := signDigest(ctx, store, p, c, pinRequest(prompt.SignIn, label, origin, c), alg, h.Sum(nil))
 	if err != nil {
 		return nil, err
 	}

@@ -6,25 +6,24 @@ import (
 	"fmt"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/prompt"
 )
 
 // Errors of Sign and Authenticate. Adapters (Store, Prompter) wrap the ones
 // that describe their failures so Code can classify them; the library
 // errors stay in the chain.
 var (
-	ErrInvalidRequest    = errors.New("invalid request")
-	ErrInvalidOrigin     = errors.New("origin not usable for authentication")
-	ErrInvalidNonce      = errors.New("invalid challenge nonce")
-	ErrNoCertificate     = errors.New("no certificate matches")
-	ErrAmbiguous         = errors.New("more than one certificate matches")
-	ErrNotSupported      = errors.New("not supported")
-	ErrKeyNotFound       = errors.New("no private key for the certificate")
-	ErrKeyMismatch       = errors.New("the token key does not match the certificate")
-	ErrTokenNotFound     = errors.New("token not present")
-	ErrTokenBusy         = errors.New("token in use by another operation")
-	ErrToken             = errors.New("token operation failed")
-	ErrPromptRefused     = errors.New("PIN entry cancelled")
-	ErrPromptUnavailable = errors.New("no PIN dialog available")
+	ErrInvalidRequest = errors.New("invalid request")
+	ErrInvalidOrigin  = errors.New("origin not usable for authentication")
+	ErrInvalidNonce   = errors.New("invalid challenge nonce")
+	ErrNoCertificate  = errors.New("no certificate matches")
+	ErrAmbiguous      = errors.New("more than one certificate matches")
+	ErrNotSupported   = errors.New("not supported")
+	ErrKeyNotFound    = errors.New("no private key for the certificate")
+	ErrKeyMismatch    = errors.New("the token key does not match the certificate")
+	ErrTokenNotFound  = errors.New("token not present")
+	ErrTokenBusy      = errors.New("token in use by another operation")
+	ErrToken          = errors.New("token operation failed")
 
 	// Verify's errors.
 	ErrInvalidToken   = errors.New("malformed authentication token")
@@ -85,9 +84,9 @@ func Code(err error) api.Code {
 		return api.CodeCardNotFound
 	case errors.Is(err, ErrAmbiguous):
 		return api.CodeCardAmbiguous
-	case errors.Is(err, ErrPromptRefused):
+	case errors.Is(err, prompt.ErrRefused):
 		return api.CodePromptRefused
-	case errors.Is(err, ErrPromptUnavailable):
+	case errors.Is(err, prompt.ErrUnavailable):
 		return api.CodePromptUnavailable
 	case errors.Is(err, ErrNotSupported):
 		return api.CodeNotSupported

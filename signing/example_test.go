@@ -12,14 +12,15 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
 
 type fixedPIN string
 
-func (p fixedPIN) PIN(context.Context, signing.PINRequest) (secret.Value, error) {
-	return secret.New(string(p)), nil
+func (p fixedPIN) Ask(context.Context, prompt.Request) (prompt.Answer, error) {
+	return prompt.Answer{PIN: secret.New(string(p))}, nil
 }
 
 // The agent answers a challenge; the portal verifies the token for its own

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -113,17 +114,17 @@ type pinPrompter struct {
 	pin  secret.Value
 	err  error
 	mu   sync.Mutex
-	reqs []PINRequest
+	reqs []prompt.Request
 }
 
-func (p *pinPrompter) PIN(_ context.Context, req PINRequest) (secret.Value, error) {
+func (p *pinPrompter) Ask(_ context.Context, req prompt.Request) (prompt.Answer, error) {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, req)
 	p.mu.Unlock()
 	if p.err != nil {
-		return secret.Value{}, p.err
+		return prompt.Answer{}, p.err
 	}
-	return secret.FromBytes(p.pin.Bytes()), nil
+	return prompt.Answer{PIN: secret.FromBytes(p.pin.Bytes())}, nil
 }
 
 // choosingPrompter also picks the candidate with the given CN.
@@ -133,14 +134,14 @@ type choosingPrompter struct {
 	offered int
 }
 
-func (p *choosingPrompter) Choose(_ context.Context, _ PINKind, cands []*Candidate) (*Candidate, error) {
+func (p *choosingPrompter) Choose(_ context.Context, _ prompt.Kind, cands []*Candidate) (*Candidate, error) {
 	p.offered = len(cands)
 	for _, c := range cands {
 		if c.Cert.Subject.CommonName == p.cn {
 			return c, nil
 		}
 	}
-	return nil, ErrPromptRefused
+	return nil, prompt.ErrRefused
 }
 
 // x509Alg is the crypto/x509 name of an algorithm: the test oracle.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/certfilter"
+	"github.com/cardwright/cardwright/prompt"
 )
 
 // Service answers the agent's certificates, sign and authenticate requests
@@ -20,7 +21,7 @@ import (
 // choose it.
 type Service struct {
 	Store    Store
-	Prompter Prompter
+	Prompter prompt.Prompter
 }
 
 // parseFilter parses a request's filter; absent or null admits everything.

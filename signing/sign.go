@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+
+	"github.com/cardwright/cardwright/prompt"
 )
 
 // Request is a signing request. Exactly one of Data and Digest is set.
@@ -63,11 +65,11 @@ func (r *Request) Check() error {
 // the local user enters the token PIN. The signature is verified with the
 // certificate before it is returned, so a key that does not belong to the
 // certificate is an error, not a useless signature.
-func Sign(ctx context.Context, store Store, p Prompter, req Request) (*Result, error) {
+func Sign(ctx context.Context, store Store, p prompt.Prompter, req Request) (*Result, error) {
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
-	c, err := choose(ctx, store, p, req.Select, req.Algorithm, PINSign)
+	c, err := choose(ctx, store, p, req.Select, req.Algorithm, prompt.Sign)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +89,7 @@ func Sign(ctx context.Context, store Store, p Prompter, req Request) (*Result, e
 	if req.Origin != "" {
 		label += " for " + req.Origin
 	}
-	sig, err := signDigest(ctx, store, p, c, PINRequest{Kind: PINSign, Label: label, Candidate: c, Origin: req.Origin}, alg, digest)
+	sig, err := signDigest(ctx, store, p, c, pinRequest(prompt.Sign, label, req.Origin, c), alg, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +99,7 @@ func Sign(ctx context.Context, store Store, p Prompter, req Request) (*Result, e
 // choose picks the one candidate the selector admits that suits alg (any
 // when alg is ""): a single match, or the user's choice when p is a
 // Chooser.
-func choose(ctx context.Context, store Store, p Prompter, sel Selector, alg Algorithm, kind PINKind) (*Candidate, error) {
+func choose(ctx context.Context, store Store, p prompt.Prompter, sel Selector, alg Algorithm, kind prompt.Kind) (*Candidate, error) {
 	cands, err := List(ctx, store, sel)
 	if err != nil {
 		return nil, err
@@ -138,20 +140,21 @@ func choose(ctx context.Context, store Store, p Prompter, sel Selector, alg Algo
 
 // signDigest asks for the PIN, opens the key and signs digest with alg,
 // checking the result against the certificate.
-func signDigest(ctx context.Context, store Store, p Prompter, c *Candidate, pr PINRequest, alg Algorithm, digest []byte) ([]byte, error) {
+func signDigest(ctx context.Context, store Store, p prompt.Prompter, c *Candidate, pr prompt.Request, alg Algorithm, digest []byte) ([]byte, error) {
 	if err := alg.checkKey(c.Cert.PublicKey); err != nil {
 		return nil, err
 	}
 	if p == nil {
-		return nil, fmt.Errorf("asking for the PIN: %w", ErrPromptUnavailable)
+		return nil, fmt.Errorf("asking for the PIN: %w", prompt.ErrUnavailable)
 	}
-	pin, err := p.PIN(ctx, pr)
+	a, err := p.Ask(ctx, pr)
+	defer a.Wipe()
 	if err != nil {
 		return nil, fmt.Errorf("asking for the PIN: %w", err)
 	}
-	defer pin.Wipe()
+	pin := a.PIN
 	if pin.IsZero() {
-		return nil, fmt.Errorf("asking for the PIN: %w", ErrPromptRefused)
+		return nil, fmt.Errorf("asking for the PIN: %w", prompt.ErrRefused)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

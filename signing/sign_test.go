@@ -12,6 +12,7 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/certfilter"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -72,7 +73,7 @@ func TestSignEveryAlgorithm(t *testing.T) {
 					if err := cert.CheckSignature(x509Alg(want), data, res.Signature); err != nil {
 						t.Errorf("signature does not verify with the certificate: %v", err)
 					}
-					if len(p.reqs) != 1 || p.reqs[0].Kind != PINSign || p.reqs[0].Candidate != res.Candidate ||
+					if len(p.reqs) != 1 || p.reqs[0].Kind != prompt.Sign || p.reqs[0].Operation != prompt.OpSign || p.reqs[0].Subject != res.Candidate.Cert.Subject.String() || p.reqs[0].Card != res.Candidate.Token.Label ||
 						!strings.Contains(p.reqs[0].Label, "soft "+kk.kind) {
 						t.Errorf("prompts %+v", p.reqs)
 					}
@@ -116,10 +117,10 @@ func TestSignSelection(t *testing.T) {
 		{"match but wrong key type", Selector{KeyID: []byte{0xA1}}, ES256, "", "", ErrNoCertificate},
 		{"ambiguous", Selector{}, "", "", "", ErrAmbiguous},
 		{"chooser", Selector{}, "", "Bob", "Bob", nil},
-		{"chooser refuses", Selector{}, "", "Nobody", "", ErrPromptRefused},
+		{"chooser refuses", Selector{}, "", "Nobody", "", prompt.ErrRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var p Prompter = &pinPrompter{pin: testPIN}
+			var p prompt.Prompter = &pinPrompter{pin: testPIN}
 			if tc.choose != "" {
 				p = &choosingPrompter{pinPrompter: pinPrompter{pin: testPIN}, cn: tc.choose}
 			}
@@ -158,7 +159,7 @@ func TestSignErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		store  Store
-		p      Prompter
+		p      prompt.Prompter
 		ctx    context.Context
 		req    Request
 		err    error
@@ -172,9 +173,9 @@ func TestSignErrors(t *testing.T) {
 		{"unknown algorithm", mk(), &pinPrompter{pin: testPIN}, nil, Request{Data: []byte{1}, Algorithm: "rs256"}, ErrInvalidRequest, api.CodeInvalidField, false},
 		{"no certificate for algorithm", mk(), &pinPrompter{pin: testPIN}, nil, Request{Data: []byte{1}, Algorithm: ES256}, ErrNoCertificate, api.CodeCardNotFound, false},
 		{"wrong PIN", mk(), &pinPrompter{pin: wrongPIN}, nil, Request{Data: []byte{1}}, &PINError{}, api.CodePinIncorrect, true},
-		{"refused", mk(), &pinPrompter{err: ErrPromptRefused}, nil, Request{Data: []byte{1}}, ErrPromptRefused, api.CodePromptRefused, true},
-		{"empty PIN", mk(), &pinPrompter{}, nil, Request{Data: []byte{1}}, ErrPromptRefused, api.CodePromptRefused, true},
-		{"no prompter", mk(), nil, nil, Request{Data: []byte{1}}, ErrPromptUnavailable, api.CodePromptUnavailable, false},
+		{"refused", mk(), &pinPrompter{err: prompt.ErrRefused}, nil, Request{Data: []byte{1}}, prompt.ErrRefused, api.CodePromptRefused, true},
+		{"empty PIN", mk(), &pinPrompter{}, nil, Request{Data: []byte{1}}, prompt.ErrRefused, api.CodePromptRefused, true},
+		{"no prompter", mk(), nil, nil, Request{Data: []byte{1}}, prompt.ErrUnavailable, api.CodePromptUnavailable, false},
 		{"cancelled", mk(), &pinPrompter{pin: testPIN}, cancelled, Request{Data: []byte{1}}, context.Canceled, api.CodeCancelled, false},
 		{"key not the certificate's", &MemStore{Keys: []MemKey{{Cert: ca.issue(t, "Alice", rsaKey.Public()), Key: other, PIN: testPIN}}},
 			&pinPrompter{pin: testPIN}, nil, Request{Data: []byte{1}}, ErrKeyMismatch, api.CodeTokenError, true},
@@ -268,37 +269,6 @@ func TestSignTokenFailures(t *testing.T) {
 			t.Errorf("%s: %v (code %s), want %v", tc.name, err, Code(err), tc.err)
 		}
 	}
-}
-
-func TestAdaptPrompter(t *testing.T) {
-	refused, unavailable := errors.New("runner: refused"), errors.New("runner: unavailable")
-	var gotKind, gotLabel, gotReader string
-	var answer error
-	p := AdaptPrompter(promptFunc(func(_ context.Context, kind, label, reader string) (secret.Value, error) {
-		gotKind, gotLabel, gotReader = kind, label, reader
-		if answer != nil {
-			return secret.Value{}, answer
-		}
-		return testPIN, nil
-	}), refused, unavailable)
-	c := &Candidate{Token: TokenInfo{Label: "tok"}}
-	v, err := p.PIN(context.Background(), PINRequest{Kind: PINAuthenticate, Label: "PIN please", Candidate: c})
-	if err != nil || !v.Equal(testPIN) || gotKind != string(PINAuthenticate) || gotLabel != "PIN please" || gotReader != "tok" {
-		t.Errorf("got %v %v %q %q %q", v, err, gotKind, gotLabel, gotReader)
-	}
-	for _, tc := range []struct{ in, want error }{{refused, ErrPromptRefused}, {unavailable, ErrPromptUnavailable}} {
-		answer = fmt.Errorf("dialog: %w", tc.in)
-		_, err := p.PIN(context.Background(), PINRequest{Candidate: c})
-		if !errors.Is(err, tc.want) || !errors.Is(err, tc.in) {
-			t.Errorf("%v: got %v", tc.in, err)
-		}
-	}
-}
-
-type promptFunc func(ctx context.Context, kind, label, reader string) (secret.Value, error)
-
-func (f promptFunc) Prompt(ctx context.Context, kind, label, reader string) (secret.Value, error) {
-	return f(ctx, kind, label, reader)
 }
 
 func TestAlgorithms(t *testing.T) {

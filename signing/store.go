@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/cardwright/cardwright/certfilter"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 )
 
@@ -65,71 +65,21 @@ type Store interface {
 	Key(ctx context.Context, c *Candidate, pin secret.Value) (key crypto.Signer, release func(), err error)
 }
 
-// PINKind says what a PIN is asked for.
-type PINKind string
-
-// PIN kinds.
-const (
-	PINSign         PINKind = "SIGN_PIN"         // to make a signature
-	PINAuthenticate PINKind = "AUTHENTICATE_PIN" // to log in to a site
-)
-
-// PINRequest is what the local user is told when asked for a PIN.
-type PINRequest struct {
-	Kind      PINKind
-	Label     string     // one line to show, e.g. `PIN of token "alice" to sign as "Alice"`
-	Candidate *Candidate // the certificate the PIN unlocks
-	Origin    string     // the site that asks; "" when the local user does
-}
-
-// Prompter asks the local user for a PIN. PINs come only from here, never
-// from a request. A cancelled dialog returns an error wrapping
-// ErrPromptRefused; a prompter that cannot show one (headless) wraps
-// ErrPromptUnavailable.
-type Prompter interface {
-	PIN(ctx context.Context, req PINRequest) (secret.Value, error)
-}
-
-// Chooser is implemented by Prompters that can let the user pick one of
-// several matching certificates. Without it, more than one match is
-// ErrAmbiguous.
+// Chooser is implemented by Prompters (prompt.Prompter) that can let the
+// user pick one of several matching certificates. Without it, more than one
+// match is ErrAmbiguous. kind is prompt.Sign or prompt.SignIn.
 type Chooser interface {
-	Choose(ctx context.Context, kind PINKind, cands []*Candidate) (*Candidate, error)
+	Choose(ctx context.Context, kind prompt.Kind, cands []*Candidate) (*Candidate, error)
 }
 
-// AdaptPrompter turns a runner-style prompter (runner.Prompter: kind, label,
-// reader) into a Prompter; its refused and unavailable errors (e.g.
-// runner.ErrPromptRefused, runner.ErrPromptUnavailable) are wrapped with
-// ErrPromptRefused and ErrPromptUnavailable. The token label goes in as the
-// reader.
-func AdaptPrompter(p interface {
-	Prompt(ctx context.Context, kind, label, reader string) (secret.Value, error)
-}, refused, unavailable error) Prompter {
-	return adapted{p, refused, unavailable}
-}
-
-type adapted struct {
-	p interface {
-		Prompt(context.Context, string, string, string) (secret.Value, error)
+// pinRequest is the dialog for c's PIN: the origin as the agent checked it,
+// the certificate's subject and its token (spec/gui.md property 3).
+func pinRequest(kind prompt.Kind, label, origin string, c *Candidate) prompt.Request {
+	op := prompt.OpSign
+	if kind == prompt.SignIn {
+		op = prompt.OpSignIn
 	}
-	refused, unavailable error
-}
-
-func (a adapted) PIN(ctx context.Context, req PINRequest) (secret.Value, error) {
-	tok := ""
-	if req.Candidate != nil {
-		tok = req.Candidate.Token.Label
-	}
-	v, err := a.p.Prompt(ctx, string(req.Kind), req.Label, tok)
-	switch {
-	case err == nil:
-		return v, nil
-	case a.refused != nil && errors.Is(err, a.refused):
-		return secret.Value{}, fmt.Errorf("%w: %w", ErrPromptRefused, err)
-	case a.unavailable != nil && errors.Is(err, a.unavailable):
-		return secret.Value{}, fmt.Errorf("%w: %w", ErrPromptUnavailable, err)
-	}
-	return secret.Value{}, err
+	return prompt.Request{Kind: kind, Operation: op, Label: label, Origin: origin, Card: c.Token.Label, Subject: c.Cert.Subject.String()}
 }
 
 // Selector says which candidates a request may use: those the filter

@@ -15,6 +15,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/iotime"
 	"github.com/cardwright/cardwright/runner/pcscreaders"
@@ -237,22 +238,45 @@ func printEncodeResult(w io.Writer, r encodeResult, asJSON bool) {
 	}
 }
 
-// termPrompter asks for PINs on the terminal: dialog 1 once, dialog 2 (and
-// the new PIN of dialog 3) twice. Without a terminal it cannot ask.
+// termPrompter asks for PINs on the terminal: dialog 1 once, a new PIN
+// (dialogs 2 and 3) twice, dialog 3's current PIN first. Without a
+// terminal it reads one line per value from standard input.
 type termPrompter struct {
 	env *cmdEnv
 }
 
-func (p *termPrompter) Prompt(ctx context.Context, kind, label, reader string) (secret.Value, error) {
+// Ask implements prompt.Prompter.
+func (p *termPrompter) Ask(ctx context.Context, r prompt.Request) (prompt.Answer, error) {
+	if r.Kind.Fields() == 0 {
+		return prompt.Answer{}, fmt.Errorf("PIN pad entry (%s): %w", r.Kind, prompt.ErrUnavailable)
+	}
+	var a prompt.Answer
+	var err error
+	if r.Kind == prompt.ThreeFields {
+		if a.Current, err = p.value(r, "current "+r.Label, false); err != nil {
+			return prompt.Answer{}, err
+		}
+	}
+	label := r.Label
+	if r.Kind != prompt.OneField {
+		label = "new " + r.Label
+	}
+	if a.PIN, err = p.value(r, label, r.Kind == prompt.TwoFields || r.Kind == prompt.ThreeFields); err != nil {
+		a.Wipe()
+		return prompt.Answer{}, err
+	}
+	return a, nil
+}
+
+// value reads one value, twice (compared) when twice is set and a
+// terminal asks.
+func (p *termPrompter) value(r prompt.Request, label string, twice bool) (secret.Value, error) {
 	f, ok := p.env.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return p.fromLine(kind, label)
+		return p.fromLine(string(r.Kind), label)
 	}
-	if strings.Contains(kind, "PROTECTED_AUTHENTICATION_PATH") {
-		return secret.Value{}, fmt.Errorf("PIN pad entry (%s): %w", kind, runner.ErrPromptUnavailable)
-	}
-	ask := func(prompt string) (secret.Value, error) {
-		fmt.Fprintf(p.env.stderr, "%s: ", prompt)
+	ask := func(question string) (secret.Value, error) {
+		fmt.Fprintf(p.env.stderr, "%s: ", question)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(p.env.stderr)
 		if err != nil {
@@ -261,24 +285,23 @@ func (p *termPrompter) Prompt(ctx context.Context, kind, label, reader string) (
 		v := secret.FromBytes(b)
 		clear(b)
 		if v.IsZero() {
-			return v, runner.ErrPromptRefused
+			return v, prompt.ErrRefused
 		}
 		return v, nil
 	}
-	v, err := ask(fmt.Sprintf("%s for the card in %s", label, reader))
-	if err != nil {
+	v, err := ask(fmt.Sprintf("%s for the card in %s", label, r.Reader))
+	if err != nil || !twice {
 		return v, err
 	}
-	twice := strings.Contains(kind, "DIALOG_2") || (strings.Contains(kind, "DIALOG_3") && label != "current PIN")
-	if !twice {
-		return v, nil
-	}
 	again, err := ask("the same " + label + " again")
+	defer again.Wipe()
 	if err != nil {
-		return again, err
+		v.Wipe()
+		return secret.Value{}, err
 	}
 	if !v.Equal(again) {
-		return secret.Value{}, fmt.Errorf("the two entries of the %s differ: %w", label, runner.ErrPromptRefused)
+		v.Wipe()
+		return secret.Value{}, fmt.Errorf("the two entries of the %s differ: %w", label, prompt.ErrRefused)
 	}
 	return v, nil
 }
@@ -287,7 +310,7 @@ func (p *termPrompter) Prompt(ctx context.Context, kind, label, reader string) (
 // end of input refuses.
 func (p *termPrompter) fromLine(kind, label string) (secret.Value, error) {
 	if p.env.stdin == nil {
-		return secret.Value{}, runner.ErrPromptUnavailable
+		return secret.Value{}, prompt.ErrUnavailable
 	}
 	fmt.Fprintf(p.env.stderr, "%s (%s): reading from standard input\n", label, kind)
 	br, ok := p.env.stdin.(*bufio.Reader)
@@ -299,9 +322,9 @@ func (p *termPrompter) fromLine(kind, label string) (secret.Value, error) {
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
 		if err != nil {
-			return secret.Value{}, runner.ErrPromptRefused
+			return secret.Value{}, prompt.ErrRefused
 		}
-		return secret.Value{}, runner.ErrPromptRefused
+		return secret.Value{}, prompt.ErrRefused
 	}
 	return secret.New(line), nil
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/issuer"
-	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/web"
 )
 
@@ -170,7 +170,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	// prompt_unavailable; certificates works. The fake runner has no tokens.
 	var certs agent.CertService
 	if !f.fake {
-		certs = newCertService(cfg, runner.Refuse{}, log)
+		certs = newCertService(cfg, prompt.Refuse{}, log)
 	}
 	srv, err := agent.New(agent.Config{
 		AllowedOrigins:  cfg.AllowedOrigins,

@@ -9,7 +9,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/p11"
-	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/signing"
 	"github.com/cardwright/cardwright/signing/p11store"
 )
@@ -28,7 +28,7 @@ import (
 type certService struct {
 	modules   []string
 	allow     func(string) bool
-	prompter  signing.Prompter
+	prompter  prompt.Prompter
 	log       *slog.Logger
 	retryLoad time.Duration
 
@@ -41,11 +41,11 @@ type certService struct {
 	tried  map[string]time.Time // last failed attempt per module
 }
 
-func newCertService(cfg *config.Config, prompter runner.Prompter, log *slog.Logger) *certService {
+func newCertService(cfg *config.Config, prompter prompt.Prompter, log *slog.Logger) *certService {
 	return &certService{
 		modules:   cfg.Modules,
 		allow:     cfg.ModuleAllowed,
-		prompter:  signing.AdaptPrompter(prompter, runner.ErrPromptRefused, runner.ErrPromptUnavailable),
+		prompter:  prompter,
 		log:       log,
 		retryLoad: 30 * time.Second,
 	}

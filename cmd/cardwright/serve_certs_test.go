@@ -32,7 +32,7 @@ import (
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/p11/allowlist"
-	"github.com/cardwright/cardwright/runner"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
@@ -46,7 +46,7 @@ const (
 	serveSO    = "so-serve-5521"
 )
 
-// pinDialog stands in for the tray's PIN dialog (not written yet): it
+// pinDialog stands in for the desktop app's PIN window: it
 // answers with pin, or with a wrong PIN while wrong is set, and records the
 // origin each request names. Each answer is a fresh value: the signer
 // wipes a PIN after use.
@@ -56,14 +56,14 @@ type pinDialog struct {
 	origins []string
 }
 
-func (d *pinDialog) PIN(_ context.Context, req signing.PINRequest) (secret.Value, error) {
+func (d *pinDialog) Ask(_ context.Context, req prompt.Request) (prompt.Answer, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.origins = append(d.origins, req.Origin)
 	if d.wrong {
-		return secret.New(serveWrong), nil
+		return prompt.Answer{PIN: secret.New(serveWrong)}, nil
 	}
-	return secret.New(servePIN), nil
+	return prompt.Answer{PIN: secret.New(servePIN)}, nil
 }
 
 // serveKey is a key pair to make on a test token and its certificate's
@@ -172,10 +172,10 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dialog := &pinDialog{}
 	cfg := &config.Config{Modules: []string{module}}
-	svc := newCertService(cfg, runner.Refuse{}, logger)
+	svc := newCertService(cfg, prompt.Refuse{}, logger)
 	svc.prompter = dialog
 	url := startCertAgent(t, svc, logger)
-	headlessURL := startCertAgent(t, newCertService(cfg, runner.Refuse{}, logger), logger)
+	headlessURL := startCertAgent(t, newCertService(cfg, prompt.Refuse{}, logger), logger)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -432,7 +432,7 @@ func TestServeCertsSoftHSM(t *testing.T) {
 	// A module missing at the first request is tried again later: here a
 	// configured path that appears (as a link to SoftHSM2) after it.
 	late := filepath.Join(t.TempDir(), "liblate-pkcs11.so")
-	lateSvc := newCertService(&config.Config{Modules: []string{late}}, runner.Refuse{}, logger)
+	lateSvc := newCertService(&config.Config{Modules: []string{late}}, prompt.Refuse{}, logger)
 	lateSvc.retryLoad = 0
 	if list, err := lateSvc.Certificates(ctx, "", &api.Certificates{}); err != nil || len(list.Certificates) != 0 {
 		t.Errorf("certificates without a loadable module: %+v, %v; want an empty list", list, err)

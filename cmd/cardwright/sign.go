@@ -16,6 +16,7 @@ import (
 	"github.com/cardwright/cardwright/certfilter"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 	"github.com/cardwright/cardwright/signing/p11store"
@@ -217,7 +218,13 @@ type cliPIN struct {
 	env *cmdEnv
 }
 
-func (p *cliPIN) PIN(ctx context.Context, req signing.PINRequest) (secret.Value, error) {
+// Ask implements prompt.Prompter.
+func (p *cliPIN) Ask(ctx context.Context, req prompt.Request) (prompt.Answer, error) {
+	v, err := p.pin(req)
+	return prompt.Answer{PIN: v}, err
+}
+
+func (p *cliPIN) pin(req prompt.Request) (secret.Value, error) {
 	if v := p.env.getenv(pinEnv); v != "" {
 		return secret.New(v), nil
 	}
@@ -231,21 +238,21 @@ func (p *cliPIN) PIN(ctx context.Context, req signing.PINRequest) (secret.Value,
 		v := secret.FromBytes(b)
 		clear(b)
 		if v.IsZero() {
-			return v, signing.ErrPromptRefused
+			return v, prompt.ErrRefused
 		}
 		return v, nil
 	}
 	if p.env.stdin == nil {
-		return secret.Value{}, signing.ErrPromptUnavailable
+		return secret.Value{}, prompt.ErrUnavailable
 	}
 	fmt.Fprintf(p.env.stderr, "%s: reading it from standard input\n", req.Label)
 	line, err := bufio.NewReader(p.env.stdin).ReadString('\n')
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
 		if err != nil {
-			return secret.Value{}, fmt.Errorf("%w: no PIN on standard input", signing.ErrPromptRefused)
+			return secret.Value{}, fmt.Errorf("%w: no PIN on standard input", prompt.ErrRefused)
 		}
-		return secret.Value{}, signing.ErrPromptRefused
+		return secret.Value{}, prompt.ErrRefused
 	}
 	return secret.New(line), nil
 }

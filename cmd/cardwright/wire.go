@@ -14,6 +14,7 @@ import (
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/cpf"
 	"github.com/cardwright/cardwright/pinblob/decryptkeys"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/iotime"
 	"github.com/cardwright/cardwright/runner/p11tokens"
@@ -48,7 +49,7 @@ func runnerDeps(cfg *config.Config, clock *iotime.Clock) (runner.Deps, error) {
 // decided here, once: none when prompter is nil or the configuration says
 // headless; jobs that need one are then refused before card I/O
 // (prompt_unavailable).
-func newRunner(cfg *config.Config, readers runner.Readers, prompter runner.Prompter, clock *iotime.Clock) (*runner.Runner, error) {
+func newRunner(cfg *config.Config, readers runner.Readers, prompter prompt.Prompter, clock *iotime.Clock) (*runner.Runner, error) {
 	deps, err := runnerDeps(cfg, clock)
 	if err != nil {
 		return nil, err

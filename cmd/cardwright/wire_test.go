@@ -13,6 +13,7 @@ import (
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/iso7816/memcard"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/runnertest"
 	"github.com/cardwright/cardwright/secret"
@@ -104,7 +105,10 @@ func (f issuerFn) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]by
 
 type promptFn func() (secret.Value, error)
 
-func (p promptFn) Prompt(context.Context, string, string, string) (secret.Value, error) { return p() }
+func (p promptFn) Ask(context.Context, prompt.Request) (prompt.Answer, error) {
+	v, err := p()
+	return prompt.Answer{PIN: v}, err
+}
 
 // TestNewServeRunner: serve's runner comes up with the demo configuration
 // and refuses a missing PIN-encryption certificate at start.

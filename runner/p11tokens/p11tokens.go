@@ -22,6 +22,7 @@ import (
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/iotime"
 	"github.com/cardwright/cardwright/secret"
@@ -108,7 +109,7 @@ func mapErr(err error) error {
 		return &runner.PINError{Who: who, Retries: pe.Retries(), Err: err}
 	case errors.Is(err, p11.ErrPadCancelled):
 		// The pad's cancel key is the dialog's Cancel button.
-		return fmt.Errorf("%w: %w", runner.ErrPromptRefused, err)
+		return fmt.Errorf("%w: %w", prompt.ErrRefused, err)
 	case errors.Is(err, p11.ErrNotAllowed):
 		return fmt.Errorf("%w: %w", runner.ErrModuleNotAllowed, err)
 	case errors.As(err, &me):

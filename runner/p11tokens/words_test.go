@@ -10,6 +10,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
 	"github.com/cardwright/cardwright/p11"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 )
 
@@ -47,8 +48,8 @@ func TestErrorWords(t *testing.T) {
 			"not supported: changing the SO PIN: not supported by this token: pkcs11: 0x54: CKR_FUNCTION_NOT_SUPPORTED"},
 		{"CKR_FUNCTION_CANCELED on the PIN pad",
 			fmt.Errorf("logging in to token \"t\": %w: %w", p11.ErrPadCancelled, canceled), canceled,
-			runner.ErrPromptRefused, api.CodePromptRefused,
-			"prompt refused: logging in to token \"t\": PIN entry cancelled on the PIN pad: pkcs11: 0x50: CKR_FUNCTION_CANCELED"},
+			prompt.ErrRefused, api.CodePromptRefused,
+			"PIN entry cancelled: logging in to token \"t\": PIN entry cancelled on the PIN pad: pkcs11: 0x50: CKR_FUNCTION_CANCELED"},
 	} {
 		got := mapErr(c.in)
 		if !errors.Is(got, c.word) {

@@ -48,7 +48,7 @@ type FakeTokens struct {
 	After map[string]func()
 	// Pad, if set, gives the tokens a PIN pad (TokenInfo.PinPad): LoginPad
 	// calls it, without the fake's lock, for what the person types on the
-	// keypad of reader; an error is the pad's (wrap runner.ErrPromptRefused
+	// keypad of reader; an error is the pad's (wrap prompt.ErrRefused
 	// for its cancel key). Without Pad, LoginPad is not supported.
 	Pad func(reader string, so bool) (secret.Value, error)
 

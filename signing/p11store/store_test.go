@@ -21,6 +21,7 @@ import (
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/p11/allowlist"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/signing"
 )
@@ -121,9 +122,9 @@ type prompter struct {
 	n   atomic.Int64
 }
 
-func (p *prompter) PIN(context.Context, signing.PINRequest) (secret.Value, error) {
+func (p *prompter) Ask(context.Context, prompt.Request) (prompt.Answer, error) {
 	p.n.Add(1)
-	return secret.FromBytes(p.pin.Bytes()), nil
+	return prompt.Answer{PIN: secret.FromBytes(p.pin.Bytes())}, nil
 }
 
 func filter(t testing.TB, src string) *certfilter.Filter {

@@ -13,6 +13,7 @@ package gui
 
 import (
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/gui/link"
 )
 
 // Agent is what the windows ask of the agent.
@@ -23,16 +24,8 @@ type Agent interface {
 	Quit()
 }
 
-// Info is what the GUI process knows of its agent beyond State: shown in
-// Settings and About.
-type Info struct {
-	Version    string
-	ConfigPath string   // the configuration file the agent read ("" none)
-	ConfigErrs []string // its problems, one line each
-	LogPath    string   // where the agent logs ("" standard error)
-	Language   string   // the language the GUI was started with (en, de, sv)
-	Notify     bool     // desktop notifications for finished jobs
-}
+// Info is what the GUI shows of its agent beyond State (Settings, About).
+type Info = link.Info
 
 // State is the agent's snapshot the tray and status window draw from.
 type State = agent.State

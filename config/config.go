@@ -22,9 +22,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cardwright/cardwright/internal/errlist"
 	"github.com/cardwright/cardwright/issuer"
@@ -90,15 +92,22 @@ type Config struct {
 	LogFile  string
 	LogLevel string
 
+	// The desktop app ([desktop], docs/gui.md); ignored by serve.
+	Language      string        // language: en, de or sv; "" takes the OS locale
+	Notifications bool          // notifications: finished and failed jobs, default true
+	PINTimeout    time.Duration // pin_timeout (seconds): a PIN window waits this long, default 120
+	PairTimeout   time.Duration // pair_timeout (seconds): a pairing window waits this long, default 60
+
 	Sources []string // files read, in order
 }
 
 // Default returns the configuration used when no file exists.
 func Default() *Config {
 	return &Config{
-		Listen:   "127.0.0.1:27140",
-		Dialects: map[string]string{},
-		LogLevel: "info",
+		Listen:        "127.0.0.1:27140",
+		Dialects:      map[string]string{},
+		LogLevel:      "info",
+		Notifications: true,
 	}
 }
 
@@ -239,7 +248,8 @@ var schema = map[string]map[string]keyKind{
 	"dialects": nil, // card model = dialect
 	"pins": {"encryption_cert": single, "decrypt_p12": list, "decrypt_p12_password": list,
 		"decrypt_module": list, "decrypt_slot": list, "decrypt_label": list, "decrypt_pin": list},
-	"log": {"journal": single, "file": single, "level": single},
+	"log":     {"journal": single, "file": single, "level": single},
+	"desktop": {"language": single, "notifications": single, "pin_timeout": single, "pair_timeout": single},
 }
 
 func (p *parser) errf(at pos, format string, args ...any) {
@@ -381,6 +391,7 @@ func (p *parser) finish(files []string) (*Config, error) {
 		}
 		*l.field(c) = n
 	}
+	p.desktop(c)
 	if v, at, ok := p.get("issuer.ca_dir"); ok {
 		if v == "" {
 			p.errf(at, "ca_dir: empty")
@@ -554,6 +565,42 @@ func (p *parser) decryptKeys(c *Config) {
 			k.PIN = secret.New(pin)
 			c.DecryptKeys = append(c.DecryptKeys, k)
 		}
+	}
+}
+
+// Languages are the desktop app's languages ([desktop] language).
+var Languages = []string{"en", "de", "sv"}
+
+// desktop reads the [desktop] section.
+func (p *parser) desktop(c *Config) {
+	if v, at, ok := p.get("desktop.language"); ok {
+		if !slices.Contains(Languages, v) {
+			p.errf(at, "language: %q is not one of %s", v, strings.Join(Languages, ", "))
+		} else {
+			c.Language = v
+		}
+	}
+	if v, at, ok := p.get("desktop.notifications"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			p.errf(at, "notifications: %v", err)
+		}
+		c.Notifications = b
+	}
+	for _, k := range []struct {
+		key string
+		d   *time.Duration
+	}{{"pin_timeout", &c.PINTimeout}, {"pair_timeout", &c.PairTimeout}} {
+		v, at, ok := p.get("desktop." + k.key)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 10 || n > 600 {
+			p.errf(at, "%s: %q is not a number of seconds from 10 to 600", k.key, v)
+			continue
+		}
+		*k.d = time.Duration(n) * time.Second
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `# cardwright configuration
@@ -230,5 +231,26 @@ func TestOrigins(t *testing.T) {
 	_, err := Parse("x.cfg", []byte("[server]\norigin = https://cms.example.com\norigin = http://cms.example.com\n"))
 	if err == nil || err.Error() != `x.cfg:3: origin "http://cms.example.com": http:// only for localhost, 127.0.0.1 and [::1]; use https://` {
 		t.Errorf("http origin: %v", err)
+	}
+}
+
+// TestDesktopSection: the desktop app's keys, their defaults and their
+// positioned errors.
+func TestDesktopSection(t *testing.T) {
+	c, err := Parse("a.conf", []byte("[desktop]\nlanguage = de\nnotifications = no\npin_timeout = 30\npair_timeout = 45\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Language != "de" || c.Notifications || c.PINTimeout != 30*time.Second || c.PairTimeout != 45*time.Second {
+		t.Errorf("got language %q notifications %v pin %v pair %v", c.Language, c.Notifications, c.PINTimeout, c.PairTimeout)
+	}
+	if d, _ := Parse("b.conf", []byte("[server]\nheadless = false\n")); d.Language != "" || !d.Notifications || d.PINTimeout != 0 {
+		t.Errorf("defaults: %+v", d)
+	}
+	_, err = Parse("c.conf", []byte("[desktop]\nlanguage = fr\npin_timeout = 5\nnotifications = maybe\n"))
+	for _, want := range []string{`c.conf:2: language: "fr" is not one of en, de, sv`, `c.conf:3: pin_timeout: "5" is not a number of seconds from 10 to 600`, `c.conf:4: notifications:`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
 	}
 }

@@ -166,6 +166,9 @@ func main() {
 
 func runMain(ctx context.Context, env *cmdEnv, args []string) int {
 	if len(args) == 0 {
+		if hasGUI { // spec/gui.md: no command is desktop mode
+			return desktopCmd.dispatch(ctx, env, nil)
+		}
 		usage(env.stderr)
 		return exitUsage
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/gui/link"
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/web"
@@ -54,11 +55,22 @@ type serveFlags struct {
 	demoJob, demoCA, issuerCA                    string
 	origins                                      stringList
 	demo, fake                                   bool
+
+	// desk is the desktop mode's GUI supervisor (desktop.go); nil for
+	// serve, which is headless.
+	desk *link.Supervisor
 }
 
-func runServe(ctx context.Context, env *cmdEnv, args []string) int {
-	var f serveFlags
-	fs := serveCmd.flags(env)
+// prompter is the local PIN dialog: the desktop app, or none (headless).
+func (f *serveFlags) prompter() prompt.Prompter {
+	if f.desk == nil {
+		return nil
+	}
+	return f.desk
+}
+
+// define adds serve's flags to fs (desktop mode takes the same).
+func (f *serveFlags) define(fs *flagSet) {
 	fs.StringVar(&f.config, "config", "", "configuration `file` (default: $CARDWRIGHT_CONFIG, then the system and per-user files)")
 	fs.StringVar(&f.listen, "listen", "", "loopback `address` to listen on (overrides [server] listen)")
 	fs.Var(&f.origins, "allow-origin", "allow this web `origin` (repeatable; added to [server] origin)")
@@ -70,6 +82,12 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 	fs.StringVar(&f.issuerCA, "issuer-ca", "", "test CA `directory` that issues the certificates of POST /CardJob jobs (overrides [issuer] ca_dir; created when empty)")
 	fs.BoolVar(&f.fake, "fake-runner", false, "run jobs with the in-memory fake runner (no card is touched; for demos and tests)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+}
+
+func runServe(ctx context.Context, env *cmdEnv, args []string) int {
+	var f serveFlags
+	fs := serveCmd.flags(env)
+	f.define(fs)
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
@@ -153,10 +171,10 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	switch {
 	case f.fake:
 		log.Warn("running with the fake runner: no card is touched")
-		run = &agenttest.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: true}
+		run = &agenttest.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: f.desk == nil}
 		readers = &agenttest.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
 	default:
-		r, rs, closer, err := newServeRunner(cfg) // wire.go
+		r, rs, closer, err := newServeRunner(cfg, f.prompter()) // wire.go
 		if err != nil {
 			return fmt.Errorf("starting the job runner: %w", err)
 		}
@@ -170,7 +188,15 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	// prompt_unavailable; certificates works. The fake runner has no tokens.
 	var certs agent.CertService
 	if !f.fake {
-		certs = newCertService(cfg, prompt.Refuse{}, log)
+		p := f.prompter()
+		if p == nil {
+			p = prompt.Refuse{}
+		}
+		certs = newCertService(cfg, p, log)
+	}
+	deps := agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs}
+	if f.desk != nil {
+		deps.Approver = f.desk // pairing needs the local user (spec/gui.md property 4)
 	}
 	srv, err := agent.New(agent.Config{
 		AllowedOrigins:  cfg.AllowedOrigins,
@@ -179,7 +205,8 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		MaxJobs:         cfg.MaxJobs,
 		RatePerSecond:   cfg.RatePerSecond,
 		Version:         version,
-	}, agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs})
+		PairTimeout:     cfg.PairTimeout,
+	}, deps)
 	if err != nil {
 		return err
 	}
@@ -247,6 +274,15 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln, tlsCfg) }()
+	stopDesk := func() {}
+	if f.desk != nil {
+		f.desk.Agent, f.desk.Log = srv, log
+		f.desk.PINTimeout = cfg.PINTimeout
+		var dctx context.Context
+		dctx, stopDesk = context.WithCancel(ctx)
+		wg.Add(1)
+		go func() { defer wg.Done(); f.desk.Run(dctx) }()
+	}
 	announce("agent ready", "url", agentURL, "journal", dir, "startup_ms", float64(time.Since(start).Microseconds())/1000)
 
 	select {
@@ -263,6 +299,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 			err = e
 		}
 	}
+	stopDesk()
 	wg.Wait()
 	return err
 }

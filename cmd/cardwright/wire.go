@@ -60,13 +60,14 @@ func newRunner(cfg *config.Config, readers runner.Readers, prompter prompt.Promp
 	return &runner.Runner{Engine: &runner.Engine{Readers: readers, Prompter: prompter}, Deps: deps}, nil
 }
 
-// newServeRunner wires `cardwright serve`: the runner over PC/SC and the
-// configured PKCS#11 modules (no local dialogs: serve is headless), and the
-// readers with their events. One runner (one Engine) serves every job, so
-// the per-reader busy policy holds across connections.
-func newServeRunner(cfg *config.Config) (agent.Runner, agent.ReaderSource, io.Closer, error) {
+// newServeRunner wires the agent of `cardwright serve` and of desktop mode:
+// the runner over PC/SC and the configured PKCS#11 modules, with prompter
+// for local dialogs (nil: headless, as serve is), and the readers with
+// their events. One runner (one Engine) serves every job, so the
+// per-reader busy policy holds across connections.
+func newServeRunner(cfg *config.Config, prompter prompt.Prompter) (agent.Runner, agent.ReaderSource, io.Closer, error) {
 	readers := pcscreaders.New(nil)
-	r, err := newRunner(cfg, readers, nil, nil)
+	r, err := newRunner(cfg, readers, prompter, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

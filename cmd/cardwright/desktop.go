@@ -83,6 +83,12 @@ func runDesktop(ctx context.Context, env *cmdEnv, args []string) int {
 func guiCommand(exe, lang string) *exec.Cmd {
 	cmd := exec.Command(exe, guiProcessName)
 	cmd.Env = os.Environ()
+	switch os.Getenv("LANG") {
+	case "", "C", "POSIX", "C.UTF-8": // no language: Fyne cannot parse these, English it is
+		if lang == "" {
+			lang = "en"
+		}
+	}
 	if lang != "" {
 		cmd.Env = append(cmd.Env, "LANG="+lang, "LC_ALL="+lang, "LC_MESSAGES="+lang)
 	}

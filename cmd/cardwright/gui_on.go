@@ -1,0 +1,53 @@
+//go:build !nogui
+
+package main
+
+// gui_on.go: the desktop app's process, in builds with the GUI (the
+// default; -tags nogui leaves Fyne out, gui_off.go).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cardwright/cardwright/gui"
+	"github.com/cardwright/cardwright/gui/link"
+)
+
+const hasGUI = true
+
+func init() {
+	register(&command{
+		name:    guiProcessName,
+		summary: "the desktop app's process (started by 'cardwright desktop', talks to it on stdin/stdout)",
+		hidden:  true,
+		run:     runGUIProcess,
+	})
+}
+
+func runGUIProcess(_ context.Context, env *cmdEnv, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(env.stderr, "cardwright %s: no arguments\n", guiProcessName)
+		return exitUsage
+	}
+	if why := noDisplay(env.getenv); why != "" {
+		fmt.Fprintf(env.stderr, "desktop app cannot start: %s\n", why)
+		return exitFailure
+	}
+	// Standard output is the link; anything else that prints goes to
+	// standard error, which the agent logs.
+	out := os.Stdout
+	os.Stdout = os.Stderr
+	c, err := link.NewClient(os.Stdin, out)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "desktop app: %v\n", err)
+		return exitFailure
+	}
+	if err := gui.Run(c); err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintf(env.stderr, "desktop app: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}

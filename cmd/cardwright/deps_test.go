@@ -20,6 +20,17 @@ func TestImports(t *testing.T) {
 	depcheck.Never(t, cmd, "testing")
 }
 
+// TestNoGUIBuild: the server binary built with -tags nogui links no Fyne,
+// no OpenGL and no X11 binding (spec/gui.md, "Modes of the one binary"),
+// and no package but gui imports Fyne (ARCHITECTURE.md: gui is its only
+// importer); gui/link, which the agent side uses, stays free of it too.
+func TestNoGUIBuild(t *testing.T) {
+	fyne := []string{"fyne.io/...", "github.com/go-gl/...", "github.com/godbus/..."}
+	depcheck.NeverWithTags(t, "nogui", []string{depcheck.Module + "/cmd/cardwright"}, fyne...)
+	depcheck.Never(t, []string{depcheck.Module + "/gui/link", depcheck.Module + "/agent/...", depcheck.Module + "/runner/...", depcheck.Module + "/prompt"}, fyne...)
+	depcheck.NeverImports(t, []string{depcheck.Module + "/cmd/...", depcheck.Module + "/agent/...", depcheck.Module + "/runner/...", depcheck.Module + "/signing/...", depcheck.Module + "/gui/link"}, "fyne.io/...")
+}
+
 // TestWireOnlyWires: wire.go chooses and connects adapters; it declares no
 // method, so no adapter is implemented in main (the GUI, which cannot
 // import main, shares them).

@@ -71,6 +71,17 @@ func Never(t *testing.T, pkgs []string, bad ...string) {
 	}
 }
 
+// NeverWithTags is Never for a build with the given build tags (e.g.
+// "nogui").
+func NeverWithTags(t *testing.T, tags string, pkgs []string, bad ...string) {
+	t.Helper()
+	for _, line := range golist(t, false, append([]string{"-tags", tags, "-deps", "-f", "{{.ImportPath}}"}, pkgs...)) {
+		if match(line, bad) {
+			t.Errorf("%s with -tags %s depend on %s", strings.Join(pkgs, ", "), tags, line)
+		}
+	}
+}
+
 // NeverImports fails t when a package in pkgs imports a package in bad
 // itself.
 func NeverImports(t *testing.T, pkgs []string, bad ...string) {

@@ -1,6 +1,7 @@
 // Package stacktest gives integration tests the real test stack started by
 // scripts/teststack: pcscd with virtual readers, vicc cards, the project's own
-// virtual card (cmd/vcard), SoftHSM2. Only _test.go files import it.
+// virtual card (cmd/vcard), SoftHSM2, an Xvfb X server for GUI tests. Only
+// _test.go files import it.
 //
 // A test that needs the stack calls Require. Under `go test -short` the test
 // is skipped (quick unit runs); otherwise a missing stack fails the test with
@@ -9,6 +10,7 @@ package stacktest
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Stack describes the running stack, as written by scripts/teststack into
@@ -104,6 +107,34 @@ func (s *Stack) Get(t testing.TB, key string) string {
 		t.Fatalf("the test stack has no %s in %s/stack.env: restart it with 'scripts/teststack stop; scripts/teststack start'", key, s.Dir)
 	}
 	return v
+}
+
+// Display returns the X display of the stack's Xvfb server ("DISPLAY" in
+// stack.env, such as ":77") for tests that open real windows. It fails the
+// test, saying how to start the stack, when stack.env names no display (a
+// stack started before the script started Xvfb) or when the server does not
+// answer xdpyinfo.
+func (s *Stack) Display(t testing.TB) string {
+	t.Helper()
+	d := s.Env["DISPLAY"]
+	if d == "" {
+		t.Fatalf("the test stack has no X server (no DISPLAY in %s/stack.env): start it with 'scripts/teststack start' (it adds Xvfb to a running stack)", s.Dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "xdpyinfo", "-display", d).CombinedOutput()
+	if err != nil {
+		if len(out) > 500 {
+			out = out[len(out)-500:]
+		}
+		where := ""
+		if log := s.Env["XVFB_LOG"]; log != "" {
+			where = "; Xvfb's log: " + log
+		}
+		t.Fatalf("the test stack's X server %s does not answer (xdpyinfo: %v: %s%s): restart it with 'scripts/teststack stop; scripts/teststack start' (xdpyinfo comes with x11-utils, see scripts/install-deps)",
+			d, err, strings.TrimSpace(string(out)), where)
+	}
+	return d
 }
 
 func readEnv(path string) (map[string]string, error) {

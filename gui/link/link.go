@@ -12,7 +12,8 @@
 package link
 
 import (
-	"bufio"
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,46 +84,105 @@ func (m *Message) wipe() {
 const maxLine = 1 << 20
 
 // conn reads and writes messages on a pair of pipes.
+//
+// It reads lines into a buffer of its own rather than with bufio.Scanner,
+// whose buffer keeps stale copies of a line it moved to the front (and of
+// a whole buffer it outgrew), out of reach of a wipe. Here every byte of
+// buf outside buf[start:end] — the bytes read and not yet returned — is
+// zero.
 type conn struct {
-	sc  *bufio.Scanner
-	buf []byte
+	r          io.Reader
+	buf        []byte
+	start, end int
+	rerr       error // the reader's error, returned once buf holds no line
+
 	wmu sync.Mutex
 	w   io.Writer
 }
 
 func newConn(r io.Reader, w io.Writer) *conn {
-	c := &conn{w: w, buf: make([]byte, 64<<10)}
-	c.sc = bufio.NewScanner(r)
-	c.sc.Buffer(c.buf, maxLine)
-	return c
+	return &conn{r: r, w: w, buf: make([]byte, 64<<10)}
+}
+
+// errLineTooLong ends a link whose peer sent a line over maxLine.
+var errLineTooLong = fmt.Errorf("link: a message longer than %d bytes", maxLine)
+
+// readLine returns the next line without its newline. The caller wipes
+// it; it stays valid until the next call.
+func (c *conn) readLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(c.buf[c.start:c.end], '\n'); i >= 0 {
+			line := c.buf[c.start : c.start+i+1]
+			c.start += i + 1
+			line[i] = 0
+			return line[:i], nil
+		}
+		if c.rerr != nil {
+			err := c.rerr
+			if err == io.EOF && c.end > c.start {
+				err = io.ErrUnexpectedEOF // a cut line is no message
+			}
+			clear(c.buf[c.start:c.end])
+			c.start, c.end = 0, 0
+			return nil, err
+		}
+		if c.start > 0 { // move the partial line to the front, wiping where it was
+			n := copy(c.buf, c.buf[c.start:c.end])
+			clear(c.buf[n:c.end])
+			c.start, c.end = 0, n
+		}
+		if c.end == len(c.buf) {
+			if len(c.buf) >= maxLine {
+				clear(c.buf)
+				c.end = 0
+				c.rerr = errLineTooLong
+				return nil, c.rerr
+			}
+			nb := make([]byte, min(2*len(c.buf), maxLine))
+			copy(nb, c.buf[:c.end])
+			clear(c.buf)
+			c.buf = nb
+		}
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		if err != nil {
+			c.rerr = err
+		}
+	}
 }
 
 // read returns the next message. The line it was decoded from is wiped:
 // it may have held a PIN.
 func (c *conn) read() (*Message, error) {
-	if !c.sc.Scan() {
-		if err := c.sc.Err(); err != nil {
-			return nil, err
-		}
-		return nil, io.EOF
+	line, err := c.readLine()
+	if err != nil {
+		return nil, err
 	}
-	line := c.sc.Bytes()
 	defer clear(line)
 	m := new(Message)
 	if err := json.Unmarshal(line, m); err != nil {
+		m.wipe()
 		return nil, fmt.Errorf("link: bad message: %w", err)
 	}
 	if m.T == "" {
+		m.wipe()
 		return nil, errors.New("link: message without type")
 	}
 	return m, nil
 }
 
-// write sends m; the encoded line is wiped after the write.
+// write sends m; the encoded line is wiped after the write. The secret
+// fields are encoded here, not by encoding/json, which would leave their
+// base64 in its pooled buffers.
 func (c *conn) write(m *Message) error {
-	b, err := json.Marshal(m)
+	pub := *m
+	pub.PIN, pub.Current = nil, nil
+	b, err := json.Marshal(&pub)
 	if err != nil {
 		return err
+	}
+	if len(m.PIN) > 0 || len(m.Current) > 0 {
+		b = appendSecrets(b, m.PIN, m.Current)
 	}
 	b = append(b, '\n')
 	defer clear(b)
@@ -130,4 +190,35 @@ func (c *conn) write(m *Message) error {
 	defer c.wmu.Unlock()
 	_, err = c.w.Write(b)
 	return err
+}
+
+// appendSecrets puts "pin" and "current" (base64, as encoding/json would)
+// before the closing brace of the JSON object obj, in a new slice sized so
+// that no partial copy is left behind by a growing append.
+func appendSecrets(obj, pin, current []byte) []byte {
+	size := len(obj) + 1 // and the newline write adds
+	for _, f := range [][]byte{pin, current} {
+		if len(f) > 0 {
+			size += len(`,"current":""`) + base64.StdEncoding.EncodedLen(len(f))
+		}
+	}
+	out := make([]byte, 0, size)
+	out = append(out, obj[:len(obj)-1]...)
+	for _, f := range []struct {
+		key string
+		v   []byte
+	}{{"pin", pin}, {"current", current}} {
+		if len(f.v) == 0 {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, f.key...)
+		out = append(out, `":"`...)
+		out = base64.StdEncoding.AppendEncode(out, f.v)
+		out = append(out, '"')
+	}
+	return append(out, '}')
 }

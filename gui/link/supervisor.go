@@ -190,18 +190,16 @@ func (s *Supervisor) serve(ctx context.Context, c *conn) error {
 		}
 		switch m.T {
 		case TAnswer, TPairAnswer, TPadCancel:
+			// Delivered under the lock (the send does not block): once a
+			// request is forgotten no answer can reach its channel, so
+			// the one that did can be wiped (drain).
 			s.mu.Lock()
-			ch := s.pending[m.ID]
-			s.mu.Unlock()
-			if ch == nil {
-				m.wipe() // a late answer to a withdrawn request
-				continue
-			}
 			select {
-			case ch <- m:
+			case s.pending[m.ID] <- m: // a nil channel (withdrawn, unknown) is never ready
 			default:
-				m.wipe()
+				m.wipe() // a late answer to a withdrawn request
 			}
+			s.mu.Unlock()
 		case TRemoveSite:
 			done := &Message{T: TDone, ID: m.ID}
 			if err := s.Agent.RemoveSite(m.Origin); err != nil {
@@ -314,10 +312,24 @@ func (s *Supervisor) Ask(ctx context.Context, r prompt.Request) (prompt.Answer, 
 		return prompt.Answer{PIN: secret.FromBytes(m.PIN), Current: secret.FromBytes(m.Current)}, nil
 	case <-ctx.Done():
 		forget(true)
+		drain(ch)
 		return prompt.Answer{}, ctx.Err()
 	case <-t.C:
 		forget(true)
+		drain(ch)
 		return prompt.Answer{}, fmt.Errorf("%w: the PIN window did not answer in time", prompt.ErrRefused)
+	}
+}
+
+// drain wipes an answer that arrived on ch of a forgotten request while
+// the request ended otherwise.
+func drain(ch <-chan *Message) {
+	select {
+	case m, ok := <-ch:
+		if ok {
+			m.wipe()
+		}
+	default:
 	}
 }
 

@@ -33,15 +33,21 @@ type Client struct {
 }
 
 // NewClient is a Client reading r (the GUI's standard input) and writing w
-// (its standard output). It says hello at once.
+// (its standard output). It says nothing yet: Run says hello, so the GUI
+// calls Run once it can show windows, and a GUI that dies while starting
+// (Fyne ends the process when it cannot open the display) is never
+// counted as up. The error is always nil.
 func NewClient(r io.Reader, w io.Writer) (*Client, error) {
-	c := &Client{c: newConn(r, w), done: map[uint64]chan string{}}
-	return c, c.c.write(&Message{T: THello})
+	return &Client{c: newConn(r, w), done: map[uint64]chan string{}}, nil
 }
 
-// Run delivers the agent's messages to h until the agent closes the link
+// Run says hello — the agent counts the GUI as up from then on — and
+// delivers the agent's messages to h until the agent closes the link
 // (io.EOF: the GUI should quit) or it breaks.
 func (c *Client) Run(h Handler) error {
+	if err := c.c.write(&Message{T: THello}); err != nil {
+		return err
+	}
 	for {
 		m, err := c.c.read()
 		if err != nil {

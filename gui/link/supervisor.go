@@ -1,13 +1,13 @@
 package link
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
@@ -127,8 +127,10 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var stderr *logWriter
 	if cmd.Stderr == nil {
-		cmd.Stderr = logWriter{s.Log}
+		stderr = &logWriter{log: s.Log}
+		cmd.Stderr = stderr
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the desktop app: %w", err)
@@ -151,6 +153,9 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	stdin.Close()
 	werr := cmd.Wait()
 	close(stopped)
+	if stderr != nil {
+		stderr.flush()
+	}
 	if rerr == nil || errors.Is(rerr, io.EOF) {
 		rerr = werr
 	}
@@ -389,12 +394,43 @@ func (s *Supervisor) Approve(ctx context.Context, origin, code string) (bool, er
 }
 
 // logWriter sends the GUI process's standard error to the agent's log, a
-// line a record.
-type logWriter struct{ log *slog.Logger }
+// line a record. A line may come in several writes (a Go panic's trace
+// does): what follows the last newline waits for the rest of its line, or
+// for flush.
+type logWriter struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	buf []byte
+}
 
-func (w logWriter) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		w.log.Info("desktop app", "stderr", line)
+// maxLogLine is where a line without an end is logged all the same.
+const maxLogLine = 4096
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Info("desktop app", "stderr", string(w.buf[:i]))
+		w.buf = w.buf[:copy(w.buf, w.buf[i+1:])]
+	}
+	if len(w.buf) >= maxLogLine {
+		w.log.Info("desktop app", "stderr", string(w.buf))
+		w.buf = w.buf[:0]
 	}
 	return len(b), nil
+}
+
+// flush logs a last line that had no newline.
+func (w *logWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.log.Info("desktop app", "stderr", string(w.buf))
+		w.buf = w.buf[:0]
+	}
 }

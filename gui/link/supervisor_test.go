@@ -29,6 +29,8 @@ import (
 //
 //	LINK_TEST_GUI=gui        the Client
 //	LINK_TEST_GUI=nodisplay  exit 1 at once, as gui-process does without a display
+//	LINK_TEST_GUI=crashstart make the Client, then panic before Run, in pieces,
+//	                         as Fyne does when it cannot open the display
 //	LINK_TEST_PIN, LINK_TEST_CURRENT  what the PIN window "types"
 //	LINK_TEST_ACTIONS        after info, the user's actions: remove:ORIGIN;quit
 func TestMain(m *testing.M) {
@@ -40,6 +42,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	case "gui":
 		os.Exit(fakeGUI())
+	case "crashstart":
+		os.Exit(crashStart())
 	}
 	os.Exit(3)
 }
@@ -54,6 +58,20 @@ func fakeGUI() int {
 	err = c.Run(&scripted{c: c})
 	fmt.Fprintf(os.Stderr, "fake gui ends: %v\n", err)
 	return 0
+}
+
+// crashStart is a GUI that dies while it starts: its Client is made, its
+// toolkit fails before Run. The panic's trace comes in many small writes,
+// the last line without a newline.
+func crashStart() int {
+	if _, err := NewClient(os.Stdin, os.Stdout); err != nil {
+		return 1
+	}
+	for _, piece := range []string{"panic: ", "NotInitialized: The GLFW library is not initialized\n", "\n", "goroutine ", "1", " [", "running", ", locked to thread]:\n", "last words"} {
+		os.Stderr.WriteString(piece)
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 2
 }
 
 // scripted is the fake GUI's Handler.
@@ -349,6 +367,32 @@ func TestSupervisorNoGUI(t *testing.T) {
 			t.Errorf("the GUI's reason is not in the log:\n%s", s.log)
 		}
 	})
+}
+
+// TestSupervisorGUICrashesStarting: a GUI whose toolkit dies before it
+// runs its Client is never up — no "desktop app ready", requests fail at
+// once — and its standard error reaches the log a line a record, however
+// it was cut into writes.
+func TestSupervisorGUICrashesStarting(t *testing.T) {
+	s := startSup(t, "crashstart")
+	s.log.waitFor(t, `"msg":"desktop app ended`, 2)
+	out := s.log.String()
+	if strings.Contains(out, "desktop app ready") || s.Up() {
+		t.Errorf("a GUI that died starting was counted as up:\n%s", out)
+	}
+	if _, err := s.Ask(askCtx(t), prompt.Request{Label: "answer"}); !errors.Is(err, prompt.ErrUnavailable) {
+		t.Errorf("Ask: %v, want prompt.ErrUnavailable", err)
+	}
+	for _, rec := range []string{
+		`"stderr":"panic: NotInitialized: The GLFW library is not initialized"}`,
+		`"stderr":""}`,
+		`"stderr":"goroutine 1 [running, locked to thread]:"}`,
+		`"stderr":"last words"}`,
+	} {
+		if !strings.Contains(out, rec) {
+			t.Errorf("no record ending %s in the log:\n%s", rec, out)
+		}
+	}
 }
 
 // TestSupervisorGUIKilled: a GUI that dies with a PIN window open — by

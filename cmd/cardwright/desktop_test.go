@@ -246,7 +246,7 @@ func TestDesktopWithoutDisplay(t *testing.T) {
 				t.Fatalf("the PIN job ended %q, want %s\n%s", code, api.CodePromptUnavailable, d.Logs())
 			}
 			t.Logf("PIN job ended prompt_unavailable after %v", time.Since(start).Round(time.Millisecond))
-			readICCSN(t, ctx, c, d, reader, serial)                           // the card was not erased
+			readICCSN(t, ctx, c, d, reader, serial)                           // the agent still serves the card
 			waitLogCount(t, d, `"msg":"desktop app ended`, 2, 20*time.Second) // tried again
 			if code := d.Stop(); code != exitOK {
 				t.Errorf("cardwright desktop exit %d, want 0", code)

@@ -66,7 +66,7 @@ func openPairing(a fyne.App, origin, code string, timeout time.Duration, reply f
 	site := container.New(layout.NewFormLayout(),
 		widget.NewLabelWithStyle(lang.X("pairing.site", "Site"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		widget.NewLabelWithStyle(origin, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
-	digits := widget.NewLabelWithStyle(code, fyne.TextAlignCenter, fyne.TextStyle{Bold: true, Monospace: true})
+	digits := widget.NewLabelWithStyle(code, fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
 	digits.SizeName = theme.SizeNameHeadingText
 	content := container.NewVBox(
 		heading(lang.X("pairing.heading", "A site asks to use cardwright")),

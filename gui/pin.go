@@ -69,25 +69,26 @@ func openPIN(a fyne.App, r prompt.Request, timeout time.Duration, reply func(pro
 
 	// Fields by kind: the PIN; a new PIN twice; the current one (PIN or
 	// PUK, which the card checks by its own rules) then a new one twice.
-	var labels []string
+	type field struct {
+		label         string
+		repeat, rules bool
+	}
+	newPIN := lang.X("pin.field.new", "New")
+	repeat := lang.X("pin.field.repeat", "Repeat")
+	var fields []field
 	switch r.Kind.Fields() {
 	case 2:
-		labels = []string{lang.X("pin.field.new", "New"), lang.X("pin.field.repeat", "Repeat")}
+		fields = []field{{newPIN, false, true}, {repeat, true, false}}
 	case 3:
-		labels = []string{lang.X("pin.field.current", "Current"), lang.X("pin.field.new", "New"), lang.X("pin.field.repeat", "Repeat")}
+		fields = []field{{lang.X("pin.field.current", "Current"), false, false}, {newPIN, false, true}, {repeat, true, false}}
 	default:
-		labels = []string{pinLabel(r)}
+		fields = []field{{pinLabel(r), false, true}}
 	}
 	form := container.New(layout.NewFormLayout())
-	for i, text := range labels {
-		f := &pinField{message: widget.NewLabel(""), rules: true}
+	for i, spec := range fields {
+		f := &pinField{message: widget.NewLabel(""), repeat: spec.repeat, rules: spec.rules}
 		f.message.Importance = widget.DangerImportance
-		if len(labels) > 1 && i == len(labels)-1 {
-			f.repeat, f.rules = true, false
-		}
-		if len(labels) == 3 && i == 0 {
-			f.rules = false
-		}
+		f.message.SizeName = theme.SizeNameCaptionText
 		f.entry = newPINEntry(d.cancel, func() {
 			if f.entry.Text != "" {
 				f.touched = true
@@ -95,9 +96,9 @@ func openPIN(a fyne.App, r prompt.Request, timeout time.Duration, reply func(pro
 			}
 		})
 		f.entry.OnChanged = func(string) { d.update() }
-		f.entry.OnSubmitted = func(string) { d.enter(f) }
+		f.entry.OnSubmitted = func(string) { d.enter(i) }
 		d.fields = append(d.fields, f)
-		form.Add(widget.NewLabelWithStyle(text, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+		form.Add(widget.NewLabelWithStyle(spec.label, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
 		form.Add(container.NewVBox(f.entry, f.message))
 	}
 
@@ -140,7 +141,7 @@ func pinLabel(r prompt.Request) string {
 	return lang.X("pin.label", "PIN")
 }
 
-// problem is what is wrong with f's value ("" nothing).
+// problem is what is wrong with the value of field i ("" nothing).
 func (d *pinWindow) problem(i int) string {
 	f := d.fields[i]
 	n := len(f.entry.Text) // the rules count bytes
@@ -179,23 +180,17 @@ func (d *pinWindow) update() {
 	}
 }
 
-// enter is Enter in f: the next field, or on the last one submit; a field
-// that is not valid keeps the cursor and shows why.
-func (d *pinWindow) enter(f *pinField) {
-	f.touched = true
+// enter is Enter in field i: the next field, or on the last one submit; a
+// field that is not valid keeps the cursor and shows why.
+func (d *pinWindow) enter(i int) {
+	d.fields[i].touched = true
 	d.update()
-	for i, g := range d.fields {
-		if g != f {
-			continue
-		}
-		switch {
-		case d.problem(i) != "":
-		case i+1 < len(d.fields):
-			d.w.Canvas().Focus(d.fields[i+1].entry)
-		default:
-			d.submit()
-		}
-		return
+	switch {
+	case d.problem(i) != "":
+	case i+1 < len(d.fields):
+		d.w.Canvas().Focus(d.fields[i+1].entry)
+	default:
+		d.submit()
 	}
 }
 

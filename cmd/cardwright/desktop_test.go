@@ -33,16 +33,6 @@ import (
 // failureOrigin is the portal the failure tests connect as.
 const failureOrigin = "https://portal.example"
 
-// Window names as xdotool search --name sees them: it matches WM_NAME,
-// which the GUI's windows set as COMPOUND_TEXT without the title's em dash
-// ("cardwright  PIN"; _NET_WM_NAME keeps "cardwright — PIN"), so the part
-// between program and window allows nothing at all.
-const (
-	pinWindowTitle    = `^cardwright .*PIN$`
-	pairWindowTitle   = `^cardwright .*Pair a site$`
-	pairWindowTitleDE = `^cardwright .*Website koppeln$`
-)
-
 // startDesktopAgent runs `cardwright desktop` from bin with the test
 // process's environment minus the display and bus variables, plus env,
 // and returns once the agent listens ("agent ready") — without waiting for
@@ -302,7 +292,7 @@ func TestDesktopGUIKilled(t *testing.T) {
 
 	// The PIN window is open; the GUI is killed.
 	codes := runAsync(ctx, c, eraseJob(t, reader))
-	waitWindow(t, display, pinWindowTitle)
+	waitWindow(t, display, pinWindowName)
 	if err := os.Rename(bin, bin+".away"); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +315,7 @@ func TestDesktopGUIKilled(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the job did not end within 20 s of the GUI's kill\n%s", d.Logs())
 	}
-	waitNoWindow(t, display, pinWindowTitle, 5*time.Second) // went with its process
+	waitNoWindow(t, display, pinWindowName, 5*time.Second) // went with its process
 	waitLogCount(t, d, `"msg":"desktop app ended`, 1, 10*time.Second)
 
 	// Down: the agent serves; a PIN job ends prompt_unavailable at once.
@@ -353,7 +343,7 @@ func TestDesktopGUIKilled(t *testing.T) {
 		t.Fatalf("GUI process after the restart: %d (killed: %d)", second, first)
 	}
 	codes = runAsync(ctx, c, eraseJob(t, reader))
-	win := waitWindow(t, display, pinWindowTitle)
+	win := waitWindow(t, display, pinWindowName)
 	x(t, display, 10*time.Second, "xdotool", "windowfocus", "--sync", win)
 	key(t, display, "Escape")
 	select {
@@ -364,7 +354,7 @@ func TestDesktopGUIKilled(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the PIN job after the restart did not end\n%s", d.Logs())
 	}
-	waitNoWindow(t, display, pinWindowTitle, 5*time.Second)
+	waitNoWindow(t, display, pinWindowName, 5*time.Second)
 	readICCSN(t, ctx, c, d, reader, serial)
 	if code := d.Stop(); code != exitOK {
 		t.Errorf("cardwright desktop exit %d, want 0", code)

@@ -11,6 +11,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/iso7816"
+	"github.com/cardwright/cardwright/pcsc"
 )
 
 // The PIN and PUK these tests type and send; none of the outputs checked
@@ -78,6 +81,28 @@ func personalize(t *testing.T, e *stackEnv, reader, holder string) {
 	if code != 0 {
 		t.Fatalf("personalizing the card: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+}
+
+// verifyOnCard sends VERIFY of pin for the user PIN (reference 81 in the
+// demo profile's DF 5015) to the card in reader over PC/SC, outside
+// cardwright's runner, and returns the card's answer as an error.
+func verifyOnCard(t *testing.T, reader, pin string) error {
+	t.Helper()
+	pc, err := pcsc.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	k, err := pc.Connect(reader, pcsc.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if _, err := iso7816.Send(k, iso7816.SelectPath(true, 0x5015)); err != nil {
+		t.Fatalf("selecting DF 5015: %v", err)
+	}
+	_, err = iso7816.Send(k, iso7816.Verify(0x81, []byte(pin)))
+	return err
 }
 
 // hasFocus waits up to two seconds for window to have the keyboard focus,
@@ -177,11 +202,19 @@ func TestDesktopNewPINTwiceInBrowser(t *testing.T) {
 	}
 	waitNoWindow(t, display, pinWindowName, 5*time.Second)
 
-	// The card, read and checked without cardwright's runner: the holder
-	// file the profile wrote and a VERIFY of the PIN typed in the window.
+	// The card, read and checked without cardwright's runner: a wrong PIN
+	// is refused with tries left, then the holder file the profile wrote
+	// and a VERIFY of the PIN typed in the window.
+	var wrong *iso7816.AuthError
+	if err := verifyOnCard(t, reader, "000000"); !errors.As(err, &wrong) {
+		t.Errorf("VERIFY of a wrong PIN: %v, want 63Cx", err)
+	}
 	readCard(t, reader, "Ada Lovelace", desktopPIN)
 
 	frames := strings.Join(p.Frames(), "\n")
+	if !strings.Contains(frames, `"type":"prompt"`) {
+		t.Errorf("no prompt event among the recorded WebSocket frames: the recorder missed the job's frames:\n%s", frames)
+	}
 	if code := d.Stop(); code != exitOK {
 		t.Errorf("cardwright desktop exit %d", code)
 	}

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/prompt"
 )
 
 // maxOpenPairings caps the pairing dialogs open at once over all origins,
@@ -155,6 +156,8 @@ func (s *Server) askPairing(ctx context.Context, pr *pairRequest) {
 		why = fmt.Sprintf("the pairing request timed out: the local user did not approve %s within %s", pr.origin, s.cfg.PairTimeout)
 	case ctx.Err() != nil:
 		why = "the pairing request was withdrawn"
+	case a.err != nil && errors.Is(a.err, prompt.ErrUnavailable):
+		why = "no pairing dialog can be shown on this computer now (the desktop app is not running); try again"
 	default:
 		why = "the local user did not approve " + pr.origin
 	}

@@ -146,7 +146,7 @@ func TestAuthenticateVerify(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(p.reqs) != 1 || p.reqs[0].Kind != prompt.SignIn || p.reqs[0].Operation != prompt.OpSignIn || p.reqs[0].Origin != origin || !strings.Contains(p.reqs[0].Label, origin) {
+				if len(p.reqs) != 1 || p.reqs[0].Kind != prompt.SignIn || p.reqs[0].Operation != prompt.OpSignIn || p.reqs[0].Origin != origin || p.reqs[0].Subject == "" {
 					t.Errorf("prompt %+v", p.reqs)
 				}
 				raw := tok.Marshal()

@@ -42,7 +42,7 @@ func TestService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reqs := svc.Prompter.(*pinPrompter).reqs; len(reqs) != 1 || reqs[0].Origin != "https://portal.example.com" || !strings.HasSuffix(reqs[0].Label, " for https://portal.example.com") {
+	if reqs := svc.Prompter.(*pinPrompter).reqs; len(reqs) != 1 || reqs[0].Origin != "https://portal.example.com" || reqs[0].Subject == "" || reqs[0].Card != "alice" {
 		t.Errorf("sign prompt %+v", reqs)
 	}
 	rawSig, _ := base64.StdEncoding.DecodeString(sig.Signature)

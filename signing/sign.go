@@ -85,10 +85,9 @@ func Sign(ctx context.Context, store Store, p prompt.Prompter, req Request) (*Re
 		h.Write(req.Data)
 		digest = h.Sum(nil)
 	}
-	label := fmt.Sprintf("PIN of token %q to sign as %q", c.Token.Label, c.Cert.Subject.CommonName)
-	if req.Origin != "" {
-		label += " for " + req.Origin
-	}
+	// The dialog names the origin and the certificate's subject itself
+	// (prompt.Request); the label says only whose PIN it is.
+	label := fmt.Sprintf("PIN of token %q", c.Token.Label)
 	sig, err := signDigest(ctx, store, p, c, pinRequest(prompt.Sign, label, req.Origin, c), alg, digest)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"runtime"
 
 	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/gui/langenv"
 	"github.com/cardwright/cardwright/gui/link"
 )
 
@@ -79,19 +80,10 @@ func runDesktop(ctx context.Context, env *cmdEnv, args []string) int {
 }
 
 // guiCommand is the GUI process: this executable's gui-process command,
-// in language lang ("" keeps the OS locale: Fyne reads LANG and LC_*).
+// in language lang ("" keeps the OS locale).
 func guiCommand(exe, lang string) *exec.Cmd {
 	cmd := exec.Command(exe, guiProcessName)
-	cmd.Env = os.Environ()
-	switch os.Getenv("LANG") {
-	case "", "C", "POSIX", "C.UTF-8": // no language: Fyne cannot parse these, English it is
-		if lang == "" {
-			lang = "en"
-		}
-	}
-	if lang != "" {
-		cmd.Env = append(cmd.Env, "LANG="+lang, "LC_ALL="+lang, "LC_MESSAGES="+lang)
-	}
+	cmd.Env = append(os.Environ(), langenv.Env(os.Getenv, lang)...)
 	return cmd
 }
 

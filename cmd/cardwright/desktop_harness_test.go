@@ -147,7 +147,7 @@ func startDesktop(t *testing.T, s *stacktest.Stack, display string, opt desktopO
 		args = append(args, "--journal", d.Journal)
 	}
 	env := withoutEnv(os.Environ(), "DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "LANG", "LC_ALL", "LC_MESSAGES")
-	env = append(env, "DISPLAY="+display, "LANG=en_US.UTF-8") // English: screenshots and window names
+	env = append(env, "DISPLAY="+display, "LANG=C.UTF-8", "LANGUAGE=en") // English screenshots and window names; a UTF-8 code set keeps the titles' dash
 	switch opt.Bus {
 	case "":
 		env = append(env, traytest.StartWithoutWatcher(t).Env())

@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/cardwright/cardwright/gui"
+	_ "github.com/cardwright/cardwright/gui/langenv" // before Fyne reads the locale
 	"github.com/cardwright/cardwright/gui/link"
 )
 

@@ -32,11 +32,15 @@ func Run(c *link.Client) error {
 	d := &desk{app: a, link: c, open: map[uint64]func(){}}
 	d.start()
 	errc := make(chan error, 1)
-	go func() {
-		err := c.Run(d)
-		errc <- err
-		fyne.Do(a.Quit) // the agent went away: so does its GUI
-	}()
+	// The link says hello once Fyne has opened the display: a GUI that
+	// dies while starting is never counted as up.
+	a.Lifecycle().SetOnStarted(func() {
+		go func() {
+			err := c.Run(d)
+			errc <- err
+			fyne.Do(a.Quit) // the agent went away: so does its GUI
+		}()
+	})
 	a.Run()
 	select {
 	case err := <-errc:

@@ -797,13 +797,18 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 		}
 	}
 	if j.ownsCard() && j.deps.Profiles != nil {
-		// The highest credential given: the PUK, else the PIN.
+		// The highest credential given: the PUK, else the PIN. A job that
+		// only erases logs in; one that initializes says so.
+		op := prompt.OpLogin
+		if anyStep[*dsc.InitProfileStep](j.plan) || anyStep[*dsc.InitTokenStep](j.plan) {
+			op = prompt.OpInitialize
+		}
 		var pin, puk secret.Value
 		var err error
 		if c := j.plan.Credentials; c.InitialPUK != nil {
-			puk, err = j.value(ctx, s, c.InitialPUK, prompt.OpInitialize, "PUK")
+			puk, err = j.value(ctx, s, c.InitialPUK, op, "PUK")
 		} else {
-			pin, err = j.value(ctx, s, c.PIN, prompt.OpInitialize, "PIN")
+			pin, err = j.value(ctx, s, c.PIN, op, "PIN")
 		}
 		if err != nil {
 			return err

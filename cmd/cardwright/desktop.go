@@ -8,9 +8,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
+	"time"
 
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/gui/langenv"
@@ -90,12 +93,23 @@ func guiCommand(exe, lang string) *exec.Cmd {
 // guiProcessName is the hidden command the GUI process runs.
 const guiProcessName = "gui-process"
 
-// noDisplay says why a GUI cannot start on this system, or "".
+// noDisplay says why a GUI cannot start on this system, or "": without
+// it Fyne panics with a long trace on every retry.
 func noDisplay(getenv func(string) string) string {
-	if runtime.GOOS == "linux" || runtime.GOOS == "freebsd" {
-		if getenv("DISPLAY") == "" && getenv("WAYLAND_DISPLAY") == "" {
-			return "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
+		return ""
+	}
+	d, w := getenv("DISPLAY"), getenv("WAYLAND_DISPLAY")
+	if d == "" && w == "" {
+		return "no display: DISPLAY and WAYLAND_DISPLAY are not set"
+	}
+	if w == "" && strings.HasPrefix(d, ":") { // a local X server: its socket must answer
+		n, _, _ := strings.Cut(d[1:], ".")
+		c, err := net.DialTimeout("unix", "/tmp/.X11-unix/X"+n, 2*time.Second)
+		if err != nil {
+			return fmt.Sprintf("no X server answers on DISPLAY=%s: %v", d, err)
 		}
+		c.Close()
 	}
 	return ""
 }

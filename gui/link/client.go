@@ -128,6 +128,9 @@ func (c *Client) RemoveSite(origin string) error {
 		}
 		return nil
 	case <-time.After(10 * time.Second):
+		c.mu.Lock()
+		delete(c.done, id)
+		c.mu.Unlock()
 		return fmt.Errorf("the agent did not answer")
 	}
 }

@@ -107,7 +107,7 @@ func openPIN(a fyne.App, r prompt.Request, timeout time.Duration, reply func(pro
 	cancel := newKeyButton(lang.X("button.cancel", "Cancel"), theme.CancelIcon(), d.cancel, buttonKeys(d.cancel, d.cancel))
 	d.clock = startCountdown(timeout, func() { d.answer(prompt.Answer{}, fmt.Errorf("%w: timed out", prompt.ErrRefused)) })
 
-	content := container.NewVBox(heading(lang.X("pin.heading", "Enter {{.Label}}", map[string]any{"Label": pinLabel(r)})), requestInfo(r))
+	content := container.NewVBox(heading(pinHeading(r)), requestInfo(r))
 	if t := triesLine(r.TriesLeft); t != nil {
 		content.Add(t)
 	}
@@ -134,6 +134,18 @@ func openPIN(a fyne.App, r prompt.Request, timeout time.Duration, reply func(pro
 
 // pinLabel names what is asked: the credential as the request names it
 // ("PIN", "SignPIN", "PUK"), "PIN" when it does not.
+// pinHeading says what the window wants: the PIN, a new one, or a change.
+func pinHeading(r prompt.Request) string {
+	data := map[string]any{"Label": pinLabel(r)}
+	switch r.Kind {
+	case prompt.TwoFields:
+		return lang.X("pin.heading.new", "Choose a new {{.Label}}", data)
+	case prompt.ThreeFields:
+		return lang.X("pin.heading.change", "Change {{.Label}}", data)
+	}
+	return lang.X("pin.heading", "Enter {{.Label}}", data)
+}
+
 func pinLabel(r prompt.Request) string {
 	if r.Label != "" {
 		return r.Label

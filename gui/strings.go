@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"fyne.io/fyne/v2/lang"
+
+	_ "github.com/cardwright/cardwright/gui/langenv" // a language Fyne can parse, before it reads the locale
 )
 
 // Every string the windows show goes through Fyne's lang package (spec/gui.md,

@@ -56,6 +56,7 @@ type desk struct {
 	link *link.Client
 
 	info   link.Info
+	notify bool // notifications wanted and a notification server there
 	state  State
 	seen   bool              // a state arrived
 	open   map[uint64]func() // close functions of the windows the agent asked for
@@ -105,11 +106,14 @@ func (d *desk) redraw() {
 // The link.Handler methods run on the link's goroutine; each moves to
 // Fyne's.
 
-func (d *desk) Info(i link.Info) { fyne.Do(func() { d.info = i }) }
+func (d *desk) Info(i link.Info) {
+	notify := i.Notify && HasNotifier() // asked here, off Fyne's goroutine
+	fyne.Do(func() { d.info, d.notify = i, notify })
+}
 
 func (d *desk) State(st State) {
 	fyne.Do(func() {
-		if d.seen && d.info.Notify {
+		if d.seen && d.notify {
 			for _, n := range Finished(d.state, st) {
 				d.app.SendNotification(n)
 			}

@@ -263,8 +263,20 @@ const watcherName = "org.kde.StatusNotifierWatcher"
 // HasTrayHost reports whether a StatusNotifierWatcher owns its name on the
 // session bus (spec/gui.md, "Tray": "detect the missing
 // org.kde.StatusNotifierWatcher and show a small status window instead").
-// It is false without a session bus; it never starts one.
-func HasTrayHost() bool {
+// It is false without a session bus; it never starts one. Windows and
+// macOS always have a tray.
+func HasTrayHost() bool { return !usesDBus() || busHasOwner(watcherName) }
+
+// HasNotifier reports whether desktop notifications can be shown: on
+// Linux a notification server owns org.freedesktop.Notifications (without
+// one Fyne logs an error for every notification).
+func HasNotifier() bool { return !usesDBus() || busHasOwner("org.freedesktop.Notifications") }
+
+// usesDBus reports whether the tray and notifications go over D-Bus here.
+func usesDBus() bool { return runtime.GOOS != "windows" && runtime.GOOS != "darwin" }
+
+// busHasOwner asks the session bus whether name has an owner.
+func busHasOwner(name string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	conn, err := dbus.SessionBusPrivateNoAutoStartup(dbus.WithContext(ctx))
@@ -276,6 +288,6 @@ func HasTrayHost() bool {
 		return false
 	}
 	var has bool
-	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, watcherName).Store(&has)
+	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)
 	return err == nil && has
 }

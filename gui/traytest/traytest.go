@@ -18,7 +18,6 @@ package traytest
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,6 +52,7 @@ type Host struct {
 	items   []Item
 	changed chan struct{} // closed and replaced at each registration
 	props   *prop.Properties
+	awaited chan struct{} // closed when an app waits for a watcher (WaitWatcherAwaited)
 }
 
 // Start starts a private session bus with a tray host (a
@@ -122,7 +122,7 @@ func StartWithoutWatcher(t testing.TB) *Host {
 		line, _ := bufio.NewReader(out).ReadString('\n')
 		addr <- strings.TrimSpace(line)
 	}()
-	h := &Host{changed: make(chan struct{})}
+	h := &Host{changed: make(chan struct{}), awaited: make(chan struct{})}
 	select {
 	case h.addr = <-addr:
 	case <-time.After(30 * time.Second):
@@ -135,7 +135,91 @@ func StartWithoutWatcher(t testing.TB) *Host {
 		t.Fatalf("traytest: connecting to the private bus: %v", err)
 	}
 	t.Cleanup(func() { h.conn.Close() })
+	mon, err := h.monitor()
+	if err != nil {
+		t.Fatalf("traytest: %v", err)
+	}
+	t.Cleanup(func() { mon.Close() })
 	return h
+}
+
+// monitor watches the bus for an app asking to be told when the watcher's
+// name gets an owner: fyne.io/systray, finding no watcher, adds a match
+// rule for NameOwnerChanged with arg0 the watcher's name, and registers
+// when that signal comes. A watcher that starts before the rule is in
+// place goes unnoticed, so WaitWatcherAwaited waits for the bus's reply to
+// that AddMatch.
+func (h *Host) monitor() (*dbus.Conn, error) {
+	mon, err := dbus.Connect(h.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting the monitor: %w", err)
+	}
+	rules := []string{
+		"type='method_call',interface='org.freedesktop.DBus',member='AddMatch'",
+		"type='method_return',sender='org.freedesktop.DBus'",
+	}
+	if err := mon.BusObject().Call("org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, rules, uint32(0)).Err; err != nil {
+		mon.Close()
+		return nil, fmt.Errorf("becoming a monitor: %w", err)
+	}
+	msgs := make(chan *dbus.Message, 1000)
+	mon.Eavesdrop(msgs) // monitors never answer; godbus must not try
+	go func() {
+		type call struct {
+			from   string
+			serial uint32
+		}
+		pending := map[call]bool{}
+		for {
+			var m *dbus.Message
+			select {
+			case m = <-msgs:
+			case <-mon.Context().Done():
+				return
+			}
+			if m == nil { // the connection closed
+				return
+			}
+			from, _ := m.Headers[dbus.FieldSender].Value().(string)
+			switch m.Type {
+			case dbus.TypeMethodCall:
+				if len(m.Body) != 1 {
+					break
+				}
+				if rule, _ := m.Body[0].(string); strings.Contains(rule, "NameOwnerChanged") && strings.Contains(rule, WatcherName) {
+					pending[call{from, m.Serial()}] = true
+				}
+			case dbus.TypeMethodReply:
+				to, _ := m.Headers[dbus.FieldDestination].Value().(string)
+				serial, _ := m.Headers[dbus.FieldReplySerial].Value().(uint32)
+				if pending[call{to, serial}] {
+					h.mu.Lock()
+					select {
+					case <-h.awaited:
+					default:
+						close(h.awaited)
+					}
+					h.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return mon, nil
+}
+
+// WaitWatcherAwaited waits until an app on the bus waits for a watcher to
+// appear (its match rule for the watcher's name is in place), as when a
+// panel starts after the app. fyne.io/systray subscribes to the signal
+// only after the rule is in place, so a watcher started at once may still
+// go unseen; a test then stops and starts it again, as a restarting panel
+// does.
+func (h *Host) WaitWatcherAwaited(ctx context.Context) error {
+	select {
+	case <-h.awaited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for an app to wait for %s: %w", WatcherName, ctx.Err())
+	}
 }
 
 // Address is the bus address, for DBUS_SESSION_BUS_ADDRESS.
@@ -145,15 +229,41 @@ func (h *Host) Address() string { return h.addr }
 func (h *Host) Env() string { return "DBUS_SESSION_BUS_ADDRESS=" + h.addr }
 
 // StartWatcher makes the host the bus's StatusNotifierWatcher: it exports
-// the watcher's methods and properties and then takes its name, as a
-// panel does when it starts.
+// the watcher's methods and properties (once) and then takes its name, as
+// a panel does when it starts.
 func (h *Host) StartWatcher() error {
 	h.mu.Lock()
-	started := h.props != nil
+	exported := h.props != nil
 	h.mu.Unlock()
-	if started {
-		return errors.New("the watcher runs already")
+	if !exported {
+		if err := h.exportWatcher(); err != nil {
+			return err
+		}
 	}
+	reply, err := h.conn.RequestName(WatcherName, dbus.NameFlagDoNotQueue)
+	if err != nil {
+		return fmt.Errorf("requesting %s: %w", WatcherName, err)
+	}
+	if reply != dbus.RequestNameReplyPrimaryOwner {
+		return fmt.Errorf("requesting %s: not the owner (reply %d)", WatcherName, reply)
+	}
+	return nil
+}
+
+// StopWatcher gives the watcher's name up, as a panel does when it ends.
+// The items registered so far stay recorded.
+func (h *Host) StopWatcher() error {
+	reply, err := h.conn.ReleaseName(WatcherName)
+	if err != nil {
+		return fmt.Errorf("releasing %s: %w", WatcherName, err)
+	}
+	if reply != dbus.ReleaseNameReplyReleased {
+		return fmt.Errorf("releasing %s: not the owner (reply %d)", WatcherName, reply)
+	}
+	return nil
+}
+
+func (h *Host) exportWatcher() error {
 	if err := h.conn.Export(watcher{h}, watcherPath, watcherIface); err != nil {
 		return fmt.Errorf("exporting the watcher: %w", err)
 	}
@@ -190,13 +300,6 @@ func (h *Host) StartWatcher() error {
 	h.mu.Lock()
 	h.props = props
 	h.mu.Unlock()
-	reply, err := h.conn.RequestName(WatcherName, dbus.NameFlagDoNotQueue)
-	if err != nil {
-		return fmt.Errorf("requesting %s: %w", WatcherName, err)
-	}
-	if reply != dbus.RequestNameReplyPrimaryOwner {
-		return fmt.Errorf("requesting %s: not the owner (reply %d)", WatcherName, reply)
-	}
 	return nil
 }
 
@@ -440,6 +543,23 @@ func (it Item) Click(ctx context.Context, id int32) error {
 		return fmt.Errorf("clicking menu entry %d: %w", id, err)
 	}
 	return nil
+}
+
+// ClickLabel reads the menu and clicks the entry shown as label. An app
+// that rebuilds its menu gives its entries new ids (Fyne does once more
+// after the item registers), so a click may meet an id that just went
+// away: the app logs it and nothing happens. Tests that must see the click
+// land call this again until its effect shows.
+func (it Item) ClickLabel(ctx context.Context, label string) error {
+	root, err := it.Layout(ctx)
+	if err != nil {
+		return err
+	}
+	n, ok := root.Find(label)
+	if !ok {
+		return fmt.Errorf("no menu entry %q in\n%s", label, root)
+	}
+	return it.Click(ctx, n.ID)
 }
 
 func toNode(l layout) (Node, error) {

@@ -138,14 +138,57 @@ func TestHostWithoutWatcher(t *testing.T) {
 	if has() {
 		t.Fatal("the watcher's name has an owner on a bus without one")
 	}
+
+	// An app that waits for a watcher, as fyne.io/systray does.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if h.WaitWatcherAwaited(done) == nil {
+		t.Fatal("WaitWatcherAwaited returned before any app waited")
+	}
+	app, err := dbus.Connect(h.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if err := app.AddMatchSignal(dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, WatcherName)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.WaitWatcherAwaited(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sig := make(chan *dbus.Signal, 10)
+	app.Signal(sig)
+
 	if err := h.StartWatcher(); err != nil {
 		t.Fatal(err)
 	}
 	if !has() {
 		t.Fatal("the watcher's name has no owner after StartWatcher")
 	}
+	select {
+	case s := <-sig:
+		if s.Name != "org.freedesktop.DBus.NameOwnerChanged" || s.Body[0] != WatcherName {
+			t.Errorf("signal %s %v", s.Name, s.Body)
+		}
+	case <-ctx.Done():
+		t.Error("the waiting app was not told that the watcher started")
+	}
 	if err := h.StartWatcher(); err == nil {
 		t.Error("a second StartWatcher succeeded")
+	}
+	if err := h.StopWatcher(); err != nil {
+		t.Fatal(err)
+	}
+	if has() {
+		t.Fatal("the watcher's name has an owner after StopWatcher")
+	}
+	if err := h.StartWatcher(); err != nil {
+		t.Fatal(err)
+	}
+	if !has() {
+		t.Fatal("the watcher's name has no owner after StartWatcher again")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"image/color"
 	"image/png"
 	"math"
+	"sync"
 
 	"fyne.io/fyne/v2"
 )
@@ -41,20 +42,25 @@ var (
 	colRing   = color.NRGBA{0x26, 0x32, 0x38, 0xff}
 )
 
-var icons = map[IconState]fyne.Resource{
-	IconIdle:      drawIcon(IconIdle, "cardwright-idle.png"),
-	IconWorking:   drawIcon(IconWorking, "cardwright-working.png"),
-	IconAttention: drawIcon(IconAttention, "cardwright-attention.png"),
-	IconError:     drawIcon(IconError, "cardwright-error.png"),
-}
+// icons are drawn on first use, not at start: every command of the
+// binary links this package, and drawing them took 35-50 ms of each
+// start (GODEBUG=inittrace=1).
+var icons = sync.OnceValue(func() map[IconState]fyne.Resource {
+	return map[IconState]fyne.Resource{
+		IconIdle:      drawIcon(IconIdle, "cardwright-idle.png"),
+		IconWorking:   drawIcon(IconWorking, "cardwright-working.png"),
+		IconAttention: drawIcon(IconAttention, "cardwright-attention.png"),
+		IconError:     drawIcon(IconError, "cardwright-error.png"),
+	}
+})
 
 // Icon returns the tray icon (a PNG) for the state; an unknown state gets
 // the error icon.
 func Icon(s IconState) fyne.Resource {
-	if r, ok := icons[s]; ok {
+	if r, ok := icons()[s]; ok {
 		return r
 	}
-	return icons[IconError]
+	return icons()[IconError]
 }
 
 // shape reports whether a point (in icon pixels) is inside it.

@@ -22,7 +22,8 @@ import (
 func buildCardwright(b *testing.B) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "cardwright")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	// CARDWRIGHT_BENCH_TAGS=nogui measures the server build.
+	out, err := exec.Command("go", "build", "-tags", os.Getenv("CARDWRIGHT_BENCH_TAGS"), "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -139,7 +139,10 @@ func StartWithoutWatcher(t testing.TB) *Host {
 	if err != nil {
 		t.Fatalf("traytest: %v", err)
 	}
-	t.Cleanup(func() { mon.Close() })
+	t.Cleanup(func() {
+		mon.Eavesdrop(nil) // else Close closes the channel under a send (godbus v5.1.0)
+		mon.Close()
+	})
 	return h
 }
 

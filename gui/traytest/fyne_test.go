@@ -27,6 +27,7 @@ import (
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/gui"
+	_ "github.com/cardwright/cardwright/gui/langenv" // no "Fyne error" lines in a C.UTF-8 locale
 	"github.com/cardwright/cardwright/gui/traytest"
 	"github.com/cardwright/cardwright/internal/stacktest"
 )

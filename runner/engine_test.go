@@ -129,10 +129,10 @@ func TestSelection(t *testing.T) {
 func TestStepFailures(t *testing.T) {
 	rd := twoReaders()
 	for _, tc := range []struct {
-		name   string
+		name     string
 		prompter prompt.Prompter
-		run    func(ctx context.Context, s *runner.Session) error
-		code   api.Code
+		run      func(ctx context.Context, s *runner.Session) error
+		code     api.Code
 	}{
 		{"removed", nil, func(ctx context.Context, s *runner.Session) error {
 			rd.cards["R0"].removed = true

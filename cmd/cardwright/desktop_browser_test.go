@@ -268,7 +268,7 @@ func TestDesktopCancelWhileDialogOpen(t *testing.T) {
 	readCard(t, reader, "Grace Hopper", desktopPIN)
 	// The agent is still good for the next job: it asks again.
 	p.Do(d, "starting the job again", chromedp.Click(chromedp.CSS(`#encode`)))
-	win = waitWindow(t, display, pinWindowName)
+	waitWindow(t, display, pinWindowName)
 	key(t, display, "Escape")
 	waitNoWindow(t, display, pinWindowName, 5*time.Second)
 	p.Do(d, "waiting for the second job's result", chromedp.WaitVisible(chromedp.Search(`//p[@id="result" and starts-with(text(), "FAILED prompt_refused")]`)))

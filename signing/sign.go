@@ -85,9 +85,9 @@ func Sign(ctx context.Context, store Store, p prompt.Prompter, req Request) (*Re
 		h.Write(req.Data)
 		digest = h.Sum(nil)
 	}
-	// The dialog names the origin and the certificate's subject itself
-	// (prompt.Request); the label says only whose PIN it is.
-	label := fmt.Sprintf("PIN of token %q", c.Token.Label)
+	// The dialog names the origin, the token and the certificate's
+	// subject itself (prompt.Request).
+	label := "PIN"
 	sig, err := signDigest(ctx, store, p, c, pinRequest(prompt.Sign, label, req.Origin, c), alg, digest)
 	if err != nil {
 		return nil, err

@@ -74,7 +74,7 @@ func TestSignEveryAlgorithm(t *testing.T) {
 						t.Errorf("signature does not verify with the certificate: %v", err)
 					}
 					if len(p.reqs) != 1 || p.reqs[0].Kind != prompt.Sign || p.reqs[0].Operation != prompt.OpSign || p.reqs[0].Subject != res.Candidate.Cert.Subject.String() || p.reqs[0].Card != res.Candidate.Token.Label ||
-						!strings.Contains(p.reqs[0].Label, "soft "+kk.kind) {
+						!strings.Contains(p.reqs[0].Card, "soft "+kk.kind) {
 						t.Errorf("prompts %+v", p.reqs)
 					}
 				})

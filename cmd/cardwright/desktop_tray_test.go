@@ -300,7 +300,7 @@ func TestDesktopTrayMenu(t *testing.T) {
 	if !strings.HasPrefix(closedBy, "1008 ") {
 		t.Errorf("close %q, want 1008 (policy)", closedBy)
 	}
-	time.Sleep(500 * time.Millisecond) // the window redraws from the next snapshot
+	time.Sleep(500 * time.Millisecond)                                             // the window redraws from the next snapshot
 	screenshot(t, display, sites, filepath.Join(t.TempDir(), "sites-removed.png")) // for a failure's inspection only
 
 	// A new connection from the origin is not paired.

@@ -19,19 +19,24 @@ import (
 
 const hasGUI = true
 
+var guiProcessCmd = &command{
+	name:    guiProcessName,
+	summary: "the desktop app's process (started by 'cardwright desktop', talks to it on stdin/stdout)",
+	hidden:  true,
+}
+
 func init() {
-	register(&command{
-		name:    guiProcessName,
-		summary: "the desktop app's process (started by 'cardwright desktop', talks to it on stdin/stdout)",
-		hidden:  true,
-		run:     runGUIProcess,
-	})
+	guiProcessCmd.run = runGUIProcess
+	register(guiProcessCmd)
 }
 
 func runGUIProcess(_ context.Context, env *cmdEnv, args []string) int {
-	if len(args) > 0 {
-		fmt.Fprintf(env.stderr, "cardwright %s: no arguments\n", guiProcessName)
-		return exitUsage
+	fs := guiProcessCmd.flags(env)
+	if code, ok := fs.parse(args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	if why := noDisplay(env.getenv); why != "" {
 		fmt.Fprintf(env.stderr, "desktop app cannot start: %s\n", why)

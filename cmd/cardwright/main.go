@@ -166,8 +166,8 @@ func main() {
 
 func runMain(ctx context.Context, env *cmdEnv, args []string) int {
 	if len(args) == 0 {
-		if hasGUI { // spec/gui.md: no command is desktop mode
-			return desktopCmd.dispatch(ctx, env, nil)
+		if c := noCommand(); c != nil {
+			return c.dispatch(ctx, env, nil)
 		}
 		usage(env.stderr)
 		return exitUsage
@@ -182,6 +182,15 @@ func runMain(ctx context.Context, env *cmdEnv, args []string) int {
 		return exitUsage
 	}
 	return c.dispatch(ctx, env, args[1:])
+}
+
+// noCommand is what `cardwright` with no command runs: desktop mode
+// (spec/gui.md), or nil in a build without it, which prints the usage.
+func noCommand() *command {
+	if hasGUI {
+		return desktopCmd
+	}
+	return nil
 }
 
 // dispatch runs c, or for a group the subcommand args name.

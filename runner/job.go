@@ -92,20 +92,10 @@ type Runner struct {
 
 // Run executes one job to the end and always returns a Result.
 func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Result {
-	plan, compiled, err := r.plan(job)
-	if err != nil {
-		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
+	plan, sel, steps, f := r.validate(job)
+	if f != nil {
+		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: f.JobError()}
 	}
-	deps := r.Deps
-	deps.compiled = compiled
-	if job.Issuer != nil {
-		deps.Issuer = job.Issuer
-	}
-	sel, steps, err := Build(plan, deps)
-	if err != nil {
-		return Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}, Err: failure(err).JobError()}
-	}
-	sel.Reader = job.Reader
 	var res Result
 	if sel.AllCards {
 		res = r.Engine.Retrieve(ctx, sel, retrieveField(plan))
@@ -123,6 +113,38 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) Res
 		}
 	}
 	return res
+}
+
+// Validate is what Run does with a job before any card I/O: the
+// description is checked, the plan made with the job's values and built
+// against the runner's dependencies (with job.Issuer when set). It returns
+// the *Failure such a Run would end with before touching a card, nil when
+// the job would start. It does no card or token I/O and shows no dialog.
+func (r *Runner) Validate(job *Job) error {
+	if _, _, _, f := r.validate(job); f != nil {
+		return f
+	}
+	return nil
+}
+
+// validate is the part of Run before any card I/O (plan, Build): Run,
+// Validate and DryRun share it.
+func (r *Runner) validate(job *Job) (*dsc.Plan, Selection, []Step, *Failure) {
+	plan, compiled, err := r.plan(job)
+	if err != nil {
+		return nil, Selection{}, nil, failure(err)
+	}
+	deps := r.Deps
+	deps.compiled = compiled
+	if job.Issuer != nil {
+		deps.Issuer = job.Issuer
+	}
+	sel, steps, err := Build(plan, deps)
+	if err != nil {
+		return nil, Selection{}, nil, failure(err)
+	}
+	sel.Reader = job.Reader
+	return plan, sel, steps, nil
 }
 
 func retrieveField(p *dsc.Plan) string {

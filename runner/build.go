@@ -55,10 +55,23 @@ type Profile interface {
 
 // Prepared is a profile filled with a job's values.
 type Prepared interface {
-	// Run executes it on the card and returns the personalization content
-	// the profile wrote (the file that holds the "Encrypted PINs" data
-	// object), nil if none.
-	Run(ctx context.Context, card iso7816.Card) (persInfo []byte, err error)
+	// Run executes it on the card and says what it did, also when it
+	// stops part way (what it sent until then).
+	Run(ctx context.Context, card iso7816.Card) (ProfileRun, error)
+}
+
+// ProfileRun is what a card profile's run did.
+type ProfileRun struct {
+	// PersInfo is the personalization content the profile wrote (the file
+	// that holds the "Encrypted PINs" data object), nil if none.
+	PersInfo []byte
+	// Transcript has a line per command the profile sent (cpf.Entry.String:
+	// position, purpose, APDU, response), secret data fields replaced by
+	// "<N secret bytes>": it holds no PIN.
+	Transcript []string
+	// APDUs is the number of command APDUs transmitted (GET RESPONSE and
+	// chained parts included).
+	APDUs int
 }
 
 // PINRule is a length rule for the value of a PIN variable.
@@ -952,10 +965,11 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 	if err := s.BeforeWrite(); err != nil {
 		return err
 	}
-	pinFile, err := prepared.Run(ctx, s.Conn)
+	run, err := prepared.Run(ctx, s.Conn)
 	if err != nil {
 		return fmt.Errorf("running card profile %s: %w", init.Profile, err)
 	}
+	pinFile := run.PersInfo
 	j.profiled, j.pinFile = true, pinFile
 	if t == nil {
 		return nil

@@ -91,33 +91,37 @@ func (p *testProfiles) Erase(ctx context.Context, card iso7816.Card, pin, puk se
 	return nil
 }
 
-func (tp *testPrepared) Run(ctx context.Context, card iso7816.Card) ([]byte, error) {
+func (tp *testPrepared) Run(ctx context.Context, card iso7816.Card) (runner.ProfileRun, error) {
+	var run runner.ProfileRun
 	pins := tp.pins
 	mf := iso7816.FCP{FDB: 0x38, FID: iso7816.MFID}
 	create, err := iso7816.CreateFile(mf)
 	if err != nil {
-		return nil, err
+		return run, err
 	}
 	put, err := iso7816.PutCredential(iso7816.Credential{Ref: 0x81, Value: pins["SEC_PIN1"].Bytes(), RetryLimit: 3})
 	if err != nil {
-		return nil, err
+		return run, err
 	}
 	for i, c := range []iso7816.Command{create, put} {
 		if tp.p.hook != nil {
 			tp.p.hook(i)
 		}
+		run.APDUs++
+		run.Transcript = append(run.Transcript, fmt.Sprintf("test profile command %d (%02X)", i+1, c.INS))
 		if _, err := iso7816.Send(card, c); err != nil {
-			return nil, err
+			return run, err
 		}
 	}
 	if tp.p.pinCert == nil {
-		return nil, nil
+		return run, nil
 	}
 	var list []pinblob.PIN
 	for _, n := range []struct{ blob, v string }{{pinblob.PIN1, "SEC_PIN1"}, {pinblob.PUK, "SEC_PUK"}} {
 		list = append(list, pinblob.PIN{Name: n.blob, Value: pins[n.v]})
 	}
-	return pinblob.Seal(rand.Reader, tp.p.pinCert, list)
+	run.PersInfo, err = pinblob.Seal(rand.Reader, tp.p.pinCert, list)
+	return run, err
 }
 
 // fakeIssuer wraps a LocalCA and counts requests; fail makes it refuse.

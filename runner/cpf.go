@@ -75,12 +75,22 @@ func (p *cpfProfile) Prepare(params []dsc.ProfileParam, pins map[string]secret.V
 
 type cpfPrepared struct{ plan *cpf.Plan }
 
-// Run implements Prepared.
-func (p cpfPrepared) Run(ctx context.Context, card iso7816.Card) ([]byte, error) {
-	if _, err := p.plan.Execute(ctx, card); err != nil {
-		return nil, err
+// Run implements Prepared: the transcript is cpf's, whose entries mask
+// secret data fields.
+func (p cpfPrepared) Run(ctx context.Context, card iso7816.Card) (ProfileRun, error) {
+	res, err := p.plan.Execute(ctx, card)
+	var run ProfileRun
+	if res != nil {
+		run.APDUs = res.APDUs
+		for _, e := range res.Transcript {
+			run.Transcript = append(run.Transcript, e.String())
+		}
 	}
-	return p.plan.PersInfo, nil
+	if err != nil {
+		return run, err
+	}
+	run.PersInfo = p.plan.PersInfo
+	return run, nil
 }
 
 // Erase implements Profiles with cpf.DeleteProfile. A card without an MF has

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cardwright/cardwright/check"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/cpf"
 	"github.com/cardwright/cardwright/dsc"
@@ -28,6 +29,11 @@ type checkOptions struct {
 	// configErr is why the configuration could not be read (profiles are
 	// then checked with the built-in card models and a warning).
 	configErr error
+}
+
+// packageOptions returns the options of package check for opts.
+func (opts checkOptions) packageOptions(missing dsc.Severity, display func(string) string) check.Options {
+	return check.Options{Platform: opts.platform, Models: opts.models, ConfigErr: opts.configErr, MissingFiles: missing, Display: display}
 }
 
 // checkReport is what a file checker returns: diagnostics (positions name
@@ -201,9 +207,7 @@ func checkDSZFile(path string, data []byte, opts checkOptions) checkReport {
 // checkDescription checks a description and the card profile it names;
 // display gives the path printed for a file of files.
 func checkDescription(name string, data []byte, files fs.FS, display func(string) string, missing dsc.Severity, opts checkOptions) checkReport {
-	d, diags := dsc.Load(name, data, dsc.CheckOptions{Platform: opts.platform, Files: files, MissingFiles: missing})
-	diags = append(diags, checkChipProfile(d, files, display, opts)...)
-	diags.Sort()
+	d, diags := check.Description(name, data, files, opts.packageOptions(missing, display))
 	r := checkReport{diags: diags}
 	if !opts.json {
 		return r

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"github.com/cardwright/cardwright/check"
 	"github.com/cardwright/cardwright/cpf"
 	"github.com/cardwright/cardwright/dsc"
 )
 
-// `cardwright check FILE.cpf`: card profiles are checked by package cpf
+// `cardwright check FILE.cpf`: card profiles are checked by package check (cpf)
 // (syntax and every rule that needs no card), with the card models of the
 // configuration's [dialects] and --model besides the built-in ones.
 func init() {
@@ -32,7 +33,7 @@ type profileInput struct {
 }
 
 func checkCPFFile(path string, data []byte, opts checkOptions) checkReport {
-	prog, diags := compileProfile(path, data, opts)
+	prog, diags := check.Profile(path, data, check.Options{Models: opts.models, ConfigErr: opts.configErr})
 	r := checkReport{diags: diags}
 	if opts.json {
 		rep := profileReport{File: path, Diagnostics: diags}

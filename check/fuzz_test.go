@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"bytes"
@@ -13,9 +13,10 @@ import (
 
 // FuzzCheckProfile checks a description together with the profile it
 // names: nothing panics, and every diagnostic lies inside the file it
-// names (line 0 is a finding about the whole file).
+// names (line 0 is a finding about the whole file). The seeds are the
+// descriptions and profiles of `cardwright check`'s goldens.
 func FuzzCheckProfile(f *testing.F) {
-	goldens, _ := filepath.Glob("testdata/check/*.txtar")
+	goldens, _ := filepath.Glob("../cmd/cardwright/testdata/check/*.txtar")
 	for _, name := range goldens {
 		ar, err := txtar.ParseFile(name)
 		if err != nil {
@@ -35,12 +36,12 @@ func FuzzCheckProfile(f *testing.F) {
 		}
 	}
 	f.Add([]byte("[Description]\nInitToken=true\nChipProfile=p.cpf\nPIN=#1\n"), []byte("CardModel 'ISO7816'\nCreatePin PIN1 value=SEC_PIN1 minlen=9\n"))
-	opts := checkOptions{models: map[string]string{"SIEMENS50": "ISO7816"}}
+	opts := Options{Models: map[string]string{"SIEMENS50": "ISO7816"}, MissingFiles: dsc.SeverityWarning}
 	f.Fuzz(func(t *testing.T, desc, profile []byte) {
 		files := fstest.MapFS{"p.cpf": {Data: profile}}
-		r := checkDescription("e.dsc", desc, files, func(n string) string { return n }, dsc.SeverityWarning, opts)
+		_, diags := Description("e.dsc", desc, files, opts)
 		lines := map[string]int{"e.dsc": bytes.Count(desc, []byte("\n")) + 1, "p.cpf": bytes.Count(profile, []byte("\n")) + 1}
-		for _, d := range r.diags {
+		for _, d := range diags {
 			n, ok := lines[d.Pos.File]
 			if !ok || d.Pos.Line < 0 || d.Pos.Line > n || d.Pos.Col < 0 {
 				t.Fatalf("diagnostic outside its file: %v", d)

@@ -1,4 +1,14 @@
-package main
+// Package check checks an encoding description together with the card
+// profiles it names, without a card (docs/dsc.md, ProfileParameters;
+// docs/cpf.md, reserved variables): the description's own diagnostics (dsc),
+// the profile's errors at positions in the .cpf file (cpf), and whether what
+// the description hands the profile (ProfileParameters, the PIN keys that
+// fill SEC_PIN1, SEC_PIN2, SEC_PUK and SEC_OP) matches what the profile uses
+// and assigns.
+//
+// `cardwright check` and the desktop app's windows share it. The package is
+// pure: it reads referenced files only from the fs.FS it is given.
+package check
 
 import (
 	"fmt"
@@ -12,22 +22,43 @@ import (
 	"github.com/cardwright/cardwright/dsc"
 )
 
-// A description's card profile (ChipProfile) is checked with it: the
-// profile's own errors are reported at positions in the .cpf file, and
-// what the description hands the profile (ProfileParameters, the PIN keys
-// that fill SEC_PIN1, SEC_PIN2, SEC_PUK and SEC_OP) is matched against what
-// the profile uses and assigns (docs/dsc.md, ProfileParameters; docs/cpf.md,
-// reserved variables).
+// Options tune Description and Profile.
+type Options struct {
+	// Platform, if set, is the target of the PKCS11Library* keys.
+	Platform dsc.Platform
+	// Models map card models beyond the built-in ones to dialects
+	// (cpf.Config.Models).
+	Models map[string]string
+	// ConfigErr, if not nil, is why the configuration's card models are
+	// missing from Models; every profile checked gets a warning saying so.
+	ConfigErr error
+	// MissingFiles is how a referenced file absent from the files is
+	// reported (dsc.CheckOptions.MissingFiles).
+	MissingFiles dsc.Severity
+	// Display, if set, names a referenced file in diagnostics (e.g. its
+	// path on disk); nil: the name as referenced.
+	Display func(name string) string
+}
 
-// compileProfile compiles a profile with the card models of opts and
-// returns its diagnostics; the program is nil when it has errors.
-func compileProfile(name string, src []byte, opts checkOptions) (*cpf.Program, dsc.Diagnostics) {
+// Description checks the description name/src with the files it references
+// (nil: none) and returns its model (nil when it does not parse) and every
+// diagnostic of the description and its card profile, sorted.
+func Description(name string, src []byte, files fs.FS, opts Options) (*dsc.Description, dsc.Diagnostics) {
+	d, diags := dsc.Load(name, src, dsc.CheckOptions{Platform: opts.Platform, Files: files, MissingFiles: opts.MissingFiles})
+	diags = append(diags, chipProfile(d, files, opts)...)
+	diags.Sort()
+	return d, diags
+}
+
+// Profile compiles a lone profile name/src with the card models of opts and
+// returns it (nil when it has errors) and its diagnostics.
+func Profile(name string, src []byte, opts Options) (*cpf.Program, dsc.Diagnostics) {
 	var diags dsc.Diagnostics
-	if opts.configErr != nil {
+	if opts.ConfigErr != nil {
 		diags = append(diags, dsc.Diagnostic{Pos: dsc.Pos{File: name}, Severity: dsc.SeverityWarning,
-			Msg: "configuration not read, built-in card models only: " + opts.configErr.Error()})
+			Msg: "configuration not read, built-in card models only: " + opts.ConfigErr.Error()})
 	}
-	prog, err := cpf.Compile(name, src, cpf.Config{Models: opts.models})
+	prog, err := cpf.Compile(name, src, cpf.Config{Models: opts.Models})
 	if err == nil {
 		return prog, diags
 	}
@@ -41,24 +72,24 @@ func compileProfile(name string, src []byte, opts checkOptions) (*cpf.Program, d
 	return nil, diags
 }
 
-// profilePINKey is a description key that fills a reserved profile secret.
-type profilePINKey struct {
+// pinKey is a description key that fills a reserved profile secret.
+type pinKey struct {
 	variable string
 	key      string // the key's name in docs/dsc.md
 	value    func(s *dsc.Settings) *dsc.Value
 }
 
-var profilePINKeys = []profilePINKey{
+var pinKeys = []pinKey{
 	{dsc.ProfileVariable.PIN1, "PIN", func(s *dsc.Settings) *dsc.Value { return s.PIN }},
 	{dsc.ProfileVariable.PIN2, "SignPIN", func(s *dsc.Settings) *dsc.Value { return s.SignPIN }},
 	{dsc.ProfileVariable.PUK, "InitialPUK", func(s *dsc.Settings) *dsc.Value { return s.InitialPUK }},
 	{dsc.ProfileVariable.OP, "Operator_Pin", func(s *dsc.Settings) *dsc.Value { return s.OperatorPIN }},
 }
 
-func profilePINKeyFor(variable string) *profilePINKey {
-	for i := range profilePINKeys {
-		if profilePINKeys[i].variable == variable {
-			return &profilePINKeys[i]
+func pinKeyFor(variable string) *pinKey {
+	for i := range pinKeys {
+		if pinKeys[i].variable == variable {
+			return &pinKeys[i]
 		}
 	}
 	return nil
@@ -66,10 +97,9 @@ func profilePINKeyFor(variable string) *profilePINKey {
 
 func given(v *dsc.Value) bool { return v != nil && v.Kind != dsc.ValueEmpty }
 
-// checkChipProfile checks the profile d names, when files holds it (a
-// missing one is reported by dsc), and matches it with d. display turns
-// the profile's name into the path printed in its positions.
-func checkChipProfile(d *dsc.Description, files fs.FS, display func(string) string, opts checkOptions) dsc.Diagnostics {
+// chipProfile checks the profile d names, when files holds it (a missing
+// one is reported by dsc), and matches it with d.
+func chipProfile(d *dsc.Description, files fs.FS, opts Options) dsc.Diagnostics {
 	if d == nil || files == nil || !given(d.Settings.ChipProfile) {
 		return nil
 	}
@@ -79,9 +109,12 @@ func checkChipProfile(d *dsc.Description, files fs.FS, display func(string) stri
 	if err != nil {
 		return nil
 	}
-	name := display(profile)
-	desc := filepath.Base(d.Name)
-	prog, diags := compileProfile(name, src, opts)
+	name := profile
+	if opts.Display != nil {
+		name = opts.Display(profile)
+	}
+	desc := filepath.Base(d.Name) // the description's name is a path of the OS
+	prog, diags := Profile(name, src, opts)
 	if prog == nil {
 		return diags
 	}
@@ -108,7 +141,7 @@ func checkChipProfile(d *dsc.Description, files fs.FS, display func(string) stri
 		}
 		n := f.Name
 		params[n] = true
-		if profilePINKeyFor(strings.ToUpper(n)) != nil {
+		if pinKeyFor(strings.ToUpper(n)) != nil {
 			continue // the four PIN variables: dsc reports them
 		}
 		if isProfileSecret(n) {
@@ -139,7 +172,7 @@ func checkChipProfile(d *dsc.Description, files fs.FS, display func(string) stri
 			errorf(cpfPos(in.Pos), "%s", msg)
 			continue
 		}
-		k := profilePINKeyFor(in.Name)
+		k := pinKeyFor(in.Name)
 		switch {
 		case k == nil:
 			errorf(cpfPos(in.Pos), "%s is never assigned and no description key gives it: assign it in the profile, e.g. %s = SECRANDOM(8)", in.Name, in.Name)
@@ -150,7 +183,7 @@ func checkChipProfile(d *dsc.Description, files fs.FS, display func(string) stri
 
 	// PIN keys the profile assigns itself, and literal PINs shorter than
 	// the profile's minlen.
-	for _, k := range profilePINKeys {
+	for _, k := range pinKeys {
 		v := k.value(s)
 		if !given(v) {
 			continue

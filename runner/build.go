@@ -801,6 +801,39 @@ func (j *job) ownsCard() bool {
 // (every object, logged in with the highest credential given) when the job
 // names a PKCS#11 module.
 func (j *job) deleteProfile(ctx context.Context, s *Session) error {
+	if err := j.eraseCard(ctx, s); err != nil {
+		return err
+	}
+	if j.module == "" {
+		return nil
+	}
+	t, err := j.token(ctx, s, LocationDefault)
+	if err != nil {
+		return err
+	}
+	ti, err := t.Info()
+	if err != nil {
+		return err
+	}
+	if !ti.Initialized {
+		return nil // nothing on it
+	}
+	if _, err := j.login(ctx, s, LocationDefault, dsc.LoginHighest); err != nil {
+		return err
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	if err := t.Erase(); err != nil {
+		return fmt.Errorf("erasing the token: %w", err)
+	}
+	return nil
+}
+
+// eraseCard is DeleteProfile's part over PC/SC: the PINs of a job that
+// sets the card up again are asked first, then the card is erased when the
+// job lays it out itself (ownsCard).
+func (j *job) eraseCard(ctx context.Context, s *Session) error {
 	// The PINs the card (or token) is then set up with come from local
 	// dialogs before anything is erased: a refused dialog, or a card pulled
 	// while it is open, leaves the card as it was.
@@ -832,29 +865,6 @@ func (j *job) deleteProfile(ctx context.Context, s *Session) error {
 		if err := j.deps.Profiles.Erase(ctx, s.Conn, pin, puk); err != nil {
 			return err // "erasing the card: …"
 		}
-	}
-	if j.module == "" {
-		return nil
-	}
-	t, err := j.token(ctx, s, LocationDefault)
-	if err != nil {
-		return err
-	}
-	ti, err := t.Info()
-	if err != nil {
-		return err
-	}
-	if !ti.Initialized {
-		return nil // nothing on it
-	}
-	if _, err := j.login(ctx, s, LocationDefault, dsc.LoginHighest); err != nil {
-		return err
-	}
-	if err := s.BeforeWrite(); err != nil {
-		return err
-	}
-	if err := t.Erase(); err != nil {
-		return fmt.Errorf("erasing the token: %w", err)
 	}
 	return nil
 }
@@ -952,25 +962,11 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 			t = tok
 		}
 	}
-	prepared := j.prepared
-	if prepared == nil {
-		pins, err := j.profilePINs(ctx, s)
-		if err != nil {
-			return err
-		}
-		if prepared, err = j.profile.Prepare(init.Params, pins, false); err != nil {
-			return fmt.Errorf("preparing card profile %s: %w", init.Profile, err)
-		}
-	}
-	if err := s.BeforeWrite(); err != nil {
+	run, err := j.runProfile(ctx, s, init, s.Conn)
+	if err != nil {
 		return err
 	}
-	run, err := prepared.Run(ctx, s.Conn)
-	if err != nil {
-		return fmt.Errorf("running card profile %s: %w", init.Profile, err)
-	}
 	pinFile := run.PersInfo
-	j.profiled, j.pinFile = true, pinFile
 	if t == nil {
 		return nil
 	}
@@ -991,6 +987,30 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 		}
 	}
 	return nil
+}
+
+// runProfile runs the card profile on card (the session's, or a dry run's
+// in-memory card), its PINs asked for now when they come from dialogs.
+func (j *job) runProfile(ctx context.Context, s *Session, init *dsc.InitStep, card iso7816.Card) (ProfileRun, error) {
+	prepared := j.prepared
+	if prepared == nil {
+		pins, err := j.profilePINs(ctx, s)
+		if err != nil {
+			return ProfileRun{}, err
+		}
+		if prepared, err = j.profile.Prepare(init.Params, pins, false); err != nil {
+			return ProfileRun{}, fmt.Errorf("preparing card profile %s: %w", init.Profile, err)
+		}
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return ProfileRun{}, err
+	}
+	run, err := prepared.Run(ctx, card)
+	if err != nil {
+		return run, fmt.Errorf("running card profile %s: %w", init.Profile, err)
+	}
+	j.profiled, j.pinFile = true, run.PersInfo
+	return run, nil
 }
 
 // setupToken does C_InitToken with the SO credential and label, then

@@ -187,7 +187,7 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		if needsToken(ps) && j.module == "" {
 			return sel, nil, j.vfail(api.CodeInvalidDescription, h.Key, h.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", h.Name)
 		}
-		steps = append(steps, Step{Name: h.Name, Key: h.Key, File: j.file, Line: h.Pos.Line, Run: run, Check: j.checkFunc(ps)})
+		steps = append(steps, Step{Name: h.Name, Key: h.Key, File: j.file, Line: h.Pos.Line, Run: run, Check: j.checkFunc(ps), dry: j.dryStep(ps, run)})
 	}
 	if err := j.padValues(); err != nil {
 		return sel, nil, err
@@ -1415,7 +1415,11 @@ func (j *job) script(ctx context.Context, s *Session, st *dsc.ScriptStep) error 
 		if err := s.BeforeWrite(); err != nil {
 			return err
 		}
-		resp, err := s.Conn.Transmit(c.APDU)
+		send := s.Conn.Transmit
+		if r, ok := s.Conn.(secretTransmitter); ok && c.Secret {
+			send = r.TransmitSecret // a dry run's transcript masks it
+		}
+		resp, err := send(c.APDU)
 		if err != nil {
 			return fmt.Errorf("sending %s line %d: %w", st.File, c.Line, err)
 		}

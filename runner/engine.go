@@ -25,6 +25,8 @@ type Step struct {
 	// Run does the work. It returns a *Failure for a stable code, or any
 	// error, which classify maps.
 	Run func(ctx context.Context, s *Session) error
+
+	dry dryStep // the step in a dry run (Runner.DryRun); Build sets it
 }
 
 // Session is the state of one running job on one card.

@@ -1,8 +1,10 @@
 package gui
 
 import (
+	"log/slog"
 	"net/url"
-
+	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -68,6 +70,7 @@ type desk struct {
 func (d *desk) actions() Actions {
 	return Actions{
 		Sites:    d.showSites,
+		InitCard: d.initCard,
 		Settings: func() { ShowSettings(d.app, d.info) },
 		OpenLog:  d.openLog,
 		About:    func() { ShowAbout(d.app, d.info) },
@@ -186,6 +189,33 @@ type siteRemover struct{ c *link.Client }
 
 func (r siteRemover) RemoveSite(origin string) error { return r.c.RemoveSite(origin) }
 func (r siteRemover) Quit()                          { r.c.Quit() }
+
+// initCard is "Initialize a card…": the card initialization window in a
+// process of its own (`cardwright init-gui`, the same executable, with the
+// agent's configuration file) with its own runner; it does not depend on
+// this GUI process, which may be restarted under it. Its output does not go
+// to ours: our standard output is the link to the agent.
+func (d *desk) initCard() {
+	exe, err := os.Executable()
+	if err != nil {
+		slog.Error("starting the card initialization window", "err", err)
+		return
+	}
+	args := []string{"init-gui"}
+	if d.info.ConfigPath != "" {
+		args = append(args, "--config", d.info.ConfigPath)
+	}
+	cmd := exec.Command(exe, args...)
+	if err := cmd.Start(); err != nil {
+		slog.Error("starting the card initialization window", "err", err)
+		return
+	}
+	go func() {
+		if err := cmd.Wait(); err != nil {
+			slog.Warn("the card initialization window ended", "err", err)
+		}
+	}()
+}
 
 func (d *desk) openLog() {
 	if d.info.LogPath == "" {

@@ -109,7 +109,6 @@ func (f *formField) hint() fyne.CanvasObject {
 	}
 	l := widget.NewLabel(strings.Join(parts, "; "))
 	l.SizeName = theme.SizeNameCaptionText
-	l.Wrapping = fyne.TextWrapWord
 	return l
 }
 

@@ -275,7 +275,9 @@ func jobErrorText(e *api.JobError) string {
 				pos += fmt.Sprintf(":%d", e.Column)
 			}
 		}
-		s += " (" + pos + ")"
+		if !strings.Contains(e.Message, pos) { // the runner's messages may start with it
+			s += " (" + pos + ")"
+		}
 	}
 	return s
 }

@@ -236,6 +236,7 @@ func (w *InitWindow) build() fyne.CanvasObject {
 	w.againBtn = widget.NewButtonWithIcon(lang.X("init.again", "Run again on the next card"), theme.MediaReplayIcon(), w.runAgain)
 	w.cancelBtn = widget.NewButtonWithIcon(lang.X("button.cancel", "Cancel"), theme.CancelIcon(), w.cancel)
 	w.bar = widget.NewProgressBar()
+	w.bar.TextFormatter = func() string { return fmt.Sprintf("%d/%d", int(w.bar.Value), int(w.bar.Max)) }
 	w.bar.Hide()
 	w.stepLabel = widget.NewLabel("")
 	w.stepLabel.Hide()

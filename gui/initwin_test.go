@@ -29,6 +29,7 @@ import (
 	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/runnertest"
+	"github.com/cardwright/cardwright/secret"
 )
 
 // The demo job's values (testdata/demo/demo-job.json).
@@ -636,9 +637,7 @@ func TestInitRun(t *testing.T) {
 	if !w.waiting || w.cancelBtn.Disabled() || !strings.Contains(w.stepLabel.Text, "Insert the next card") {
 		t.Fatalf("waiting %v, cancel disabled %v, step %q", w.waiting, w.cancelBtn.Disabled(), w.stepLabel.Text)
 	}
-	before := len(w.readers)
-	q.waitFor(t, "a few polls", func() bool { return before > 0 })
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // a few polls (every 10 ms) see the same card
 	q.run()
 	if !w.waiting || w.job != nil {
 		t.Fatal("run again started on the same card")
@@ -809,5 +808,60 @@ func TestInitRecent(t *testing.T) {
 	w.open(filepath.Join(t.TempDir(), "missing.dsc"))
 	if !w.docErr.Visible() || w.doc.Name != "demo.dsc" {
 		t.Errorf("a missing file: message %q, open %s", w.docErr.Text, w.doc.Name)
+	}
+}
+
+// TestInitOutputs: output fields sorted with Copy; secret ones masked
+// until revealed, copied without being shown, wiped with the next job.
+func TestInitOutputs(t *testing.T) {
+	w, _ := openTestInit(t, newInitStack(t), filepath.Join(demoDir, "demo.dsc"), "en")
+	pin := secret.New("0815")
+	w.outputs(map[string]string{"ICCSN": "C0DE0001", "A_FIELD": "a"}, map[string]secret.Value{"DecryptedCardPin_PIN1": pin})
+	w.resultBox.Show()
+	text := visibleTexts(w.resultBox)
+	if i, j := slices.Index(text, "A_FIELD"), slices.Index(text, "ICCSN"); i < 0 || j < i {
+		t.Errorf("outputs not sorted: %q", text)
+	}
+	if slices.Contains(text, "0815") || !slices.Contains(text, masked) {
+		t.Fatalf("the secret output is not masked: %q", text)
+	}
+	copies := 0
+	var reveal *widget.Button
+	var walk func(o fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		switch o := o.(type) {
+		case *fyne.Container:
+			for _, c := range o.Objects {
+				walk(c)
+			}
+		case *widget.Button:
+			if o.Text == "Copy" {
+				copies++
+			}
+			if o.Text == "Reveal" {
+				reveal = o
+			}
+		}
+	}
+	walk(w.resultBox)
+	if copies != 3 || reveal == nil {
+		t.Fatalf("%d Copy buttons, Reveal %v", copies, reveal != nil)
+	}
+	cb := w.app.Clipboard()
+	test.Tap(buttonLabeled(t, w.resultBox, "Copy"))
+	if got := cb.Content(); got != "a" {
+		t.Errorf("copied %q", got)
+	}
+	test.Tap(reveal)
+	if !slices.Contains(visibleTexts(w.resultBox), "0815") || reveal.Text != "Hide" {
+		t.Error("Reveal does not show the secret output")
+	}
+	test.Tap(reveal)
+	if slices.Contains(visibleTexts(w.resultBox), "0815") {
+		t.Error("Hide does not mask it again")
+	}
+	w.clearResult()
+	if !pin.IsZero() && pin.Reveal() == "0815" {
+		t.Error("the secret output was not wiped with the result")
 	}
 }

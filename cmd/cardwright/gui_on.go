@@ -57,3 +57,9 @@ func runGUIProcess(_ context.Context, env *cmdEnv, args []string) int {
 	}
 	return exitOK
 }
+
+// showInitWindow runs the card-initialization window until it is closed.
+func showInitWindow(w initWindow) error {
+	return gui.RunInit(gui.InitOptions{Open: w.open, Engine: w.engine, Check: w.check,
+		Recent: w.recent, PINTimeout: w.pinTimeout})
+}

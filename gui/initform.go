@@ -58,6 +58,20 @@ func (w *InitWindow) buildForm() {
 	w.formBox.Add(grid)
 }
 
+// focusFirst puts the cursor in the form's first field.
+func (w *InitWindow) focusFirst() {
+	for _, f := range w.fields {
+		switch {
+		case f.entry != nil:
+			w.win.Canvas().Focus(f.entry)
+			return
+		case f.check != nil:
+			w.win.Canvas().Focus(f.check)
+			return
+		}
+	}
+}
+
 func (w *InitWindow) newField(fd cardinit.Field) *formField {
 	f := &formField{f: fd, message: errorLabel()}
 	switch fd.Kind {

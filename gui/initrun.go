@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ type runningJob struct {
 // runner validates; only a valid job runs (no card I/O before). It
 // reports whether the job started.
 func (w *InitWindow) start(dry bool) bool {
-	if w.doc == nil || !w.doc.Runnable() || w.job != nil {
+	if w.doc == nil || !w.doc.Runnable() || w.job != nil || w.waiting {
 		return false
 	}
 	w.clearErrors()
@@ -206,6 +207,18 @@ func (w *InitWindow) done(j *runningJob, res runner.Result) {
 	}
 	w.outputs(res.Fields, res.Secrets)
 	box.Show()
+	w.scroll.ScrollToBottom()
+	// The job's end in the log, for the station's records and the tests
+	// that drive the window: no field value, only the code and the card.
+	slog.Info("job finished", "dry_run", false, "code", resultCode(res.Err), "reader", reader, "iccsn", j.iccsn, "steps", len(j.steps))
+}
+
+// resultCode is "ok" or the failure's stable code.
+func resultCode(e *api.JobError) string {
+	if e == nil {
+		return "ok"
+	}
+	return string(e.Code)
 }
 
 // dryDone shows a dry run's result: the steps, what ran and what did not,
@@ -243,6 +256,9 @@ func (w *InitWindow) dryDone(j *runningJob, res runner.DryResult) {
 	}
 	box.Add(container.NewHBox(save))
 	box.Show()
+	w.update() // Save transcript… in the menu
+	w.scroll.ScrollToBottom()
+	slog.Info("job finished", "dry_run", true, "code", resultCode(res.Err), "apdus", res.APDUs, "steps", len(res.Steps))
 }
 
 // outcome is the result's first line: ok, or the error with its code,
@@ -476,7 +492,7 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 	p.saved.Hide()
 	p.saved.Wrapping = fyne.TextWrapWord
 	answered := false
-	saveBtn := widget.NewButtonWithIcon(lang.X("init.req.save", "Save request"), theme.DocumentSaveIcon(), func() {
+	save := func() {
 		path := strings.TrimSpace(p.save.Text)
 		err := writeRequest(path, cardinit.RequestPEM(req))
 		if err != nil {
@@ -485,10 +501,12 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 		} else {
 			p.saved.Importance = widget.SuccessImportance
 			p.saved.SetText(lang.X("init.req.saved", "Saved to {{.Path}}", map[string]any{"Path": path}))
+			w.win.Canvas().Focus(p.cert) // next: the certificate issued from it
 		}
 		p.saved.Show()
-	})
-	loadBtn := widget.NewButtonWithIcon(lang.X("init.req.load", "Load certificate"), theme.ConfirmIcon(), func() {
+	}
+	saveBtn := widget.NewButtonWithIcon(lang.X("init.req.save", "Save request"), theme.DocumentSaveIcon(), save)
+	load := func() {
 		if answered {
 			return
 		}
@@ -507,7 +525,13 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 		p.password.SetText("")
 		w.hideRequest()
 		reply <- cardinit.Issued{Data: data, Password: pw}
-	})
+	}
+	// Keyboard first, as the PIN windows: Enter in the path saves the
+	// request, Enter in the certificate file (or its password) loads it.
+	p.save.OnSubmitted = func(string) { save() }
+	p.cert.OnSubmitted = func(string) { load() }
+	p.password.OnSubmitted = func(string) { load() }
+	loadBtn := widget.NewButtonWithIcon(lang.X("init.req.load", "Load certificate"), theme.ConfirmIcon(), load)
 	loadBtn.Importance = widget.HighImportance
 	browse := func(e *widget.Entry) *widget.Button {
 		return widget.NewButtonWithIcon(lang.X("init.browse", "Browse…"), theme.FolderOpenIcon(), func() {
@@ -538,6 +562,8 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 	w.officerBox.Add(container.NewHBox(layout.NewSpacer(), loadBtn))
 	w.officerBox.Show()
 	j.closeRequest = w.hideRequest
+	w.scroll.ScrollToBottom()
+	w.win.Canvas().Focus(p.save)
 	w.setStep(lang.X("init.req.waiting", "Waiting for the certificate of {{.Application}}…", map[string]any{"Application": req.Application}))
 	w.requestShown = p
 }

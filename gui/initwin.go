@@ -20,6 +20,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/storage"
@@ -123,6 +124,10 @@ type InitWindow struct {
 	shown                               []*revealer // secret outputs shown: wiped on the next job
 	requestShown                        *requestPanel
 	transcript                          []string // of the last dry run
+	scroll                              *container.Scroll
+	mainMenu                            *fyne.MainMenu
+	menuOpen, menuSave, menuDry         *fyne.MenuItem
+	menuRun, menuAgain, menuCancel      *fyne.MenuItem
 }
 
 func openInit(a fyne.App, opts InitOptions, do func(func())) (*InitWindow, error) {
@@ -142,7 +147,9 @@ func openInit(a fyne.App, opts InitOptions, do func(func())) (*InitWindow, error
 	w.ctx, w.stop = context.WithCancel(context.Background())
 	w.win = a.NewWindow(lang.X("init.title", "Initialize a card — cardwright"))
 	w.win.SetContent(w.build())
-	w.win.Resize(fyne.NewSize(820, 900))
+	w.win.SetMainMenu(w.menu())
+	// Fits a 1366×768 laptop screen with its panel; the form scrolls.
+	w.win.Resize(fyne.NewSize(840, 680))
 	w.win.SetOnClosed(w.closed)
 	if opts.Open != "" {
 		w.open(opts.Open)
@@ -251,7 +258,55 @@ func (w *InitWindow) build() fyne.CanvasObject {
 	top := container.NewVBox(toolbar, w.docErr, w.certFrom, widget.NewSeparator())
 	bottom := container.NewVBox(widget.NewSeparator(), w.bar, w.stepLabel,
 		container.NewHBox(layout.NewSpacer(), w.againBtn, w.cancelBtn, w.dryBtn, w.runBtn))
-	return container.NewBorder(top, bottom, nil, nil, container.NewVScroll(body))
+	w.scroll = container.NewVScroll(body)
+	return container.NewBorder(top, bottom, nil, nil, w.scroll)
+}
+
+// menu is the window's menu bar. Its shortcuts work wherever the focus is
+// (Fyne gives the main menu's shortcuts precedence over the focused entry):
+// Ctrl+O open, Ctrl+D dry run, Ctrl+R run, Ctrl+N run again on the next
+// card, Ctrl+S save the transcript.
+func (w *InitWindow) menu() *fyne.MainMenu {
+	ctrl := func(k fyne.KeyName) fyne.Shortcut {
+		return &desktop.CustomShortcut{KeyName: k, Modifier: fyne.KeyModifierShortcutDefault}
+	}
+	item := func(label string, k fyne.KeyName, f func()) *fyne.MenuItem {
+		it := fyne.NewMenuItem(label, f)
+		if k != "" {
+			it.Shortcut = ctrl(k)
+		}
+		return it
+	}
+	w.menuOpen = item(lang.X("init.open", "Open…"), fyne.KeyO, func() {
+		if !w.menuOpen.Disabled {
+			w.showOpen()
+		}
+	})
+	w.menuSave = item(lang.X("init.transcript.save", "Save transcript…"), fyne.KeyS, func() {
+		if len(w.transcript) > 0 {
+			w.saveTranscript()
+		}
+	})
+	w.menuDry = item(lang.X("init.dryrun", "Dry run"), fyne.KeyD, func() {
+		if !w.menuDry.Disabled {
+			w.start(true)
+		}
+	})
+	w.menuRun = item(lang.X("init.run", "Run"), fyne.KeyR, func() {
+		if !w.menuRun.Disabled {
+			w.start(false)
+		}
+	})
+	w.menuAgain = item(lang.X("init.again", "Run again on the next card"), fyne.KeyN, func() {
+		if !w.menuAgain.Disabled {
+			w.runAgain()
+		}
+	})
+	w.menuCancel = item(lang.X("button.cancel", "Cancel"), "", w.cancel)
+	file := fyne.NewMenu(lang.X("init.menu.file", "File"), w.menuOpen, w.menuSave)
+	card := fyne.NewMenu(lang.X("init.menu.card", "Card"), w.menuDry, w.menuRun, w.menuAgain, w.menuCancel)
+	w.mainMenu = fyne.NewMainMenu(file, card)
+	return w.mainMenu
 }
 
 // closed ends what the window started: the poll, a running job, a wait
@@ -301,6 +356,7 @@ func (w *InitWindow) open(path string) {
 	}
 	w.setDocErr("")
 	w.doc = doc
+	slog.Info("description opened", "path", doc.Path, "errors", len(doc.Diags.Errors()), "runnable", doc.Runnable())
 	w.last = nil
 	w.docLabel.SetText(doc.Name + " — " + doc.Path)
 	w.diagList.UnselectAll()
@@ -314,6 +370,7 @@ func (w *InitWindow) open(path string) {
 	w.diagList.Refresh()
 	w.buildForm()
 	w.clearResult()
+	w.focusFirst()
 	if w.opts.Recent != nil {
 		if err := w.opts.Recent.Add(path); err != nil {
 			slog.Warn("saving the recent descriptions", "err", err)
@@ -459,6 +516,15 @@ func (w *InitWindow) update() {
 	enable(w.cancelBtn, busy)
 	enable(w.againBtn, runnable && !busy && w.last != nil)
 	enable(w.openBtn, !busy)
+	if w.mainMenu != nil {
+		w.menuOpen.Disabled = busy
+		w.menuSave.Disabled = len(w.transcript) == 0
+		w.menuDry.Disabled = w.dryBtn.Disabled()
+		w.menuRun.Disabled = w.runBtn.Disabled()
+		w.menuAgain.Disabled = w.againBtn.Disabled()
+		w.menuCancel.Disabled = !busy
+		w.mainMenu.Refresh()
+	}
 	if busy || len(w.recent.Options) == 0 {
 		w.recent.Disable()
 	} else {

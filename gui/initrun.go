@@ -544,7 +544,7 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 		})
 	}
 	heading := sectionHeading(lang.X("init.req.heading", "Certificate request for {{.Application}} ({{.Template}})",
-		map[string]any{"Application": req.Application, "Template": req.Template}))
+		map[string]any{"Application": "Application_" + req.Application, "Template": req.Template}))
 	form := container.New(layout.NewFormLayout(),
 		widget.NewLabel(lang.X("init.req.saveto", "Save request to")), container.NewBorder(nil, nil, nil, saveBtn, p.save),
 		layout.NewSpacer(), p.saved,
@@ -564,7 +564,7 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 	j.closeRequest = w.hideRequest
 	w.scroll.ScrollToBottom()
 	w.win.Canvas().Focus(p.save)
-	w.setStep(lang.X("init.req.waiting", "Waiting for the certificate of {{.Application}}…", map[string]any{"Application": req.Application}))
+	w.setStep(lang.X("init.req.waiting", "Waiting for the certificate of {{.Application}}…", map[string]any{"Application": "Application_" + req.Application}))
 	w.requestShown = p
 }
 

@@ -248,14 +248,16 @@ func (w *InitWindow) build() fyne.CanvasObject {
 	w.stepLabel = widget.NewLabel("")
 	w.stepLabel.Hide()
 
+	// The readers stay in view above the form (the choice Run needs); the
+	// rest scrolls.
 	body := container.NewVBox(
-		sectionHeading(lang.X("init.readers", "Readers")), minHeight(w.readerList, 110), w.readerNote,
 		w.diagBox,
 		sectionHeading(lang.X("init.form", "Fields")), w.formBox, w.formErr,
 		w.officerBox,
 		w.resultBox,
 	)
-	top := container.NewVBox(toolbar, w.docErr, w.certFrom, widget.NewSeparator())
+	top := container.NewVBox(toolbar, w.docErr, w.certFrom, widget.NewSeparator(),
+		sectionHeading(lang.X("init.readers", "Readers")), minHeight(w.readerList, 84), w.readerNote, widget.NewSeparator())
 	bottom := container.NewVBox(widget.NewSeparator(), w.bar, w.stepLabel,
 		container.NewHBox(layout.NewSpacer(), w.againBtn, w.cancelBtn, w.dryBtn, w.runBtn))
 	w.scroll = container.NewVScroll(body)

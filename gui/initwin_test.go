@@ -568,7 +568,7 @@ func TestInitRun(t *testing.T) {
 			t.Fatalf("the job ended: %q", visibleTexts(w.resultBox))
 		}
 		text := strings.Join(visibleTexts(w.officerBox), "\n")
-		if h := fmt.Sprintf("Certificate request for %s (%s)", app, template); !strings.Contains(text, h) {
+		if h := fmt.Sprintf("Certificate request for Application_%s (%s)", app, template); !strings.Contains(text, h) {
 			t.Fatalf("the panel does not say %q:\n%s", h, text)
 		}
 		p := w.requestShown

@@ -7,6 +7,7 @@ package gui
 // jobs, the certificate requests and the results.
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -444,6 +445,7 @@ func (w *InitWindow) poll(ctx context.Context) {
 // setReaders shows a new reader list, keeping the selection (or choosing
 // the one reader with a card), and lets "run again" see the next card.
 func (w *InitWindow) setReaders(list []cardinit.Reader, err error) {
+	logCardChanges(w.readers, list)
 	w.readers = list
 	switch {
 	case err != nil:
@@ -483,6 +485,24 @@ func (w *InitWindow) setReaders(list []cardinit.Reader, err error) {
 		w.nextCard()
 	}
 	w.update()
+}
+
+// logCardChanges logs each card that arrived in or left a reader between
+// two lists (what the officer sees change in the window).
+func logCardChanges(old, now []cardinit.Reader) {
+	before := map[string]cardinit.Reader{}
+	for _, r := range old {
+		before[r.Name] = r
+	}
+	for _, r := range now {
+		b := before[r.Name]
+		switch {
+		case r.Present && (!b.Present || b.ICCSN != r.ICCSN || !bytes.Equal(b.ATR, r.ATR)):
+			slog.Info("card in reader", "reader", r.Name, "atr", fmt.Sprintf("%X", r.ATR), "iccsn", r.ICCSN)
+		case !r.Present && b.Present:
+			slog.Info("card removed", "reader", r.Name)
+		}
+	}
 }
 
 // reader is the listed reader named name.

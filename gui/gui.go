@@ -1,10 +1,16 @@
 // Package gui is the desktop app of cardwright (spec/gui.md): the tray, the
-// PIN, PIN-pad and pairing windows, the Sites, Settings and status windows.
-// It is the only package that imports Fyne. It runs in the GUI process that
-// the agent supervises (docs/gui.md, "Process model"): everything it knows
-// of the agent arrives as plain data (agent.State, prompt.Request) and
-// everything it does goes back through the Agent interface, so it never
-// touches a card, a token, a socket or the configuration file itself.
+// PIN, PIN-pad and pairing windows, the Sites, Settings and status windows,
+// and the card-initialization window. It is the only package that imports
+// Fyne.
+//
+// The tray and its windows run in the GUI process that the agent supervises
+// (docs/gui.md, "Process model"): everything they know of the agent arrives
+// as plain data (agent.State, prompt.Request) and everything they do goes
+// back through the Agent interface, so they never touch a card, a token, a
+// socket or the configuration file themselves. The card-initialization
+// window (init*.go, RunInit) is a process of its own, `cardwright init-gui`:
+// it drives the runner main wires through cardinit.Engine, and opens the PIN
+// windows in-process (Prompter).
 //
 // Threading: Fyne runs every callback on one goroutine; the functions here
 // that open or change windows are called on it (from the link's reader

@@ -962,7 +962,7 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 			t = tok
 		}
 	}
-	run, err := j.runProfile(ctx, s, init, s.Conn)
+	run, err := j.runProfile(ctx, s, init)
 	if err != nil {
 		return err
 	}
@@ -989,9 +989,11 @@ func (j *job) initProfile(ctx context.Context, s *Session, init *dsc.InitStep) e
 	return nil
 }
 
-// runProfile runs the card profile on card (the session's, or a dry run's
-// in-memory card), its PINs asked for now when they come from dialogs.
-func (j *job) runProfile(ctx context.Context, s *Session, init *dsc.InitStep, card iso7816.Card) (ProfileRun, error) {
+// runProfile runs the card profile on the session's card, its PINs asked
+// for now when they come from dialogs. A recording Conn (a dry run's, a
+// run's with Job.Transcript) gets the profile's own transcript, cpf's,
+// which knows which data are secret: the profile runs on the Conn under it.
+func (j *job) runProfile(ctx context.Context, s *Session, init *dsc.InitStep) (ProfileRun, error) {
 	prepared := j.prepared
 	if prepared == nil {
 		pins, err := j.profilePINs(ctx, s)
@@ -1005,7 +1007,15 @@ func (j *job) runProfile(ctx context.Context, s *Session, init *dsc.InitStep, ca
 	if err := s.BeforeWrite(); err != nil {
 		return ProfileRun{}, err
 	}
+	var card iso7816.Card = s.Conn
+	rec, _ := s.Conn.(*recorder)
+	if rec != nil {
+		card = rec.Conn
+	}
 	run, err := prepared.Run(ctx, card)
+	if rec != nil {
+		rec.profile(run) // also the part of a run that stopped
+	}
 	if err != nil {
 		return run, fmt.Errorf("running card profile %s: %w", init.Profile, err)
 	}
@@ -1417,7 +1427,7 @@ func (j *job) script(ctx context.Context, s *Session, st *dsc.ScriptStep) error 
 		}
 		send := s.Conn.Transmit
 		if r, ok := s.Conn.(secretTransmitter); ok && c.Secret {
-			send = r.TransmitSecret // a dry run's transcript masks it
+			send = r.TransmitSecret // a transcript masks it
 		}
 		resp, err := send(c.APDU)
 		if err != nil {

@@ -160,8 +160,14 @@ func (c *conn) End() error {
 // Serial reads the ICCSN with GET DATA 005A. A card that has no such data
 // object (it answers with a status word) has no chip serial: the runner then
 // takes the token's serial.
-func (c *conn) Serial() ([]byte, error) {
-	s, err := runner.ReadSerial(c)
+func (c *conn) Serial() ([]byte, error) { return c.SerialVia(c) }
+
+var _ runner.SerialReader = (*conn)(nil)
+
+// SerialVia implements runner.SerialReader: Serial, its GET DATA sent
+// through card (a job's recording wrapper of c).
+func (c *conn) SerialVia(card iso7816.Card) ([]byte, error) {
+	s, err := runner.ReadSerial(card)
 	var se *iso7816.StatusError
 	if errors.As(err, &se) {
 		return nil, nil

@@ -121,4 +121,10 @@ func (c *memConn) End() error {
 // Serial reads the ICCSN with GET DATA 005A (ISO 7816-4 §11.4.3).
 func (c *memConn) Serial() ([]byte, error) { return runner.ReadSerial(c) }
 
+var _ runner.SerialReader = (*memConn)(nil)
+
+// SerialVia implements runner.SerialReader: Serial, its GET DATA sent
+// through card (a job's recording wrapper of c).
+func (c *memConn) SerialVia(card iso7816.Card) ([]byte, error) { return runner.ReadSerial(card) }
+
 func (c *memConn) Close() error { return c.End() }

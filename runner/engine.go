@@ -210,6 +210,12 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	if err != nil {
 		return failWith(classify("connect", err))
 	}
+	var rec *recorder // the job's transcript (Job.Transcript)
+	if job != nil && job.Transcript {
+		rec = record(conn)
+		conn = rec
+		defer func() { res.Transcript, res.APDUs = rec.lines, rec.apdus }()
+	}
 	defer conn.Close()
 	if err := conn.Begin(); err != nil {
 		return failWith(classify("connect", err))
@@ -223,6 +229,7 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	}
 	// Validation that needs the chosen reader comes before the first step:
 	// a job that cannot finish never starts erasing.
+	rec.at("validate")
 	for _, st := range steps {
 		if st.Check == nil {
 			continue
@@ -246,6 +253,7 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 		if progress != nil {
 			progress(Progress{Step: st.Name, N: i + 1, Total: len(steps), Reader: reader})
 		}
+		rec.at(st.Name)
 		if err := st.Run(ctx, s); err != nil {
 			f := classify(st.Name, err)
 			if f.Key == "" {
@@ -268,6 +276,7 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	// The result is the card's: identify it once more, so a card pulled
 	// after its last APDU (while the token or the portal worked) is never
 	// reported as encoded.
+	rec.at("finish")
 	if err := s.Reidentify(); err != nil {
 		f := classify("finish", err)
 		clear(res.Fields)

@@ -43,6 +43,11 @@ type Job struct {
 	// Issuer, if set, replaces Deps.Issuer for this job (the agent asks
 	// the portal that sent the job).
 	Issuer issuer.Issuer
+	// Transcript, if set, records the APDUs sent to the card, secrets
+	// masked, into Result.Transcript, as a dry run does
+	// (DryResult.Transcript). Off by default: portals do not get it, and
+	// it costs memory.
+	Transcript bool
 }
 
 // Files is an in-memory fs.FS of a job's referenced files (flat names, as

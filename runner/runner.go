@@ -107,7 +107,14 @@ type Result struct {
 	Reader  string
 	Fields  map[string]string       // plain outputs
 	Secrets map[string]secret.Value // outputs the job declared secret
-	Err     *api.JobError           // nil on success
+	// Transcript is set when the job asked for it (Job.Transcript): the
+	// commands sent to the job's card, up to the failure for a job that
+	// failed, one line each as in DryResult.Transcript, secret data
+	// masked. PKCS#11 token operations are not in it: the module talks
+	// to its token itself.
+	Transcript []string
+	APDUs      int           // command APDUs in Transcript (GET RESPONSE and chained parts included)
+	Err        *api.JobError // nil on success
 }
 
 // lockSet serialises jobs per reader. A second job for a busy reader ends at

@@ -42,6 +42,7 @@ type runningJob struct {
 	atr          []byte
 	steps        []string // begun, in order (runner.Progress)
 	closeRequest func()   // the open certificate request's panel; nil none
+	shown        bool     // a real run whose result (and transcript) the window shows
 }
 
 // start is Dry run and Run: the form's values make the job, which the
@@ -61,6 +62,9 @@ func (w *InitWindow) start(dry bool) bool {
 	}
 	in := w.inputs()
 	job, ferrs := w.doc.Job(in, reader)
+	if job != nil && !dry {
+		job.Transcript = true // the result shows it, secrets masked
+	}
 	for _, v := range in {
 		v.Secret.Wipe()
 	}
@@ -182,6 +186,7 @@ func (w *InitWindow) done(j *runningJob, res runner.Result) {
 		return
 	}
 	w.last = j
+	j.shown = true
 	w.update()
 	box := w.resultBox
 	box.Add(widget.NewSeparator())
@@ -206,11 +211,14 @@ func (w *InitWindow) done(j *runningJob, res runner.Result) {
 		}
 	}
 	w.outputs(res.Fields, res.Secrets)
+	if len(res.Transcript) > 0 { // none when the job ended before the card
+		w.showTranscript(res.Transcript, res.APDUs)
+	}
 	box.Show()
 	w.scroll.ScrollToBottom()
 	// The job's end in the log, for the station's records and the tests
 	// that drive the window: no field value, only the code and the card.
-	slog.Info("job finished", "dry_run", false, "code", resultCode(res.Err), "reader", reader, "iccsn", j.iccsn, "steps", len(j.steps))
+	slog.Info("job finished", "dry_run", false, "code", resultCode(res.Err), "reader", reader, "iccsn", j.iccsn, "steps", len(j.steps), "apdus", res.APDUs)
 }
 
 // resultCode is "ok" or the failure's stable code.
@@ -245,20 +253,28 @@ func (w *InitWindow) dryDone(j *runningJob, res runner.DryResult) {
 			box.Add(widget.NewLabel("– " + lang.X("init.step.notrun", "{{.Step}}: not run", map[string]any{"Step": s.Name + where})))
 		}
 	}
-	w.transcript = res.Transcript
-	box.Add(sectionHeading(lang.XN("init.transcript", "Transcript: {{.Count}} APDUs", res.APDUs, map[string]any{"Count": res.APDUs})))
+	w.showTranscript(res.Transcript, res.APDUs)
+	box.Show()
+	w.scroll.ScrollToBottom()
+	slog.Info("job finished", "dry_run", true, "code", resultCode(res.Err), "apdus", res.APDUs, "steps", len(res.Steps))
+}
+
+// showTranscript adds a job's APDU transcript (secrets masked by the
+// runner) to the result: its heading with the APDU count, the lines in a
+// monospace grid, and Save transcript…, also in the File menu.
+func (w *InitWindow) showTranscript(lines []string, apdus int) {
+	w.transcript = lines
+	box := w.resultBox
+	box.Add(sectionHeading(lang.XN("init.transcript", "Transcript: {{.Count}} APDUs", apdus, map[string]any{"Count": apdus})))
 	grid := widget.NewTextGrid()
-	grid.SetText(strings.Join(res.Transcript, "\n"))
+	grid.SetText(strings.Join(lines, "\n"))
 	box.Add(minHeight(container.NewScroll(grid), 240))
 	save := widget.NewButtonWithIcon(lang.X("init.transcript.save", "Save transcript…"), theme.DocumentSaveIcon(), w.saveTranscript)
-	if len(res.Transcript) == 0 {
+	if len(lines) == 0 {
 		save.Disable()
 	}
 	box.Add(container.NewHBox(save))
-	box.Show()
 	w.update() // Save transcript… in the menu
-	w.scroll.ScrollToBottom()
-	slog.Info("job finished", "dry_run", true, "code", resultCode(res.Err), "apdus", res.APDUs, "steps", len(res.Steps))
 }
 
 // outcome is the result's first line: ok, or the error with its code,
@@ -380,11 +396,16 @@ func wipeResult(res runner.Result) {
 func (w *InitWindow) clearResult() {
 	w.wipeShown()
 	w.transcript = nil
+	if w.last != nil {
+		w.last.shown = false
+	}
 	w.resultBox.RemoveAll()
 	w.resultBox.Hide()
 }
 
-// saveTranscript is Save transcript…: the dry run's lines to a file.
+// saveTranscript is Save transcript…: the lines of the result shown (a
+// dry run's, a run's) to a file, named after the description (and the
+// card of a run).
 func (w *InitWindow) saveTranscript() {
 	lines := w.transcript
 	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
@@ -404,7 +425,16 @@ func (w *InitWindow) saveTranscript() {
 		}
 	}, w.win)
 	if w.doc != nil {
-		d.SetFileName(strings.TrimSuffix(w.doc.Name, filepath.Ext(w.doc.Name)) + "-dryrun.txt")
+		name := strings.TrimSuffix(w.doc.Name, filepath.Ext(w.doc.Name))
+		switch {
+		case w.last == nil || !w.last.shown:
+			name += "-dryrun"
+		case w.last.iccsn != "":
+			name += "-" + w.last.iccsn
+		default:
+			name += "-run"
+		}
+		d.SetFileName(name + ".txt")
 	}
 	d.Resize(fyne.NewSize(700, 500))
 	d.Show()

@@ -540,7 +540,8 @@ func TestInitDryRun(t *testing.T) {
 
 // TestInitRun: a real run on the in-memory card whose certificates the
 // officer answers from files: the request panel, Save request, the test's
-// CA issues, the certificate file typed and loaded; Done with the ICCSN.
+// CA issues, the certificate file typed and loaded; Done with the ICCSN and
+// the APDU transcript (no PIN or PUK in it, as ASCII or hex).
 // Then "run again" waits for the next card and runs on it.
 func TestInitRun(t *testing.T) {
 	home := t.TempDir()
@@ -625,6 +626,27 @@ func TestInitRun(t *testing.T) {
 	if strings.Contains(text, demoPIN) || strings.Contains(text, demoPUK) {
 		t.Error("the result shows the PIN or PUK")
 	}
+	// The run's APDU transcript, secrets masked, with Save transcript….
+	if len(w.transcript) == 0 || !strings.Contains(text, "Transcript: ") || !strings.HasPrefix(w.transcript[0], "connect: 00CA005A") {
+		t.Fatalf("no transcript shown (%d lines):\n%s", len(w.transcript), text)
+	}
+	for _, l := range w.transcript {
+		if !strings.Contains(text, l) {
+			t.Errorf("transcript line %q not shown", l)
+		}
+	}
+	if !strings.Contains(text, "InitToken: ") || !strings.Contains(text, "secret bytes>") {
+		t.Errorf("no masked card profile lines in the transcript:\n%s", text)
+	}
+	if b := buttonLabeled(t, w.resultBox, "Save transcript…"); b.Disabled() || w.menuSave.Disabled {
+		t.Error("Save transcript… is disabled after a run")
+	}
+	shown := strings.ToLower(text + "\n" + strings.Join(w.transcript, "\n"))
+	for _, secret := range []string{demoPIN, demoPUK, hex.EncodeToString([]byte(demoPIN)), hex.EncodeToString([]byte(demoPUK))} {
+		if strings.Contains(shown, secret) || strings.Contains(strings.ReplaceAll(shown, " ", ""), secret) {
+			t.Errorf("the result or its transcript holds %q", secret)
+		}
+	}
 	if got := len(s.tokens.Token("R0", runner.LocationDefault).Certificates()); got != 2 {
 		t.Errorf("%d certificates on the token, want the two loaded", got)
 	}
@@ -667,6 +689,10 @@ func TestInitRun(t *testing.T) {
 	text = strings.Join(visibleTexts(w.resultBox), "\n")
 	if !strings.Contains(text, "Failed") || !strings.Contains(text, "C0DE0002") {
 		t.Errorf("result of the cancelled job:\n%s", text)
+	}
+	// A failed run shows its transcript up to the failure.
+	if !strings.Contains(text, "Transcript: ") || len(w.transcript) == 0 || !strings.Contains(text, "InitToken: ") {
+		t.Errorf("the cancelled job's transcript is not shown:\n%s", text)
 	}
 }
 

@@ -96,6 +96,7 @@ func (w *InitWindow) start(dry bool) bool {
 		j.iccsn, j.atr = r.ICCSN, bytes.Clone(r.ATR)
 	}
 	w.job = j
+	slog.Info("job started", "dry_run", dry, "reader", reader, "description", w.doc.Name)
 	w.clearResult()
 	w.bar.SetValue(0)
 	w.bar.Show()
@@ -552,6 +553,7 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 			return
 		}
 		answered = true
+		slog.Info("certificate loaded", "application", req.Application, "file", strings.TrimSpace(p.cert.Text))
 		p.password.SetText("")
 		w.hideRequest()
 		reply <- cardinit.Issued{Data: data, Password: pw}
@@ -596,6 +598,7 @@ func (w *InitWindow) showRequest(req issuer.Request, reply chan<- cardinit.Issue
 	w.win.Canvas().Focus(p.save)
 	w.setStep(lang.X("init.req.waiting", "Waiting for the certificate of {{.Application}}…", map[string]any{"Application": "Application_" + req.Application}))
 	w.requestShown = p
+	slog.Info("certificate request", "application", req.Application, "template", req.Template)
 }
 
 // hideRequest closes the certificate request's panel.

@@ -124,7 +124,7 @@ type InitWindow struct {
 	removed                             bool        // while waiting: the last card left
 	shown                               []*revealer // secret outputs shown: wiped on the next job
 	requestShown                        *requestPanel
-	transcript                          []string // of the last dry run
+	transcript                          []string // of the last result (dry run or run)
 	scroll                              *container.Scroll
 	mainMenu                            *fyne.MainMenu
 	menuOpen, menuSave, menuDry         *fyne.MenuItem

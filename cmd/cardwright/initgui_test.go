@@ -319,4 +319,3 @@ func pcscdAPDUs(t *testing.T, path string, offset int64) []string {
 	}
 	return out
 }
-

@@ -15,13 +15,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,7 +175,8 @@ func pcscdReaders(t *testing.T) []string {
 // Xvfb; the test removes the site there with real clicks (Remove, then
 // Remove in the confirmation): the agent closes the page's connection
 // (1008, the page sees it), a new connection from the origin is not
-// paired, and the journal no longer holds it.
+// paired, and the journal no longer holds it. Initialize a card… starts the
+// card-initialization window with the agent's configuration.
 func TestDesktopTrayMenu(t *testing.T) {
 	start := time.Now()
 	e := newStackEnv(t)
@@ -316,6 +320,20 @@ func TestDesktopTrayMenu(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("the tray menu after the removal:\n%s", root)
+
+	// Initialize a card… starts the card-initialization window, a process
+	// of its own (`cardwright init-gui`) that outlives the agent: closed by
+	// the test.
+	initWin := trayClickUntil(ctx, t, it, display, "Initialize a card…", initWindowName)
+	pid, err := strconv.Atoi(strings.TrimSpace(x(t, display, 5*time.Second, "xdotool", "getwindowpid", initWin)))
+	if err != nil {
+		t.Fatalf("the initialization window's process: %v", err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGTERM) })
+	onScreen(t, display, initWin)
+	if args, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !strings.HasPrefix(string(args), desktopBinary(t, e.s)+"\x00init-gui\x00--config\x00") {
+		t.Errorf("the tray started %q (%v), want cardwright init-gui --config with the agent's configuration", args, err)
+	}
 
 	if code := d.Stop(); code != exitOK {
 		t.Errorf("cardwright desktop exit %d", code)

@@ -576,7 +576,7 @@ func TestInitRun(t *testing.T) {
 		if dir := filepath.Join(home, "cardwright-requests"); !strings.HasPrefix(p.save.Text, dir+string(filepath.Separator)+"demo-"+app+"-") || !strings.HasSuffix(p.save.Text, ".csr.pem") {
 			t.Errorf("default request path %q", p.save.Text)
 		}
-		test.Tap(buttonLabeled(t, w.officerBox, "Save request"))
+		test.Tap(button(t, w.officerBox, "Save request"))
 		if !strings.HasPrefix(p.saved.Text, "Saved to ") {
 			t.Fatalf("saving: %q", p.saved.Text)
 		}
@@ -602,13 +602,13 @@ func TestInitRun(t *testing.T) {
 		}
 		// A wrong path first: said in the panel, the job waits.
 		test.Type(p.cert, path+".missing")
-		test.Tap(buttonLabeled(t, w.officerBox, "Load certificate"))
+		test.Tap(button(t, w.officerBox, "Load certificate"))
 		if !p.loadErr.Visible() || w.requestShown != p {
 			t.Fatalf("a missing file: message %q, panel open %v", p.loadErr.Text, w.requestShown == p)
 		}
 		p.cert.SetText("")
 		test.Type(p.cert, path)
-		test.Tap(buttonLabeled(t, w.officerBox, "Load certificate"))
+		test.Tap(button(t, w.officerBox, "Load certificate"))
 		if w.requestShown == p {
 			t.Fatalf("the panel is still open: %q", p.loadErr.Text)
 		}
@@ -638,7 +638,7 @@ func TestInitRun(t *testing.T) {
 	if !strings.Contains(text, "InitToken: ") || !strings.Contains(text, "secret bytes>") {
 		t.Errorf("no masked card profile lines in the transcript:\n%s", text)
 	}
-	if b := buttonLabeled(t, w.resultBox, "Save transcript…"); b.Disabled() || w.menuSave.Disabled {
+	if b := button(t, w.resultBox, "Save transcript…"); b.Disabled() || w.menuSave.Disabled {
 		t.Error("Save transcript… is disabled after a run")
 	}
 	shown := strings.ToLower(text + "\n" + strings.Join(w.transcript, "\n"))
@@ -694,30 +694,6 @@ func TestInitRun(t *testing.T) {
 	if !strings.Contains(text, "Transcript: ") || len(w.transcript) == 0 || !strings.Contains(text, "InitToken: ") {
 		t.Errorf("the cancelled job's transcript is not shown:\n%s", text)
 	}
-}
-
-// buttonLabeled finds the button showing text in o.
-func buttonLabeled(t *testing.T, o fyne.CanvasObject, text string) *widget.Button {
-	t.Helper()
-	var found *widget.Button
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		switch o := o.(type) {
-		case *fyne.Container:
-			for _, c := range o.Objects {
-				walk(c)
-			}
-		case *widget.Button:
-			if o.Text == text && found == nil {
-				found = o
-			}
-		}
-	}
-	walk(o)
-	if found == nil {
-		t.Fatalf("no button %q", text)
-	}
-	return found
 }
 
 // TestInitPrompter: the in-process Prompter opens the PIN window and
@@ -853,28 +829,23 @@ func TestInitOutputs(t *testing.T) {
 	}
 	copies := 0
 	var reveal *widget.Button
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		switch o := o.(type) {
-		case *fyne.Container:
-			for _, c := range o.Objects {
-				walk(c)
-			}
-		case *widget.Button:
-			if o.Text == "Copy" {
-				copies++
-			}
-			if o.Text == "Reveal" {
-				reveal = o
-			}
+	for _, x := range test.LaidOutObjects(w.resultBox) {
+		b, ok := x.(*widget.Button)
+		if !ok {
+			continue
+		}
+		switch b.Text {
+		case "Copy":
+			copies++
+		case "Reveal":
+			reveal = b
 		}
 	}
-	walk(w.resultBox)
 	if copies != 3 || reveal == nil {
 		t.Fatalf("%d Copy buttons, Reveal %v", copies, reveal != nil)
 	}
 	cb := w.app.Clipboard()
-	test.Tap(buttonLabeled(t, w.resultBox, "Copy"))
+	test.Tap(button(t, w.resultBox, "Copy"))
 	if got := cb.Content(); got != "a" {
 		t.Errorf("copied %q", got)
 	}

@@ -59,6 +59,12 @@ type serveFlags struct {
 	// desk is the desktop mode's GUI supervisor (desktop.go); nil for
 	// serve, which is headless.
 	desk *link.Supervisor
+
+	// The Windows service's hooks (service_windows.go): logTo is a further
+	// handler every log record goes to (the event log), ready is called
+	// once the agent listens.
+	logTo slog.Handler
+	ready func()
 }
 
 // prompter is the local PIN dialog: the desktop app, or none (headless).
@@ -141,6 +147,9 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	log, err := newLogger(logOut, f.logFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if f.logTo != nil {
+		log = slog.New(slog.NewMultiHandler(log.Handler(), f.logTo))
 	}
 	// announce logs the addresses serve listens on; they also reach stderr
 	// when the log goes to a file, so whoever started serve learns them.
@@ -284,6 +293,9 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		go func() { defer wg.Done(); f.desk.Run(dctx) }()
 	}
 	announce("agent ready", "url", agentURL, "journal", dir, "startup_ms", float64(time.Since(start).Microseconds())/1000)
+	if f.ready != nil {
+		f.ready()
+	}
 
 	select {
 	case err = <-errc:

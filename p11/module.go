@@ -41,8 +41,9 @@ var (
 )
 
 // ModuleError is a failure to load or initialise a module. It names the
-// path; Kind is one of the sentinels above and Err the cause (a
-// pkcs11.Error for ErrInitialize, a *fs.PathError for ErrModuleMissing).
+// path; Kind is one of the sentinels above, or ErrArchitecture (pe.go),
+// and Err the cause (a pkcs11.Error for ErrInitialize, a *fs.PathError for
+// ErrModuleMissing, an *ArchError for ErrArchitecture).
 type ModuleError struct {
 	Path string
 	Kind error
@@ -50,6 +51,10 @@ type ModuleError struct {
 }
 
 func (e *ModuleError) Error() string {
+	var arch *ArchError
+	if errors.As(e.Err, &arch) {
+		return arch.Error() // it names the path and what to install
+	}
 	if e.Err == nil {
 		return fmt.Sprintf("loading PKCS#11 module %s: %v", e.Path, e.Kind)
 	}
@@ -115,6 +120,12 @@ func Load(path string, allow func(path string) bool) (*Module, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &ModuleError{Path: path, Kind: ErrNotModule, Err: fmt.Errorf("%s is not a regular file", real)}
+	}
+
+	if runtime.GOOS == "windows" {
+		if err := checkArch(path, real, runtime.GOARCH); err != nil {
+			return nil, err
+		}
 	}
 
 	modulesMu.Lock()

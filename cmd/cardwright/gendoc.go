@@ -15,6 +15,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,13 +28,18 @@ import (
 
 var gendocCmd = &command{
 	name:    "gendoc",
-	args:    "[--man FILE] [--bash FILE] [flags]",
+	args:    "[--man FILE] [--bash FILE] [--icon FILE] [flags]",
 	summary: "write the man page and the bash completion from the command table (packaging)",
 	detail: `Runs every command and subcommand with -h in-process and writes their usage as one
-man page, cardwright(1), and as a bash completion script (commands, subcommands, flags).
+man page, cardwright(1), and as a bash completion script (commands, subcommands, flags);
+--icon writes the tray's icon as a PNG (builds with the desktop app only).
 installer/build.sh calls it for the Debian package.`,
 	hidden: true,
 }
+
+// gendocIcon returns the application icon (PNG); nil in builds without
+// the desktop app (gendoc_gui.go sets it).
+var gendocIcon func() []byte
 
 func init() {
 	gendocCmd.run = runGendoc
@@ -44,6 +50,7 @@ func runGendoc(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := gendocCmd.flags(env)
 	man := fs.String("man", "", "write the man page (roff) to `FILE`")
 	bash := fs.String("bash", "", "write the bash completion script to `FILE`")
+	icon := fs.String("icon", "", "write the application icon (PNG, 64×64) to `FILE`")
 	ver := fs.String("version", version, "version named in the man page's footer")
 	date := fs.String("date", "", "date (YYYY-MM-DD) in the man page's footer (default: $SOURCE_DATE_EPOCH, else today)")
 	if code, ok := fs.parse(args); !ok {
@@ -52,8 +59,11 @@ func runGendoc(ctx context.Context, env *cmdEnv, args []string) int {
 	if fs.NArg() > 0 {
 		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
-	if *man == "" && *bash == "" {
-		return fs.usageError("nothing to write: give --man, --bash or both")
+	if *man == "" && *bash == "" && *icon == "" {
+		return fs.usageError("nothing to write: give --man, --bash or --icon")
+	}
+	if *icon != "" && gendocIcon == nil {
+		return fs.usageError("--icon: %v", errNoGUIIcon)
 	}
 	if *date == "" {
 		t := time.Now().UTC()
@@ -79,6 +89,7 @@ func runGendoc(ctx context.Context, env *cmdEnv, args []string) int {
 	}{
 		{*man, func(w io.Writer, d []cmdDoc) { writeMan(w, d, *ver, *date) }},
 		{*bash, writeBashCompletion},
+		{*icon, func(w io.Writer, _ []cmdDoc) { w.Write(gendocIcon()) }},
 	} {
 		if out.path == "" {
 			continue
@@ -92,6 +103,8 @@ func runGendoc(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	return exitOK
 }
+
+var errNoGUIIcon = errors.New("this build has no desktop app, so no icon")
 
 // cmdDoc is one command's usage text taken apart.
 type cmdDoc struct {

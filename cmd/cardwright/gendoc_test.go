@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,5 +185,32 @@ func TestGenDocPackagedConfig(t *testing.T) {
 	}
 	if _, err := config.Parse("uncommented.cfg", uncommented); err != nil {
 		t.Errorf("packaged configuration with every key uncommented: %v\n%s", err, uncommented)
+	}
+}
+
+// TestGenDocIcon: --icon writes the tray's idle icon as a PNG in builds
+// with the desktop app, and is a usage error without it.
+func TestGenDocIcon(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cardwright.png")
+	code, out, errs := runArgs("gendoc", "--icon", path)
+	if !hasGUI {
+		if code != exitUsage || !strings.Contains(errs, "no desktop app") {
+			t.Errorf("nogui build: exit %d, %q %q; want a usage error", code, out, errs)
+		}
+		return
+	}
+	if code != exitOK || out != "" || errs != "" {
+		t.Fatalf("gendoc --icon: exit %d, %q %q", code, out, errs)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("icon: %v", err)
+	}
+	if r := img.Bounds(); r.Dx() != 64 || r.Dy() != 64 {
+		t.Errorf("icon is %v, want 64×64", r)
 	}
 }

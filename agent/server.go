@@ -121,6 +121,7 @@ type Deps struct {
 	Readers  ReaderSource // nil: readers answers with an empty list
 	Approver Approver     // nil: headless, no pairing
 	Certs    CertService  // nil: certificates/sign/authenticate are not_supported
+	Raiser   Raiser       // nil: headless, POST /v1/raise answers no_desktop_app
 	Logger   *slog.Logger // nil: discard
 }
 
@@ -203,6 +204,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.handlers = map[string]http.HandlerFunc{
 		"/v1/ws":     s.serveWS,
 		"/v1/health": s.serveHealth,
+		"/v1/raise":  s.serveRaise, // raise.go
 		"/CardJob":   s.serveCardJob,
 	}
 	return s, nil
@@ -406,13 +408,13 @@ func (s *Server) classifyOrigin(r *http.Request) (string, originState) {
 // handler table.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.checkHost(r.Host) {
-		s.log.Warn("request refused: host not loopback", "host", r.Host, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		s.log.Warn("request refused: host not loopback", "host", clip(r.Host, 200), "path", clip(r.URL.Path, 200), "origin", clip(r.Header.Get("Origin"), 200))
 		http.Error(w, "forbidden: Host must be a loopback name with the agent's port", http.StatusForbidden)
 		return
 	}
 	origin, st := s.classifyOrigin(r)
 	if st == originDenied {
-		s.log.Warn("request refused: origin not allowed", "origin", origin, "path", r.URL.Path)
+		s.log.Warn("request refused: origin not allowed", "origin", clip(origin, 200), "path", clip(r.URL.Path, 200))
 		http.Error(w, "forbidden: origin not allowed", http.StatusForbidden)
 		return
 	}

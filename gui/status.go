@@ -22,6 +22,9 @@ type StatusWindow struct {
 	status  *widget.Label
 	readers *fyne.Container
 	recent  *fyne.Container
+	// hideOnClose: the close button hides the window (the tray is the
+	// app's way in; raise.go), instead of quitting.
+	hideOnClose bool
 }
 
 // NewStatusWindow makes the status window; Update fills it and Show shows
@@ -87,8 +90,13 @@ func (s *StatusWindow) Update(st State) {
 }
 
 // closeRequested is the window's close button: Quit (it asks first while
-// jobs run), or closing without a Quit action.
+// jobs run), or closing without a Quit action; hiding it when there is a
+// tray.
 func (s *StatusWindow) closeRequested() {
+	if s.hideOnClose {
+		s.w.Hide()
+		return
+	}
 	if s.act.Quit != nil {
 		s.act.Quit()
 		return

@@ -206,6 +206,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	deps := agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs}
 	if f.desk != nil {
 		deps.Approver = f.desk // pairing needs the local user (spec/gui.md property 4)
+		deps.Raiser = f.desk   // cardwright open brings the app forward
 	}
 	srv, err := agent.New(agent.Config{
 		AllowedOrigins:  cfg.AllowedOrigins,

@@ -20,6 +20,7 @@ type Handler interface {
 	Pad(id uint64, r prompt.Request, timeout time.Duration)
 	Pair(id uint64, origin, code string, timeout time.Duration)
 	Withdraw(id uint64) // close the window of request id without answering
+	Raise()             // show the app's status window in front
 }
 
 // Client is the GUI process's end of the link (its standard input and
@@ -75,6 +76,8 @@ func (c *Client) Run(h Handler) error {
 			h.Pair(m.ID, m.Origin, m.Code, m.Timeout)
 		case TWithdraw:
 			h.Withdraw(m.ID)
+		case TRaise:
+			h.Raise()
 		case TDone:
 			c.mu.Lock()
 			ch := c.done[m.ID]

@@ -21,6 +21,7 @@ func (nopHandler) Ask(uint64, prompt.Request, time.Duration)  {}
 func (nopHandler) Pad(uint64, prompt.Request, time.Duration)  {}
 func (nopHandler) Pair(uint64, string, string, time.Duration) {}
 func (nopHandler) Withdraw(uint64)                            {}
+func (nopHandler) Raise()                                     {}
 
 // FuzzClientRun: whatever the agent's end sends, the GUI's reader returns
 // an error or io.EOF; it never panics or hangs.
@@ -29,6 +30,7 @@ func FuzzClientRun(f *testing.F) {
 	f.Add([]byte(`{"t":"ask","id":1,"req":{"Kind":"FROM_USER_DIALOG_2_FIELD","MinLen":4},"timeout":1000}` + "\n"))
 	f.Add([]byte(`{"t":"pair","id":2,"origin":"https://a.example","code":"1234"}` + "\n" + `{"t":"withdraw","id":2}` + "\n"))
 	f.Add([]byte(`{"t":"done","id":9,"err":"x"}` + "\n" + `{"t":"pad"}` + "\n"))
+	f.Add([]byte(`{"t":"raise"}` + "\n" + `{"t":"raise","id":3}` + "\n"))
 	f.Add([]byte("{\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := NewClient(bytes.NewReader(in), io.Discard)

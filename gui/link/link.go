@@ -26,7 +26,7 @@ import (
 )
 
 // Message types. Agent to GUI: info, state, ask, pad, pair, withdraw,
-// done. GUI to agent: hello, answer, pad_cancel, pair_answer,
+// done, raise. GUI to agent: hello, answer, pad_cancel, pair_answer,
 // remove_site, quit.
 const (
 	TInfo       = "info"     // Info, once after hello
@@ -36,6 +36,7 @@ const (
 	TPair       = "pair"     // open a pairing window: ID, Origin, Code, Timeout
 	TWithdraw   = "withdraw" // close window ID without an answer
 	TDone       = "done"     // the outcome of a GUI request ID (Err)
+	TRaise      = "raise"    // show the app's window in front ('cardwright open')
 	THello      = "hello"
 	TAnswer     = "answer"      // ID, PIN, Current, or Refused
 	TPadCancel  = "pad_cancel"  // ID

@@ -369,6 +369,22 @@ func (s *Supervisor) ShowPad(r prompt.Request, cancel func()) (done func()) {
 	}
 }
 
+// Raise implements agent.Raiser: the desktop app shows its status window
+// in front ('cardwright open', the cardwright: URI). Without a GUI it
+// fails with prompt.ErrUnavailable.
+func (s *Supervisor) Raise() error {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("the desktop app is not running: %w", prompt.ErrUnavailable)
+	}
+	if err := c.write(&Message{T: TRaise}); err != nil {
+		return fmt.Errorf("the desktop app is not reachable: %w: %w", prompt.ErrUnavailable, err)
+	}
+	return nil
+}
+
 // Approve implements agent.Approver: the pairing window. The window's
 // countdown is what remains of ctx's deadline.
 func (s *Supervisor) Approve(ctx context.Context, origin, code string) (bool, error) {

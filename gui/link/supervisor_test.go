@@ -151,6 +151,10 @@ func (g *scripted) Withdraw(id uint64) {
 	fmt.Fprintf(os.Stderr, "gui withdraw id=%d\n", id)
 }
 
+func (g *scripted) Raise() {
+	fmt.Fprintln(os.Stderr, "gui raise")
+}
+
 // fakeAgent is the Supervisor's Agent.
 type fakeAgent struct {
 	mu      sync.Mutex
@@ -601,5 +605,28 @@ func TestSupervisorStopsGUI(t *testing.T) {
 	}
 	if _, err := s.Ask(askCtx(t), prompt.Request{Label: "answer"}); !errors.Is(err, prompt.ErrUnavailable) {
 		t.Errorf("Ask after Run: %v", err)
+	}
+}
+
+// TestSupervisorRaise: Raise reaches the GUI's Handler once per call while
+// a GUI is up; while none is (not started yet, or it cannot start), it
+// fails at once with prompt.ErrUnavailable.
+func TestSupervisorRaise(t *testing.T) {
+	s := startSup(t, "gui")
+	s.up(t, 1)
+	for i := 1; i <= 2; i++ {
+		if err := s.Raise(); err != nil {
+			t.Fatalf("Raise %d: %v", i, err)
+		}
+		s.log.waitFor(t, "gui raise", i)
+	}
+	down := startSup(t, "nodisplay")
+	down.log.waitFor(t, "desktop app ended", 1)
+	if err := down.Raise(); !errors.Is(err, prompt.ErrUnavailable) {
+		t.Errorf("Raise without a GUI: %v, want prompt.ErrUnavailable", err)
+	}
+	idle := &Supervisor{}
+	if err := idle.Raise(); !errors.Is(err, prompt.ErrUnavailable) {
+		t.Errorf("Raise before any GUI: %v, want prompt.ErrUnavailable", err)
 	}
 }

@@ -25,6 +25,9 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# The custom actions' command lines (cardwright.wxs defines them).
+tls_install=${TLS_INSTALL_ARGS-tls install}
+tls_uninstall=${TLS_UNINSTALL_ARGS-}
 upgrade_code='{51DE74C5-4D4B-4361-906D-A50EDBE4995A}'
 
 # Windows system DLLs the executables may import. Anything else — above all
@@ -221,17 +224,26 @@ check_msi() {
 
 	# Custom actions: 3154 = exe from an installed file (18) + ignore exit
 	# code (64) + deferred (1024) + no impersonation (2048), on cardwright.exe.
-	local ca
-	for ca in TlsInstall TlsUninstall ServiceAutoStart; do
+	# The CLI has no `tls uninstall` (nor `tls install --system`) yet: with
+	# TLS_UNINSTALL_ARGS empty the TlsUninstall action must be absent.
+	local ca cas=(TlsInstall ServiceAutoStart)
+	[ -z "$tls_uninstall" ] || cas+=(TlsUninstall)
+	for ca in "${cas[@]}"; do
 		eq "$m" "CustomAction $ca type" "$(col "$msi" CustomAction $ca 2)" "3154"
 		eq "$m" "CustomAction $ca source" "$(col "$msi" CustomAction $ca 3)" "$cli"
 	done
-	eq "$m" "TlsInstall command" "$(col "$msi" CustomAction TlsInstall 4)" "${TLS_INSTALL_ARGS:-tls install --system}"
-	eq "$m" "TlsUninstall command" "$(col "$msi" CustomAction TlsUninstall 4)" "${TLS_UNINSTALL_ARGS:-tls uninstall --system}"
+	eq "$m" "TlsInstall command" "$(col "$msi" CustomAction TlsInstall 4)" "$tls_install"
 	eq "$m" "ServiceAutoStart command" "$(col "$msi" CustomAction ServiceAutoStart 4)" "service set-start auto"
 	eq "$m" "RestoreServiceAuto type (51: set property)" "$(col "$msi" CustomAction RestoreServiceAuto 2)" "51"
 	eq "$m" "TlsInstall condition" "$(cond_of "$msi" TlsInstall)" 'TLS="1" AND NOT REMOVE'
-	eq "$m" "TlsUninstall condition" "$(cond_of "$msi" TlsUninstall)" 'REMOVE="ALL" AND NOT UPGRADINGPRODUCTCODE'
+	if [ -n "$tls_uninstall" ]; then
+		eq "$m" "TlsUninstall command" "$(col "$msi" CustomAction TlsUninstall 4)" "$tls_uninstall"
+		eq "$m" "TlsUninstall condition" "$(cond_of "$msi" TlsUninstall)" 'REMOVE="ALL" AND NOT UPGRADINGPRODUCTCODE'
+	else
+		[ -z "$(col "$msi" CustomAction TlsUninstall 1)" ] || fail "$m: has a TlsUninstall action; set TLS_UNINSTALL_ARGS to its command line"
+	fi
+	[ "$(tbl "$msi" CustomAction | wc -l)" = $((${#cas[@]} + 1)) ] \
+		|| fail "$m: want the custom actions ${cas[*]} RestoreServiceAuto, have $(tbl "$msi" CustomAction | cut -f1 | tr '\n' ' ')"
 	eq "$m" "ServiceAutoStart condition" "$(cond_of "$msi" ServiceAutoStart)" 'SERVICE_AUTO="1" AND NOT REMOVE'
 	eq "$m" "SERVICE_AUTO's registry search" "$(col "$msi" AppSearch SERVICE_AUTO_SAVED 2)" "ServiceAutoSearch"
 
@@ -239,7 +251,7 @@ check_msi() {
 	# actions run inside the script, after the files they run are there
 	# (or, on removal, before they go).
 	order "$msi" FindRelatedProducts AppSearch RestoreServiceAuto LaunchConditions InstallValidate \
-		RemoveExistingProducts InstallInitialize StopServices DeleteServices TlsUninstall RemoveFiles \
+		RemoveExistingProducts InstallInitialize StopServices DeleteServices $([ -z "$tls_uninstall" ] || echo TlsUninstall) RemoveFiles \
 		InstallFiles WriteRegistryValues InstallServices ServiceAutoStart StartServices TlsInstall InstallFinalize
 	local a t n lo hi
 	lo=$(seq_of "$msi" InstallInitialize) hi=$(seq_of "$msi" InstallFinalize)

@@ -15,12 +15,16 @@ package main
 //   - BenchmarkDesktopStartup: from exec of `cardwright desktop` to its tray
 //     registered with the tray host and /v1/health answering (and, beside
 //     it, serve's exec to /v1/health).
+//   - BenchmarkInitWindow (issue 14): the card-initialization window,
+//     `cardwright init-gui`: from exec to the window mapped and to its
+//     description opened, over 10 starts; Ctrl+D to its dry run's end
+//     logged (the transcript is in the window), over 10 dry runs.
 //
 // They take minutes and need the test stack (scripts/teststack start), so
 // they run only when CARDWRIGHT_FIGURES is set (`make bench` runs -bench .
 // over every package):
 //
-//	CARDWRIGHT_FIGURES=1 go test -run '^$' -bench '^BenchmarkDesktop' -benchtime 1x -timeout 30m ./cmd/cardwright/
+//	CARDWRIGHT_FIGURES=1 go test -run '^$' -bench '^Benchmark(Desktop|InitWindow)' -benchtime 1x -timeout 30m ./cmd/cardwright/
 //
 // or scripts/gui-figures. Each b.N iteration is a whole measurement (20
 // prompts, 60 idle seconds, 10 starts): run them with -benchtime 1x.
@@ -71,6 +75,7 @@ const (
 	figIdle    = 60 * time.Second // BenchmarkDesktopIdle's window
 	figSettle  = 5 * time.Second  // after start-up, before the idle window
 	figPause   = time.Second      // between two starts: the last one's exit settles
+	figDryRuns = 10               // dry runs per BenchmarkInitWindow/dryrun iteration
 )
 
 // figPINWindow is the PIN window's WM_NAME ("cardwright — PIN"; the dash
@@ -863,4 +868,94 @@ func BenchmarkDesktopStartup(b *testing.B) {
 		b.ReportMetric(figMs(figPercentile(headless, 0.5)), "nogui-health-p50-ms")
 		b.ReportMetric(0, "ns/op")
 	}
+}
+
+// BenchmarkInitWindow: the card-initialization window (issue 14, docs/gui.md
+// "Figures"), `cardwright init-gui --config CFG demo.dsc` with the real
+// readers over PC/SC, on the test stack's Xvfb. CFG is the demo's
+// configuration (testdata/demo/cardwright.cfg: the SoftHSM2 module, the
+// own-card readers' tokens, the vicc readers skipped), as initConfig makes
+// it from a stackEnv; that needs a *testing.T and makes tokens and fresh
+// cards, which neither opening nor a dry run uses. In ms:
+//
+// open: from just before exec to the window's MapNotify (xMaps, by
+// _NET_WM_PID and name) and to the log line "description opened" as this
+// process reads it from the window's standard error; 10 starts, each
+// stopped before the next, p50 and the largest. The description is opened
+// before the window is shown (gui.openInit), so the line comes first; the
+// form is in the window when it is mapped. Mapped is not yet painted.
+//
+// dryrun: one window, the demo job's values typed into its form (fillDemo),
+// then 10 dry runs, each from just before exec of `xdotool key ctrl+d` to
+// the log line "job finished dry_run=true code=ok", which dryDone logs
+// after it has put the steps and the transcript into the window (the frame
+// that draws them follows); 0.5 s between two. The figure includes
+// xdotool's own start (its exec, X connection, the XTEST key press), whose
+// time to exit is reported beside it (xdotool-p50-ms): the key press lies
+// inside that time.
+func BenchmarkInitWindow(b *testing.B) {
+	s, display := figures(b)
+	bin := figBinary(b, s, "")
+	cfg := filepath.Join(demoDir, "cardwright.cfg")
+	demo := demoPath(b)
+	name := regexp.MustCompile(initWindowName)
+	env := []string{"LANGUAGE=en"}
+	b.Run("open", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			xm := watchMaps(b, display)
+			var mapped, opened []time.Duration
+			for range figStarts {
+				from := xm.Mark()
+				p := execInitGUI(b, bin, display, env, "--config", cfg, demo)
+				_, at, _ := p.waitLogAfter(0, `description opened .*errors=0 runnable=true`, 30*time.Second)
+				m := xm.Wait(b, &from, xMapNotify, func(e xEvent) bool { return windowOf(display, e.Win, p.cmd.Process.Pid, name) }, 30*time.Second)
+				mapped, opened = append(mapped, m.At.Sub(p.started)), append(opened, at.Sub(p.started))
+				p.Stop()
+				time.Sleep(figPause)
+			}
+			b.Logf("init-gui: exec → window mapped, ms: %s", figList(mapped))
+			b.Logf("init-gui: exec → description opened, ms: %s", figList(opened))
+			b.ReportMetric(figMs(figPercentile(mapped, 0.5)), "mapped-p50-ms")
+			b.ReportMetric(figMs(figPercentile(mapped, 1)), "mapped-max-ms")
+			b.ReportMetric(figMs(figPercentile(opened, 0.5)), "opened-p50-ms")
+			b.ReportMetric(figMs(figPercentile(opened, 1)), "opened-max-ms")
+			b.ReportMetric(0, "ns/op")
+		}
+	})
+	b.Run("dryrun", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			xm := watchMaps(b, display)
+			from := xm.Mark()
+			p := execInitGUI(b, bin, display, env, "--config", cfg, demo)
+			p.waitLog(`description opened .*errors=0 runnable=true`, 30*time.Second)
+			xm.Wait(b, &from, xMapNotify, func(e xEvent) bool { return windowOf(display, e.Win, p.cmd.Process.Pid, name) }, 30*time.Second)
+			p.waitLog(`card in reader`, 15*time.Second)
+			time.Sleep(time.Second) // the window drawn, the cards' ICCSNs read
+			fillDemo(b, display)
+			time.Sleep(500 * time.Millisecond)
+			var lat, xdo []time.Duration
+			mark := p.Mark()
+			for range figDryRuns {
+				t0 := time.Now()
+				if _, err := xRun(display, 10*time.Second, "xdotool", "key", "--delay", "0", "ctrl+d"); err != nil {
+					b.Fatalf("xdotool key ctrl+d: %v", err)
+				}
+				t1 := time.Now()
+				line, at, next := p.waitLogAfter(mark, `job finished dry_run=true`, 20*time.Second)
+				if !strings.Contains(line, "code=ok") || !regexp.MustCompile(`apdus=[1-9]`).MatchString(line) {
+					b.Fatalf("dry run: %s\n%s", line, p.Logs())
+				}
+				lat, xdo, mark = append(lat, at.Sub(t0)), append(xdo, t1.Sub(t0)), next
+				time.Sleep(500 * time.Millisecond)
+			}
+			p.Stop()
+			b.Logf("init-gui: ctrl+d → dry run finished, ms: %s", figList(lat))
+			b.Logf("xdotool key ctrl+d: exec → exit, ms: %s", figList(xdo))
+			b.ReportMetric(figMs(figPercentile(lat, 0.5)), "p50-ms")
+			b.ReportMetric(figMs(figPercentile(lat, 1)), "max-ms")
+			b.ReportMetric(figMs(lat[0]), "first-ms")
+			b.ReportMetric(figMs(figPercentile(xdo, 0.5)), "xdotool-p50-ms")
+			b.ReportMetric(0, "ns/op")
+		}
+	})
 }

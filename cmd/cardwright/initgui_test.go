@@ -31,24 +31,43 @@ const initWindowName = `^Initialize a card .* cardwright$|^Karte initialisieren 
 
 // initProc is one running `cardwright init-gui`.
 type initProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	done   chan struct{}
-	mu     sync.Mutex
-	log    strings.Builder
-	Window string
+	t       testing.TB
+	cmd     *exec.Cmd
+	started time.Time // just before exec
+	done    chan struct{}
+	stop    sync.Once
+	mu      sync.Mutex
+	lines   []logLine
+	Window  string
+}
+
+// logLine is a line of the window's log and when it was read.
+type logLine struct {
+	at   time.Time
+	text string
 }
 
 // startInitGUI runs `cardwright init-gui args…` on display with env added,
 // and returns once its window is shown.
 func startInitGUI(t *testing.T, e *stackEnv, display string, env []string, args ...string) *initProc {
 	t.Helper()
-	bin := desktopBinary(t, e.s)
+	p := execInitGUI(t, desktopBinary(t, e.s), display, append([]string{"SOFTHSM2_CONF=" + e.conf}, env...), args...)
+	p.Window = waitWindow(t, display, initWindowName)
+	onScreen(t, display, p.Window)
+	return p
+}
+
+// execInitGUI runs `bin init-gui args…` on display, English unless env
+// says otherwise, with a home of its own and env added, and returns at
+// once; its log is read as it comes. It is stopped when the test ends, or
+// by Stop.
+func execInitGUI(t testing.TB, bin, display string, env []string, args ...string) *initProc {
+	t.Helper()
 	p := &initProc{t: t, done: make(chan struct{})}
 	home := t.TempDir() // recent files, default request folder
 	base := withoutEnv(os.Environ(), "DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE", "HOME", "XDG_CONFIG_HOME")
 	base = append(base, "DISPLAY="+display, "LANG=C.UTF-8", "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
-		"SOFTHSM2_CONF="+e.conf, "DBUS_SESSION_BUS_ADDRESS=disabled:")
+		"DBUS_SESSION_BUS_ADDRESS=disabled:")
 	p.cmd = exec.Command(bin, append([]string{"init-gui"}, args...)...)
 	p.cmd.Env = append(base, env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -56,6 +75,7 @@ func startInitGUI(t *testing.T, e *stackEnv, display string, env []string, args 
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +83,25 @@ func startInitGUI(t *testing.T, e *stackEnv, display string, env []string, args 
 		defer close(p.done)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			l := logLine{time.Now(), sc.Text()}
 			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
+			p.lines = append(p.lines, l)
 			p.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("cardwright init-gui's log:\n%s", p.Logs())
+		}
+	})
+	return p
+}
+
+// Stop ends the window's process group (SIGTERM, SIGKILL after 10 s) and
+// waits for it.
+func (p *initProc) Stop() {
+	p.stop.Do(func() {
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -77,30 +110,47 @@ func startInitGUI(t *testing.T, e *stackEnv, display string, env []string, args 
 			<-p.done
 		}
 		p.cmd.Wait()
-		if t.Failed() {
-			t.Logf("cardwright init-gui's log:\n%s", p.Logs())
-		}
 	})
-	p.Window = waitWindow(t, display, initWindowName)
-	onScreen(t, display, p.Window)
-	return p
 }
 
 func (p *initProc) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.log.String()
+	var b strings.Builder
+	for _, l := range p.lines {
+		b.WriteString(l.text + "\n")
+	}
+	return b.String()
+}
+
+// Mark is the number of log lines read so far.
+func (p *initProc) Mark() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lines)
 }
 
 // waitLog waits (up to timeout) for a log line matching re and returns it.
 func (p *initProc) waitLog(re string, timeout time.Duration) string {
 	p.t.Helper()
+	l, _, _ := p.waitLogAfter(0, re, timeout)
+	return l
+}
+
+// waitLogAfter waits (up to timeout) for a log line matching re among the
+// lines from the from-th (Mark) on, and returns it, when it was read, and
+// the Mark after it.
+func (p *initProc) waitLogAfter(from int, re string, timeout time.Duration) (string, time.Time, int) {
+	p.t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(timeout)
 	for {
-		for _, l := range strings.Split(p.Logs(), "\n") {
-			if rx.MatchString(l) {
-				return l
+		p.mu.Lock()
+		lines := p.lines[min(from, len(p.lines)):]
+		p.mu.Unlock()
+		for i, l := range lines {
+			if rx.MatchString(l.text) {
+				return l.text, l.at, from + i + 1
 			}
 		}
 		select {
@@ -127,18 +177,18 @@ func initConfig(t *testing.T, e *stackEnv, extra string) string {
 
 // fillDemo types the demo job's values into the form, whose first field
 // has the cursor: PIN, PUK, holder (as text; the form encodes it), the base64
-// switch skipped, card serial, token label.
-func fillDemo(t *testing.T, display string) {
+// switch skipped, card serial, token label — with typeText's and key's
+// xdotool calls, through xRun so that a benchmark can type them too.
+func fillDemo(t testing.TB, display string) {
 	t.Helper()
-	typeText(t, display, demoPIN)
-	key(t, display, "Tab")
-	typeText(t, display, demoPUK)
-	key(t, display, "Tab")
-	typeText(t, display, "Erika Mustermann")
-	key(t, display, "Tab", "Tab")
-	typeText(t, display, "CW-0001")
-	key(t, display, "Tab")
-	typeText(t, display, "cardwright demo 1")
+	typ := func(s string) []string { return []string{"type", "--delay", "20", "--", s} }
+	tab := []string{"key", "--delay", "20", "Tab"}
+	for _, args := range [][]string{typ(demoPIN), tab, typ(demoPUK), tab, typ("Erika Mustermann"), tab, tab,
+		typ("CW-0001"), tab, typ("cardwright demo 1")} {
+		if _, err := xRun(display, 30*time.Second, "xdotool", args...); err != nil {
+			t.Fatalf("xdotool %s: %v", strings.Join(args, " "), err)
+		}
+	}
 }
 
 // The officer's whole job on the own virtual card: a dry run first (nothing
@@ -267,7 +317,7 @@ func TestInitWindowGermanOnStack(t *testing.T) {
 }
 
 // demoPath is the demo description's absolute path (the window shows it).
-func demoPath(t *testing.T) string {
+func demoPath(t testing.TB) string {
 	p, err := filepath.Abs(filepath.Join(demoDir, "demo.dsc"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,9 +11,10 @@
 #       only the DLL-import allow-list (build-msi.sh runs it on each build)
 #   msi-check.sh --self-test DIST_DIR
 #       breaks copies of the MSIs in a temporary directory (a service that
-#       starts automatically, a shifted RemoveExistingProducts, a payload
-#       byte, a signature from another certificate) and fails unless the
-#       check catches every one
+#       starts automatically, RemoveExistingProducts after InstallInitialize,
+#       no Run value, a payload that is not the built executable, a
+#       signature from another certificate, a mingw runtime DLL import) and
+#       fails unless the check reports each one
 #
 # Signatures are verified against the certificate `installer/sign.sh --cafile`
 # names (the throwaway test certificate unless CARDWRIGHT_SIGN_* are set).
@@ -26,8 +27,8 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # The custom actions' command lines (cardwright.wxs defines them).
-tls_install=${TLS_INSTALL_ARGS-tls install}
-tls_uninstall=${TLS_UNINSTALL_ARGS-}
+tls_install=${TLS_INSTALL_ARGS-tls install --system}
+tls_uninstall=${TLS_UNINSTALL_ARGS-tls uninstall --system}
 upgrade_code='{51DE74C5-4D4B-4361-906D-A50EDBE4995A}'
 
 # Windows system DLLs the executables may import. Anything else — above all
@@ -224,8 +225,7 @@ check_msi() {
 
 	# Custom actions: 3154 = exe from an installed file (18) + ignore exit
 	# code (64) + deferred (1024) + no impersonation (2048), on cardwright.exe.
-	# The CLI has no `tls uninstall` (nor `tls install --system`) yet: with
-	# TLS_UNINSTALL_ARGS empty the TlsUninstall action must be absent.
+	# With TLS_UNINSTALL_ARGS set empty the TlsUninstall action must be absent.
 	local ca cas=(TlsInstall ServiceAutoStart)
 	[ -z "$tls_uninstall" ] || cas+=(TlsUninstall)
 	for ca in "${cas[@]}"; do
@@ -345,44 +345,62 @@ self_test() {
 	note "self-test: the untouched MSIs must pass"
 	"$0" --bindir-x64 "$bindir_x64" --bindir-x86 "$bindir_x86" "$dist" >/dev/null 2>&1 \
 		|| die "self-test: the real MSIs fail the check; run it without --self-test to see why"
-	local cases=(autostart-service remove-after-initialize payload-byte foreign-signature missing-run-key)
-	local c out
+	# case:expected message. Each broken MSI is signed again (but for the
+	# foreign signature), so the deliberate fault is the only one left.
+	local cases=(
+		"autostart-service:ServiceInstall.StartType"
+		"remove-after-initialize:RemoveExistingProducts (1501) must come after"
+		"missing-run-key:CurrentVersion\\Run"
+		"payload-byte:differs from the built"
+		"foreign-signature:osslsigncode verify"
+		"foreign-dll:not a Windows system DLL"
+	)
+	local c want out
 	for c in "${cases[@]}"; do
+		want=${c#*:} c=${c%%:*}
 		rm -rf "$broken" && mkdir -p "$broken"
 		cp "$x64" "$x86" "$broken/"
-		local b=$broken/${x64##*/}
+		local b=$broken/${x64##*/} bx=$bindir_x64 resign=1
 		case $c in
 		autostart-service)
-			# ServiceInstall StartType 3 → 2 (auto).
-			msiinfo export "$b" ServiceInstall | sed '4s/\t3\t1\t/\t2\t1\t/' >"$broken/ServiceInstall.idt"
-			(cd "$broken" && msibuild "${b##*/}" -i ServiceInstall.idt) || die "self-test: msibuild failed" ;;
+			msibuild "$b" -q "UPDATE ServiceInstall SET StartType = 2" || die "self-test: msibuild failed" ;;
 		remove-after-initialize)
-			msiinfo export "$b" InstallExecuteSequence | sed 's/^RemoveExistingProducts\t\t1401/RemoveExistingProducts\t\t1501/' >"$broken/InstallExecuteSequence.idt"
-			(cd "$broken" && msibuild "${b##*/}" -i InstallExecuteSequence.idt) || die "self-test: msibuild failed" ;;
+			msibuild "$b" -q "UPDATE InstallExecuteSequence SET Sequence = 1501 WHERE Action = 'RemoveExistingProducts'" || die "self-test: msibuild failed" ;;
 		missing-run-key)
-			msiinfo export "$b" Registry | grep -v '^RunDesktop' >"$broken/Registry.idt"
-			(cd "$broken" && msibuild "${b##*/}" -i Registry.idt) || die "self-test: msibuild failed" ;;
+			msibuild "$b" -q "DELETE FROM Registry WHERE Registry = 'RunDesktop'" || die "self-test: msibuild failed" ;;
 		payload-byte)
-			# A different executable than the one built: compare against a
-			# bindir whose cardwright.exe has one byte flipped.
-			mkdir -p "$broken/bin"
-			cp "$bindir_x64"/*.exe "$broken/bin/"
-			printf 'x' >>"$broken/bin/cardwright.exe" ;;
+			# The MSI holds other bytes than the executable that was built.
+			mkdir -p "$broken/bin" && cp "$bindir_x64"/*.exe "$broken/bin/"
+			printf 'x' >>"$broken/bin/cardwright.exe"
+			bx=$broken/bin resign=0 ;;
 		foreign-signature)
 			(export CARDWRIGHT_SIGN_DIR=$broken/othersign; unset CARDWRIGHT_SIGN_CERT CARDWRIGHT_SIGN_KEY CARDWRIGHT_SIGN_PKCS11_MODULE
-			 "$root/installer/sign.sh" "$b" 2>/dev/null) || die "self-test: re-signing failed" ;;
+			 "$root/installer/sign.sh" "$b" 2>/dev/null) || die "self-test: re-signing failed"
+			resign=0 ;;
+		foreign-dll)
+			# An executable importing mingw's runtime DLL.
+			local dll
+			dll=$(find /usr/lib/gcc/x86_64-w64-mingw32 /usr/x86_64-w64-mingw32 -name 'libstdc++-6.dll' 2>/dev/null | head -1)
+			[ -n "$dll" ] || { note "self-test: foreign-dll skipped (no mingw libstdc++-6.dll)"; continue; }
+			out=$("$0" --imports "$dll" 2>&1)
+			rc=$?
+			if [ $rc -eq 1 ] && printf '%s\n' "$out" | grep -qF "$want"; then
+				note "self-test: $c caught: $(printf '%s\n' "$out" | grep -F "$want" | head -1)"
+			else
+				fail "self-test: $c was not caught (exit $rc): $out"
+			fi
+			continue ;;
 		esac
-		# Table edits and re-signing change the MSI: keep SHA256SUMS right so
-		# only the deliberate fault is left.
+		if [ $resign = 1 ]; then
+			"$root/installer/sign.sh" "$b" 2>/dev/null || die "self-test: re-signing failed"
+		fi
 		(cd "$broken" && sha256sum -- *.msi >SHA256SUMS)
-		local bx=$bindir_x64
-		[ "$c" = payload-byte ] && bx=$broken/bin
 		out=$(MSI_VERSION=$v "$0" --bindir-x64 "$bx" --bindir-x86 "$bindir_x86" "$broken" 2>&1)
 		rc=$?
-		if [ $rc -eq 1 ] && printf '%s\n' "$out" | grep -q 'FAIL'; then
-			note "self-test: $c caught: $(printf '%s\n' "$out" | grep FAIL | head -1)"
+		if [ $rc -eq 1 ] && printf '%s\n' "$out" | grep -qF "$want"; then
+			note "self-test: $c caught: $(printf '%s\n' "$out" | grep -F "$want" | head -1)"
 		else
-			fail "self-test: $c was not caught (exit $rc)"
+			fail "self-test: $c was not caught as '$want' (exit $rc): $(printf '%s\n' "$out" | grep FAIL | head -3)"
 		fi
 	done
 }

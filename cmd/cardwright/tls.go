@@ -13,10 +13,11 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+	"runtime"
 	"time"
+
+	"github.com/cardwright/cardwright/tlstrust"
 )
 
 // Files written by `cardwright tls init`.
@@ -24,7 +25,7 @@ const (
 	tlsCAFile   = "ca.pem"            // the per-install CA certificate (no key anywhere)
 	tlsCertFile = "localhost.pem"     // the agent's certificate followed by the CA's
 	tlsKeyFile  = "localhost-key.pem" // the agent's private key, mode 0600
-	tlsCAName   = "cardwright local CA"
+	tlsCAName   = tlstrust.Name
 )
 
 var (
@@ -35,18 +36,29 @@ var (
 	}
 	tlsInstallCmd = &command{
 		name:    "install",
-		args:    "[--dir DIR] [--dry-run]",
-		summary: "trust the per-install CA: the user's NSS databases (Chromium, Firefox) and, as root on Debian, the system store",
+		args:    "[--system] [--dir DIR] [--dry-run]",
+		summary: "trust the per-install CA: the user's stores (NSS databases of Chromium and Firefox; Windows: the user's ROOT store) or, with --system, the machine's",
+		detail: `With --system (as root or administrator) the CA goes into the machine's store
+(Debian: /usr/local/share/ca-certificates and update-ca-certificates;
+Windows: LocalMachine\ROOT) and the certificate files live in the system folder
+(/etc/cardwright/tls, %ProgramData%\cardwright\tls), made by 'tls init' there when
+missing. The Windows MSI runs it when installed with TLS=1; the Debian package
+never does (policy: an administrator's step).`,
+	}
+	tlsUninstallCmd = &command{
+		name:    "uninstall",
+		args:    "[--system] [--dir DIR] [--dry-run]",
+		summary: "take the per-install CA out of the stores 'tls install' put it in",
 	}
 	tlsCmd = &command{
 		name:    "tls",
-		summary: "make the per-install localhost certificate (init) and trust its CA (install)",
-		subs:    []*command{tlsInitCmd, tlsInstallCmd},
+		summary: "make the per-install localhost certificate (init), trust its CA (install) or stop trusting it (uninstall)",
+		subs:    []*command{tlsInitCmd, tlsInstallCmd, tlsUninstallCmd},
 	}
 )
 
 func init() {
-	tlsInitCmd.run, tlsInstallCmd.run = runTLSInit, runTLSInstall
+	tlsInitCmd.run, tlsInstallCmd.run, tlsUninstallCmd.run = runTLSInit, runTLSInstall, runTLSUninstall
 	register(tlsCmd)
 }
 
@@ -73,20 +85,57 @@ func runTLSInit(_ context.Context, env *cmdEnv, args []string) int {
 }
 
 func runTLSInstall(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := tlsInstallCmd.flags(env)
-	dir := fs.String("dir", defaultTLSDir(env), "`directory` of the certificate files")
-	dry := fs.Bool("dry-run", false, "print the commands instead of running them")
+	return runTLSTrust(ctx, env, tlsInstallCmd, args, true)
+}
+
+func runTLSUninstall(ctx context.Context, env *cmdEnv, args []string) int {
+	return runTLSTrust(ctx, env, tlsUninstallCmd, args, false)
+}
+
+func runTLSTrust(ctx context.Context, env *cmdEnv, c *command, args []string, install bool) int {
+	fs := c.flags(env)
+	dir := fs.String("dir", "", "`directory` of the certificate files (default: the user's, or the system's with --system)")
+	system := fs.Bool("system", false, "the machine's store instead of the user's (root or administrator)")
+	dry := fs.Bool("dry-run", false, "print the steps instead of doing them")
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
-	if err := tlsInstall(ctx, env, *dir, *dry); err != nil {
-		fmt.Fprintf(env.stderr, "cardwright tls install: %v\n", err)
+	fail := func(err error) int {
+		fmt.Fprintf(env.stderr, "cardwright tls %s: %v\n", c.name, err)
 		return exitFailure
 	}
+	if *dir == "" {
+		*dir = defaultTLSDir(env)
+		if *system {
+			*dir = systemTLSDir(env)
+		}
+	}
+	if install && *system && !*dry {
+		// The per-machine install makes its certificate files when there are
+		// none (the MSI's TLS=1 runs only this command).
+		if _, err := os.Stat(filepath.Join(*dir, tlsCAFile)); errors.Is(err, os.ErrNotExist) {
+			if err := tlsInit(env, *dir, false, time.Now()); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := tlsTrust(ctx, env, *dir, *system, install, *dry); err != nil {
+		return fail(err)
+	}
 	return exitOK
+}
+
+// systemTLSDir is the machine's folder of the certificate files.
+func systemTLSDir(env *cmdEnv) string {
+	if runtime.GOOS == "windows" {
+		if pd := env.getenv("ProgramData"); pd != "" {
+			return filepath.Join(pd, "cardwright", "tls")
+		}
+	}
+	return filepath.Join("/etc", "cardwright", "tls")
 }
 
 func defaultTLSDir(env *cmdEnv) string {
@@ -203,69 +252,28 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-// tlsInstall adds the CA to the user's NSS databases (Chromium's
-// ~/.pki/nssdb and every Firefox profile) with certutil, and, when run as
-// root on Debian, to the system store (update-ca-certificates).
-func tlsInstall(ctx context.Context, env *cmdEnv, dir string, dry bool) error {
+// tlsTrust installs (or uninstalls) the CA of dir in the stores tlstrust
+// chooses, or prints the steps (dry).
+func tlsTrust(ctx context.Context, env *cmdEnv, dir string, system, install, dry bool) error {
+	o := tlstrust.Options{Home: env.getenv("HOME"), System: system}
 	ca := filepath.Join(dir, tlsCAFile)
-	pemData, err := os.ReadFile(ca)
+	plan := tlstrust.Uninstall
+	if install {
+		plan = tlstrust.Install
+	}
+	steps, err := plan(o, ca)
 	if err != nil {
-		return fmt.Errorf("reading the CA (run cardwright tls init first): %w", err)
+		return err
 	}
-	if b, _ := pem.Decode(pemData); b == nil || b.Type != "CERTIFICATE" {
-		return fmt.Errorf("%s holds no certificate", ca)
-	}
-	var cmds [][]string
-	home := env.getenv("HOME")
-	var dbs []string
-	if home != "" {
-		dbs = append(dbs, filepath.Join(home, ".pki", "nssdb"))
-		for _, pat := range []string{".mozilla/firefox/*", "snap/firefox/common/.mozilla/firefox/*"} {
-			m, _ := filepath.Glob(filepath.Join(home, pat, "cert9.db"))
-			for _, f := range m {
-				dbs = append(dbs, filepath.Dir(f))
-			}
-		}
-	}
-	for _, db := range dbs {
-		if _, err := os.Stat(db); err != nil {
-			if !strings.HasSuffix(db, filepath.Join(".pki", "nssdb")) {
-				continue
-			}
-			cmds = append(cmds, []string{"mkdir", "-p", db}, []string{"certutil", "-d", "sql:" + db, "-N", "--empty-password"})
-		}
-		cmds = append(cmds, []string{"certutil", "-d", "sql:" + db, "-A", "-t", "C,,", "-n", tlsCAName, "-i", ca})
-	}
-	if os.Geteuid() == 0 {
-		if _, err := os.Stat("/usr/local/share/ca-certificates"); err == nil {
-			cmds = append(cmds, []string{"cp", ca, "/usr/local/share/ca-certificates/cardwright-local-ca.crt"}, []string{"update-ca-certificates"})
-		}
-	}
-	if len(cmds) == 0 {
-		return errors.New("found no certificate store to install into")
-	}
-	for _, c := range cmds {
+	for _, s := range steps {
 		if dry {
-			fmt.Fprintln(env.stdout, strings.Join(c, " "))
+			fmt.Fprintln(env.stdout, s.What)
 			continue
 		}
-		if c[0] == "certutil" {
-			if _, err := exec.LookPath("certutil"); err != nil {
-				return errors.New("certutil not found: install it (Debian: apt-get install libnss3-tools)")
-			}
+		if err := s.Do(ctx, env.stdout); err != nil {
+			return err
 		}
-		if c[0] == "mkdir" {
-			if err := os.MkdirAll(c[2], 0o700); err != nil {
-				return err
-			}
-			continue
-		}
-		cmd := exec.CommandContext(ctx, c[0], c[1:]...)
-		cmd.Stdout, cmd.Stderr = env.stdout, env.stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("running %s: %w", strings.Join(c, " "), err)
-		}
-		fmt.Fprintln(env.stdout, "done:", strings.Join(c, " "))
+		fmt.Fprintln(env.stdout, "done:", s.What)
 	}
 	return nil
 }

@@ -144,3 +144,32 @@ func TestTLSInstallDryRun(t *testing.T) {
 		t.Fatal("install without init succeeded")
 	}
 }
+
+// tls uninstall's steps are install's, undone; --system names the machine's
+// folder and store.
+func TestTLSUninstallDryRun(t *testing.T) {
+	home := t.TempDir()
+	prof := filepath.Join(home, ".mozilla", "firefox", "abcd.default-release")
+	os.MkdirAll(prof, 0o700)
+	os.WriteFile(filepath.Join(prof, "cert9.db"), nil, 0o600)
+	dir := t.TempDir()
+	if code := runTLS(context.Background(), tlsEnv(home, io.Discard), []string{"init", "--dir", dir}); code != exitOK {
+		t.Fatal("init failed")
+	}
+	var out strings.Builder
+	if code := runTLS(context.Background(), tlsEnv(home, &out), []string{"uninstall", "--dir", dir, "--dry-run"}); code != exitOK {
+		t.Fatalf("uninstall: %s", out.String())
+	}
+	if want := "certutil -d sql:" + prof + " -D -n cardwright local CA"; !strings.Contains(out.String(), want) {
+		t.Errorf("missing %q in\n%s", want, out.String())
+	}
+	out.Reset()
+	code := runTLS(context.Background(), tlsEnv(home, &out), []string{"install", "--system", "--dir", dir, "--dry-run"})
+	if os.Geteuid() == 0 {
+		if code != exitOK || !strings.Contains(out.String(), "update-ca-certificates") || strings.Contains(out.String(), "certutil") {
+			t.Errorf("install --system (root): exit %d\n%s", code, out.String())
+		}
+	} else if code != exitFailure {
+		t.Errorf("install --system without root: exit %d", code)
+	}
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# installer/build.sh TARGET...: build cardwright's installers into dist/.
+#
+#   deb       dist/cardwright_<version>-1_amd64.deb (nfpm, installer/linux/)
+#   version   print the version the artefacts get
+#
+# The version comes from git (see version below); VERSION=... overrides it
+# (e.g. a newer build for an upgrade test). MAINTAINER overrides the
+# package's maintainer. Each target is a function build_<target>; add new
+# ones (msi-x64, msi-x86, sign) beside build_deb.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+DIST=${DIST:-dist}
+MAINTAINER=${MAINTAINER:-cardwright authors <cardwright@users.noreply.github.com>}
+export MAINTAINER
+
+# version prints a version valid for Debian and usable on Windows builds:
+#   a tagged commit v1.2.3            -> 1.2.3
+#   commits after it                  -> 1.2.3+git<YYYYMMDDhhmmss>.<hash>
+#   no tag                            -> 0.0~git<YYYYMMDDhhmmss>.<hash>
+# with ".dirty" added when the work tree has changes (git describe --dirty).
+# The commit time (UTC) keeps later commits sorting after earlier ones.
+version() {
+	if [ -n "${VERSION:-}" ]; then
+		echo "$VERSION"
+		return
+	fi
+	local desc when hash tag v
+	desc=$(git describe --tags --always --dirty)
+	when=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S)
+	hash=$(git rev-parse --short=7 HEAD)
+	if tag=$(git describe --tags --abbrev=0 2>/dev/null); then
+		v=${tag#v}
+		if [ "$(git rev-list --count "$tag"..HEAD)" -gt 0 ]; then
+			v="$v+git$when.$hash"
+		fi
+	else
+		v="0.0~git$when.$hash"
+	fi
+	case $desc in *-dirty) v="$v.dirty" ;; esac
+	echo "$v"
+}
+
+# nfpm, pinned in tools/go.mod; go build is a no-op when it is up to date.
+nfpm() {
+	"$GO" build -C tools -o ../bin/ github.com/goreleaser/nfpm/v2/cmd/nfpm
+	bin/nfpm "$@"
+}
+
+# build_deb builds the binary as Debian builds Go with cgo (PIE, the
+# hardening flags of dpkg-buildflags, stripped), generates the man page,
+# the bash completion and the icon from it, and packages everything with
+# nfpm (installer/linux/nfpm.yaml).
+build_deb() {
+	local v stage epoch
+	v=$(version)
+	stage=$DIST/deb-build
+	rm -rf "$stage"
+	mkdir -p "$stage"
+	epoch=$(git log -1 --format=%ct)
+	export SOURCE_DATE_EPOCH=$epoch
+
+	(
+		eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
+		CGO_ENABLED=1 CGO_CFLAGS="$CFLAGS" CGO_CPPFLAGS="$CPPFLAGS" \
+			CGO_CXXFLAGS="$CXXFLAGS" CGO_LDFLAGS="$LDFLAGS" \
+			"$GO" build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$v" \
+			-o "$stage/cardwright" ./cmd/cardwright
+	)
+
+	"$stage/cardwright" gendoc --version "$v" --date "$(date -u -d "@$epoch" +%F)" \
+		--man "$stage/cardwright.1" --bash "$stage/cardwright.bash" --icon "$stage/cardwright.png"
+	gzip -9n "$stage/cardwright.1"
+
+	# One changelog entry for this build: the project's history is git's.
+	cat >"$stage/changelog.Debian" <<-EOF
+	cardwright ($v-1) unstable; urgency=medium
+
+	  * Build of commit $(git rev-parse --short=12 HEAD) ($(git describe --tags --always --dirty)).
+
+	 -- $MAINTAINER  $(LC_ALL=C date -u -R -d "@$epoch")
+	EOF
+	gzip -9n "$stage/changelog.Debian"
+
+	rm -f "$DIST"/cardwright_*_amd64.deb
+	VERSION=$v nfpm pkg --packager deb --config installer/linux/nfpm.yaml --target "$DIST/"
+	ls "$DIST"/cardwright_*_amd64.deb
+}
+
+usage() {
+	echo "usage: installer/build.sh deb|version..." >&2
+	exit 2
+}
+
+[ $# -gt 0 ] || usage
+for target in "$@"; do
+	case $target in
+	deb) build_deb ;;
+	version) version ;;
+	*) usage ;;
+	esac
+done

@@ -46,7 +46,7 @@ fail() {
 field() { sed -n "s/^$1: //p" "$tmp/control/control"; }
 
 # lintian: errors and warnings fail; info tags are shown.
-if lintian --fail-on error,warning --display-info --no-tag-display-limit "$deb" >"$tmp/lintian" 2>&1; then
+if lintian --fail-on error,warning --display-info --tag-display-limit 0 "$deb" >"$tmp/lintian" 2>&1; then
 	ok "lintian (E/W: none)"
 else
 	fail "lintian"

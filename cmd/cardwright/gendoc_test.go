@@ -111,7 +111,7 @@ func TestGenDocCompletionRuns(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{"cardwright", "ser"}, "serve\nservice"},
+		{[]string{"cardwright", "rea"}, "readers"},
 		{[]string{"cardwright", "token", "set"}, "set-pin"},
 		{[]string{"cardwright", "token", "erase", "--y"}, "--yes"},
 		{[]string{"cardwright", "serve", "--lis"}, "--listen"},

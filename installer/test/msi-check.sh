@@ -213,7 +213,7 @@ check_msi() {
 	done < <(rows "$msi" Upgrade)
 	[ $have_older = 1 ] || fail "$m: no Upgrade row removing versions below $version"
 	[ $have_newer = 1 ] || fail "$m: no Upgrade row detecting versions above $version"
-	tbl "$msi" LaunchCondition | grep -q '^NOT WIX_DOWNGRADE_DETECTED'$'\t' || fail "$m: no LaunchCondition blocking downgrades"
+	grep -q '^NOT WIX_DOWNGRADE_DETECTED'$'\t' <<<"$(tbl "$msi" LaunchCondition)" || fail "$m: no LaunchCondition blocking downgrades"
 
 	# Shortcuts: not advertised (Target is the tray exe's [#key]).
 	local sc
@@ -266,7 +266,7 @@ check_msi() {
 	osslsigncode verify -CAfile "$cafile" -in "$msi" >"$tmp/verify.log" 2>&1 \
 		&& grep -q '^Signature verification: ok' "$tmp/verify.log" \
 		|| fail "$m: osslsigncode verify: $(grep -iE 'error|fail|verification' "$tmp/verify.log" | head -3 | tr '\n' ' ')"
-	msiinfo streams "$msi" | grep -q 'MsiDigitalSignatureEx' || fail "$m: no MsiDigitalSignatureEx stream (sign with -add-msi-dse)"
+	grep -q 'MsiDigitalSignatureEx' <<<"$(msiinfo streams "$msi")" || fail "$m: no MsiDigitalSignatureEx stream (sign with -add-msi-dse)"
 
 	local ex=$tmp/extract-$arch
 	mkdir -p "$ex"
@@ -303,11 +303,16 @@ check_msi() {
 	svc_x=$(find "$ex" -type f -name cardwright-service.exe | head -1)
 	tray_x=$(find "$ex" -type f -name cardwright-tray.exe | head -1)
 	# The service is the nogui build: it must not link Fyne or OpenGL.
-	if [ -n "$svc_x" ] && "$od" -p "$svc_x" | grep -qi 'DLL Name: opengl32.dll'; then
-		fail "$m: cardwright-service.exe imports opengl32.dll: not the -tags nogui build"
+	# (objdump's output is read whole: grep -q would end the pipe early and
+	# pipefail would turn a match into a failure.)
+	local imp
+	if [ -n "$svc_x" ]; then
+		imp=$("$od" -p "$svc_x" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z')
+		case " $(echo $imp) " in *" opengl32.dll "*) fail "$m: cardwright-service.exe imports opengl32.dll: not the -tags nogui build" ;; esac
 	fi
-	if [ -n "$cli_x" ] && ! "$od" -p "$cli_x" | grep -qi 'DLL Name: opengl32.dll'; then
-		fail "$m: cardwright.exe does not import opengl32.dll: not the desktop (Fyne) build"
+	if [ -n "$cli_x" ]; then
+		imp=$("$od" -p "$cli_x" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z')
+		case " $(echo $imp) " in *" opengl32.dll "*) ;; *) fail "$m: cardwright.exe does not import opengl32.dll: not the desktop (Fyne) build" ;; esac
 	fi
 	[ -n "$cli_x" ] && [ -n "$tray_x" ] && [ "$(sha256sum <"$cli_x")" = "$(sha256sum <"$tray_x")" ] \
 		&& fail "$m: cardwright-tray.exe is the same file as cardwright.exe (want the -H=windowsgui link)"

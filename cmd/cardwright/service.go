@@ -15,10 +15,6 @@ import (
 	"github.com/cardwright/cardwright/winsvc"
 )
 
-// serviceName is the service's name in the SCM and the event log's source
-// (the MSI's ServiceInstall and EventLog registry key use the same).
-const serviceName = "cardwright"
-
 var serviceCmd = &command{
 	name:    "service",
 	summary: "the Windows service: run under the Service Control Manager, install, uninstall",

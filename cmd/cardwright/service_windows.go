@@ -25,6 +25,10 @@ import (
 	"github.com/cardwright/cardwright/winsvc"
 )
 
+// serviceName is the service's name in the SCM and the event log's source
+// (the MSI's ServiceInstall and EventLog registry key use the same).
+const serviceName = "cardwright"
+
 // eventSourceKey is the event log source's registry key (HKLM).
 const eventSourceKey = `SYSTEM\CurrentControlSet\Services\EventLog\Application\` + serviceName
 

@@ -46,10 +46,11 @@
 #      /var/lib/dpkg/info/cardwright.*);
 #   2. the file-system listing — type, mode, owner, group and symlink target of
 #      every path on the root's file system, without /proc /sys /dev /run /tmp,
-#      apt's lists and caches, logs, and the bookkeeping files apt and dpkg
-#      rewrite on every run (LISTING_NOISE below) — is equal: no path added,
-#      removed or changed; this covers /etc/cardwright, /var/lib/cardwright,
-#      the unit and sysusers files, the enable symlinks in /etc/systemd and
+#      apt's lists and package cache and /var/log — is equal: no path added,
+#      removed or changed (the bookkeeping files apt and dpkg make on a first
+#      run exist in the baseline already); this covers /etc/cardwright, /var/lib/cardwright,
+#      the unit and sysusers files, the enable symlinks in /etc/systemd (the
+#      test enables the system service as an admin would) and
 #      deb-systemd-helper's state under /var/lib/systemd/deb-systemd-*;
 #   3. every regular file under /etc has the baseline's content, except the
 #      user and group databases, which may differ by the cardwright user and
@@ -74,10 +75,6 @@ BASE_INCLUDE=systemd,softhsm2
 STACK=${CARDWRIGHT_STACK_DIR:-/tmp/cardwright-stack}
 ENVFILE=$STACK/stack.env
 APT_OPTS=(-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-# Files apt and dpkg rewrite on every run whatever is installed (their metadata
-# may change: backup copies appear, modes of lock files); none is cardwright's.
-LISTING_NOISE='^[^ ]+ [^ ]+ [^ ]+ [^ ]+ /(var/lib/dpkg/(status-old|available-old|diversions-old|statoverride-old|lock|lock-frontend|triggers/Lock|triggers/Unincorp)|var/cache/debconf/[^/]+-old|etc/(passwd|group|shadow|gshadow)-|etc/ld\.so\.cache)( |$)'
-
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 case $1 in -h|--help) usage ;; esac
@@ -168,11 +165,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 inroot() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
-# in_root_apt ARGS...: apt-get in the root, its output in $LOG (shown on failure)
+# apt_root ARGS...: apt-get in the root, its output in $APT_LOG (the tail shown on failure)
+APT_N=0 APT_LOG=""
 apt_root() {
-  local log=$WORK/apt-$(date +%s%N).log
-  if inroot apt-get "${APT_OPTS[@]}" "$@" >"$log" 2>&1; then return 0; fi
-  tail -30 "$log" | sed 's/^/    | /'
+  APT_N=$((APT_N + 1)) APT_LOG=$WORK/apt-$APT_N-$1.log
+  if inroot apt-get "${APT_OPTS[@]}" "$@" >"$APT_LOG" 2>&1; then return 0; fi
+  tail -30 "$APT_LOG" | sed 's/^/    | /'
   return 1
 }
 status_abbrev() { inroot dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | tr -d ' ' || true; }
@@ -183,7 +181,7 @@ listing() {
   inroot find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
     -o -path /var/lib/apt/lists -o -path /var/cache/apt -o -path /var/log \) -prune \
     -o -printf '%y %#m %u %g %p -> %l\n' | sed 's/ -> $//' |
-    grep -Ev "$LISTING_NOISE" | LC_ALL=C sort >"$WORK/$1.list"
+    LC_ALL=C sort >"$WORK/$1.list"
   (cd "$R" && find etc -xdev -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) >"$WORK/$1.etc"
 }
 
@@ -249,6 +247,10 @@ exec 8>&-
 cp -f /etc/resolv.conf "$R/etc/resolv.conf" 2>/dev/null || true
 mnt "$R/proc" -t proc proc
 mnt "$R/run" -t tmpfs -o mode=755 tmpfs
+# Downloaded packages are kept between runs ($CACHE/archives; not part of the
+# listing): a warm run downloads nothing but changed packages.
+mkdir -p "$CACHE/archives/partial"
+mnt "$R/var/cache/apt/archives" --bind "$CACHE/archives"
 mkdir -p "$R/tmp/cwrt"
 chmod 755 "$R/tmp/cwrt"
 cp "$DEB_OLD" "$R/tmp/cwrt/old.deb"
@@ -265,9 +267,12 @@ mapfile -t DEPS < <(sed -nE 's/^Inst ([^ ]+) .*/\1/p' "$WORK/simulate.log" | gre
 info "apt-get install $DEB_OLD on the clean root installs: ${DEPS[*]} $PKG"
 printf '%s\n' "${DEPS[@]}" | grep -qx pcscd && pass "installing the package pulls pcscd" || fail "installing the package pulls pcscd"
 T_DEPS0=$(now)
+APT_LOG=/dev/null
 if [ ${#DEPS[@]} -gt 0 ]; then apt_root install "${DEPS[@]}" || die "installing the dependencies"; fi
 T_DEPS1=$(now)
-info "dependencies installed in $(secs "$T_DEPS0" "$T_DEPS1") s"
+FETCHED=$(sed -n 's/^Fetched \([^ ]* [kMG]*B\) in .*/\1/p' "$APT_LOG")
+DEPS_KB=$(inroot dpkg-query -W -f='${Installed-Size}\n' "${DEPS[@]}" | awk '{ s += $1 } END { print s + 0 }')
+info "dependencies installed in $(secs "$T_DEPS0" "$T_DEPS1") s (downloaded ${FETCHED:-nothing: all in $CACHE/archives}; $((DEPS_KB / 1024)) MiB installed)"
 inroot dpkg-query -W -f='${Package}\n' | LC_ALL=C sort >"$WORK/pkgs-baseline"
 listing baseline
 for f in passwd group shadow gshadow; do cp "$R/etc/$f" "$WORK/baseline.$f"; done
@@ -309,9 +314,12 @@ CONFS=$(inroot dpkg-query -W -f='${Conffiles}\n' "$PKG" | awk 'NF { print $1 }')
 check "conffile $CONFFILE listed in dpkg-query \${Conffiles}" grep -qx "$CONFFILE" <<<"$CONFS"
 ETC_NOT_CONF=$(inroot sh -c 'for f in $(dpkg -L '"$PKG"' | grep ^/etc/); do [ -d "$f" ] || echo "$f"; done' | grep -vxF -f <(printf '%s\n' "$CONFS") || true)
 check "every file the package ships under /etc is a conffile (Policy 10.7.2)${ETC_NOT_CONF:+; not: $(echo $ETC_NOT_CONF)}" test -z "$ETC_NOT_CONF"
-check "system unit enabled: /etc/systemd/system/multi-user.target.wants/cardwright.service -> /lib/systemd/system/cardwright.service" \
-  test "$(readlink "$R/etc/systemd/system/multi-user.target.wants/cardwright.service")" = /lib/systemd/system/cardwright.service
-check "deb-systemd-helper state for cardwright.service recorded" test -e "$R/var/lib/systemd/deb-systemd-helper-enabled/cardwright.service.dsh-also"
+# The system service is installed, not enabled (it would take the desktop
+# app's port; installer/linux/postinst); the user unit is not enabled either.
+check "system unit not enabled (no /etc/systemd/system/*.wants/cardwright.service)" \
+  test -z "$(find "$R/etc/systemd/system" -name 'cardwright*' 2>/dev/null)"
+check "deb-systemd-helper state for cardwright.service recorded (so purge can remove an admin's enable symlinks)" \
+  test -e "$R/var/lib/systemd/deb-systemd-helper-enabled/cardwright.service.dsh-also"
 check "user unit not enabled for every user (no /etc/systemd/user/*.wants/cardwright.service)" \
   test -z "$(find "$R/etc/systemd/user" -name 'cardwright*' 2>/dev/null)"
 VER_OLD=$(inroot /usr/bin/cardwright version 2>&1) && pass "/usr/bin/cardwright version runs in the root: $VER_OLD" || fail "/usr/bin/cardwright version runs in the root: $VER_OLD"
@@ -414,7 +422,13 @@ info "apt-get install to the first job answered: $FIRST_JOB s = dependencies $T_
 
 # ---- phase: upgrade ------------------------------------------------------------------
 
-phase "upgrade to $V_NEW with an edited conffile"
+phase "upgrade to $V_NEW with an edited conffile and the system service enabled"
+# What an admin of a production station does (installer/README.md): enable
+# the system service (systemctl works offline in the root: symlinks only) and
+# edit the configuration. The upgrade keeps both; purge must remove both.
+WANTS=/etc/systemd/system/multi-user.target.wants/cardwright.service
+check "admin: systemctl enable cardwright.service (offline): $WANTS" \
+  eval 'inroot systemctl enable cardwright.service && [ -L "$R$WANTS" ]'
 EDIT="# edited by deb-roundtrip.sh $(date -u +%FT%TZ)"
 echo "$EDIT" >>"$R$CONFFILE"
 apt_root install /tmp/cwrt/new.deb && pass "apt-get install ./$(basename "$DEB_NEW")" || die "apt-get install ./$(basename "$DEB_NEW")"
@@ -422,15 +436,17 @@ check "dpkg status: installed (ii), version $V_NEW" [ "$(status_abbrev)/$(inroot
 check "the edited conffile kept its edit" grep -qxF "$EDIT" "$R$CONFFILE"
 if [ -e "$R$CONFFILE.dpkg-dist" ]; then info "the new package's conffile differs: it is in $CONFFILE.dpkg-dist (--force-confold kept the edit)"; fi
 VER_NEW=$(inroot /usr/bin/cardwright version 2>&1) && pass "/usr/bin/cardwright version runs: $VER_NEW" || fail "/usr/bin/cardwright version runs: $VER_NEW"
-if cmp -s <(dpkg-deb --fsys-tarfile "$DEB_OLD" | tar -xO ./usr/bin/cardwright) <(dpkg-deb --fsys-tarfile "$DEB_NEW" | tar -xO ./usr/bin/cardwright); then
+binsum() { dpkg-deb --fsys-tarfile "$1" | tar -xO ./usr/bin/cardwright | sha256sum; }
+if [ "$(binsum "$DEB_OLD")" = "$(binsum "$DEB_NEW")" ]; then
   info "DEB_NEW ships the same binary: its version output is not compared"
 else
   check "the binary's version changed ($VER_OLD -> $VER_NEW)" [ "$VER_OLD" != "$VER_NEW" ]
 fi
 check "dpkg --verify: every file but the edited conffile as packaged" test -z "$(inroot dpkg --verify "$PKG" | grep -v " c $CONFFILE\$")"
 check "user $PKG still there" inroot getent passwd "$PKG"
-check "system unit still enabled" test -L "$R/etc/systemd/system/multi-user.target.wants/cardwright.service"
+check "system unit still enabled" test -L "$R$WANTS"
 inroot dpkg -L "$PKG" | LC_ALL=C sort >"$WORK/files-new"
+CONFS_NEW=$(inroot dpkg-query -W -f='${Conffiles}\n' "$PKG" | awk 'NF { print $1 }')
 
 # ---- phase: remove ------------------------------------------------------------------
 
@@ -439,12 +455,21 @@ apt_root remove "$PKG" && pass "apt-get remove $PKG" || die "apt-get remove $PKG
 check "dpkg status: rc (removed, configuration files remain)" [ "$(status_abbrev)" = rc ]
 check "$CONFFILE still there, with the edit" grep -qxF "$EDIT" "$R$CONFFILE"
 LEFT=$(while read -r f; do
-  [ "$f" = "$CONFFILE" ] && continue
+  grep -qxF "$f" <<<"$CONFS_NEW" && continue # conffiles stay until purge
   [ -e "$R$f" ] || [ -L "$R$f" ] || continue
   [ -d "$R$f" ] && continue # directories may be shared (and /lib is /usr/lib)
   echo "$f"
 done <"$WORK/files-new")
-check "every other file of the package removed${LEFT:+; left: $(echo $LEFT)}" test -z "$LEFT"
+check "every file of the package but its conffiles removed${LEFT:+; left: $(echo $LEFT)}" test -z "$LEFT"
+# Conffiles stay until purge. One that starts a program (an XDG autostart
+# entry) must not start the removed binary at every login: the desktop entry
+# spec's TryExec makes the session skip it when the program is missing.
+for f in $(grep '^/etc/xdg/autostart/' <<<"$CONFS_NEW" || true); do
+  [ -f "$R$f" ] || continue
+  te=$(sed -n 's/^TryExec=//p' "$R$f" | head -1)
+  check "kept conffile $f is skipped now the program is gone (TryExec=${te:-missing})" \
+    eval '[ -n "$te" ] && ! inroot sh -c "command -v \"$te\"" >/dev/null'
+done
 check "no process left running in the root" test -z "$(root_pids)"
 
 # ---- phase: purge --------------------------------------------------------------------

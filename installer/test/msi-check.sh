@@ -354,7 +354,7 @@ self_test() {
 	# foreign signature), so the deliberate fault is the only one left.
 	local cases=(
 		"autostart-service:ServiceInstall.StartType"
-		"remove-after-initialize:RemoveExistingProducts (1501) must come after"
+		"remove-after-initialize:InstallInitialize (1500) must come after RemoveExistingProducts (1501)"
 		"missing-run-key:CurrentVersion\\Run"
 		"payload-byte:differs from the built"
 		"foreign-signature:osslsigncode verify"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # installer/windows/build-msi.sh — builds the signed Windows installers
 #
-#   installer/windows/build-msi.sh [-o DIST] [--bindir DIR] [x64] [x86]
+#   installer/windows/build-msi.sh [-o DIST] [--builddir DIR] [--bindir DIR] [x64] [x86]
 #
 # For each architecture (default: both) it cross-builds the payload with
-# mingw-w64 into bin/msi/<arch>/ (unless --bindir names prebuilt, already
-# signed executables for a single architecture), checks the executables'
+# mingw-w64 into bin/msi/<arch>/ (--builddir DIR: DIR/<arch>/), unless
+# --bindir names prebuilt, already signed executables for a single
+# architecture; checks the executables'
 # DLL imports, signs them (installer/sign.sh), packages them with wixl
 # (cardwright.wxs), signs the MSI and records it in DIST/SHA256SUMS:
 #
@@ -43,11 +44,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 GO=${GO:-go}
 dist=dist
+builddir=bin/msi
 bindir_given=""
 arches=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	-o) dist=$2; shift 2 ;;
+	--builddir) builddir=$2; shift 2 ;;
 	--bindir) bindir_given=$2; shift 2 ;;
 	x64 | x86) arches+=("$1"); shift ;;
 	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -137,7 +140,7 @@ for arch in "${arches[@]}"; do
 	if [ -n "$bindir_given" ]; then
 		bindir=$bindir_given
 	else
-		bindir=bin/msi/$arch
+		bindir=$builddir/$arch
 		build "$arch" "$bindir/unsigned"
 		cp "$bindir"/unsigned/*.exe "$bindir/"
 		installer/sign.sh "$bindir/cardwright.exe" "$bindir/cardwright-tray.exe" "$bindir/cardwright-service.exe"

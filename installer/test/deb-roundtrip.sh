@@ -143,9 +143,11 @@ root_pids() { # processes whose root directory is the test root
   true
 }
 DONE=0
+exec 6>&2 7>&1 # the trap may run inside a redirected check: it prints here
 cleanup() {
   local rc=$? p
   set +e
+  exec 1>&7 2>&6
   if [ $rc != 0 ] && [ $DONE = 0 ]; then
     echo "FAIL deb-roundtrip: stopped (exit $rc) in phase '$PHASE_NAME'${WORK:+; work files kept in $WORK}"
   fi
@@ -228,10 +230,13 @@ if [ -s "$BASE_TAR" ] && [ "$(cat "$BASE_TAR.spec" 2>/dev/null)" = "$SPEC" ] &&
 else
   command -v mmdebstrap >/dev/null || die "mmdebstrap missing (apt-get install mmdebstrap)"
   info "making it (a few minutes; cached afterwards)"
+  # mmdebstrap hands apt the first free descriptor number for its hooks,
+  # which dash cannot use above 9: it inherits none of ours (the cache lock
+  # on 8 stays held by this shell).
   mapfile -t mirrors < <(mirror_lines)
   if ! mmdebstrap --format=tar --variant=minbase --include="$BASE_INCLUDE" --skip=cleanup/apt/lists \
     --customize-hook='printf "#!/bin/sh\n# deb-roundtrip.sh: start no service in this root\nexit 101\n" >"$1/usr/sbin/policy-rc.d"; chmod 755 "$1/usr/sbin/policy-rc.d"' \
-    "$SUITE" "$BASE_TAR.tmp" "${mirrors[@]}" >"$WORK/mmdebstrap.log" 2>&1; then
+    "$SUITE" "$BASE_TAR.tmp" "${mirrors[@]}" >"$WORK/mmdebstrap.log" 2>&1 6>&- 7>&- 8>&-; then
     tail -20 "$WORK/mmdebstrap.log" | sed 's/^/    | /'
     rm -f "$BASE_TAR.tmp"
     die "mmdebstrap failed (log: $WORK/mmdebstrap.log)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # installer/build.sh TARGET...: build cardwright's installers into dist/.
 #
+#   bin       bin/cardwright, built as the package builds it (make build)
 #   deb       dist/cardwright_<version>-1_amd64.deb (nfpm, installer/linux/)
+#   msi       the signed x64 and x86 MSIs and SHA256SUMS (installer/windows/build-msi.sh)
 #   version   print the version the artefacts get
 #
 # The version comes from git (see version below); VERSION=... overrides it
@@ -49,6 +51,30 @@ nfpm() {
 	bin/nfpm "$@"
 }
 
+# go_build OUT VERSION builds the Linux binary as Debian builds Go with cgo:
+# PIE, the hardening flags of dpkg-buildflags, -trimpath, stripped. make
+# build uses it too, so the package's build finds everything compiled (a
+# second set of C flags would compile Fyne's C code again: minutes).
+go_build() {
+	(
+		eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
+		CGO_ENABLED=1 CGO_CFLAGS="$CFLAGS" CGO_CPPFLAGS="$CPPFLAGS" \
+			CGO_CXXFLAGS="$CXXFLAGS" CGO_LDFLAGS="$LDFLAGS" \
+			"$GO" build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$2" \
+			-o "$1" ./cmd/cardwright
+	)
+}
+
+build_bin() {
+	mkdir -p bin
+	go_build bin/cardwright "$(version)"
+}
+
+# build_msi: the Windows installers (both architectures) into $DIST.
+build_msi() {
+	installer/windows/build-msi.sh -o "$DIST" x64 x86
+}
+
 # build_deb builds the binary as Debian builds Go with cgo (PIE, the
 # hardening flags of dpkg-buildflags, stripped), generates the man page,
 # the bash completion and the icon from it, and packages everything with
@@ -62,13 +88,7 @@ build_deb() {
 	epoch=$(git log -1 --format=%ct)
 	export SOURCE_DATE_EPOCH=$epoch
 
-	(
-		eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
-		CGO_ENABLED=1 CGO_CFLAGS="$CFLAGS" CGO_CPPFLAGS="$CPPFLAGS" \
-			CGO_CXXFLAGS="$CXXFLAGS" CGO_LDFLAGS="$LDFLAGS" \
-			"$GO" build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$v" \
-			-o "$stage/cardwright" ./cmd/cardwright
-	)
+	go_build "$stage/cardwright" "$v"
 
 	"$stage/cardwright" gendoc --version "$v" --date "$(date -u -d "@$epoch" +%F)" \
 		--man "$stage/cardwright.1" --bash "$stage/cardwright.bash" --icon "$stage/cardwright.png"
@@ -90,14 +110,16 @@ build_deb() {
 }
 
 usage() {
-	echo "usage: installer/build.sh deb|version..." >&2
+	echo "usage: installer/build.sh bin|deb|msi|version..." >&2
 	exit 2
 }
 
 [ $# -gt 0 ] || usage
 for target in "$@"; do
 	case $target in
+	bin) build_bin ;;
 	deb) build_deb ;;
+	msi) build_msi ;;
 	version) version ;;
 	*) usage ;;
 	esac

@@ -56,14 +56,27 @@ var desktopBuild struct {
 	err  error
 }
 
-// desktopBinary builds ./cmd/cardwright from the working tree into the test
-// stack's directory (one fixed path: the stack lock, taken by
+// desktopBinary is $CARDWRIGHT_BIN when set (make test sets it to the
+// bin/cardwright make build made from this tree); else it builds
+// ./cmd/cardwright from the working tree into the test stack's directory (one fixed path: the stack lock, taken by
 // stacktest.Require, keeps other test processes out while this one runs)
 // and returns its path. It is built without -race: the race detector
 // covers the agent's code in this package's in-process tests.
 func desktopBinary(t *testing.T, s *stacktest.Stack) string {
 	t.Helper()
 	desktopBuild.once.Do(func() { // the first test that gets here builds and logs it
+		if bin := os.Getenv("CARDWRIGHT_BIN"); bin != "" {
+			// make test passes the binary make build just made (as the
+			// Debian package builds it): no second cold build of Fyne's C
+			// code with other flags.
+			if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+				desktopBuild.err = fmt.Errorf("CARDWRIGHT_BIN=%s is not an executable file (%v)", bin, err)
+				return
+			}
+			t.Logf("using %s (CARDWRIGHT_BIN)", bin)
+			desktopBuild.path = bin
+			return
+		}
 		dir := filepath.Join(s.Dir, "desktop-test")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			desktopBuild.err = err

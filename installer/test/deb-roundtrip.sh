@@ -15,13 +15,20 @@
 # (scripts/teststack start; its lock is taken while the card is used).
 #
 # Environment:
-#   CARDWRIGHT_CACHE        cache of the base root tarball (default /var/cache/cardwright-test);
-#                           the tarball is remade when older than CARDWRIGHT_RT_CACHE_DAYS (7)
-#                           or made with other options
+#   CARDWRIGHT_CACHE        cache dir (default /var/cache/cardwright-test): the base root
+#                           tarball bookworm-minbase.tar, remade when older than
+#                           CARDWRIGHT_RT_CACHE_DAYS (7) or made with other options, and
+#                           archives/, the packages apt downloaded
 #   CARDWRIGHT_STACK_DIR    the test stack (default /tmp/cardwright-stack)
 #   CARDWRIGHT_RT_READER    reader for the demo job (default: the stack's READER_OWN_1)
 #   CARDWRIGHT_RT_KEEP=1    keep the root (unmounted) for a look afterwards
-#   CARDWRIGHT_RT_MIRROR    Debian mirror (default: the host's deb.debian.org entries)
+#   CARDWRIGHT_RT_MIRROR    Debian mirror (default http://deb.debian.org/debian; security
+#                           updates always from deb.debian.org/debian-security)
+#
+# Prints PASS or FAIL per check and the time of each phase; exit status 0 when
+# every check passed, 1 when one failed, 2 on usage errors. The root and its
+# mounts are removed on every exit; the work files (logs, listings) are kept
+# in /tmp/cardwright-rt.work.* when something failed.
 #
 # The base root: mmdebstrap --variant=minbase with systemd (systemd-sysusers and
 # deb-systemd-helper, as on a real system), softhsm2 (the PKCS#11 module the
@@ -396,6 +403,9 @@ if [ "$JOB_RC" -ne 0 ] && grep -q '^error: .*(DeleteProfile' "$WORK/encode.out";
 fi
 T_JOB=$(now)
 sed 's/^/    | /' "$WORK/encode.err" "$WORK/encode.out"
+# The shipped configuration loads, and the service user reaches the readers.
+jobenv /usr/bin/cardwright readers --config "$CONFFILE" >"$WORK/readers.out" 2>&1 || true
+check "cardwright readers --config $CONFFILE (the shipped default) lists '$OWN'" grep -qF "$OWN" "$WORK/readers.out"
 RESULT=$(sed -n 's/^ProductionResult=//p' "$WORK/encode.out")
 check "cardwright encode (as user $JOB_USER) exit 0, ProductionResult=ok" [ "$JOB_RC" = 0 -a "$RESULT" = ok ]
 jobenv /usr/bin/cardwright apdu --reader "$OWN" 00A4080C0450155032 00B0000000 0020008100 00CA005A00 >"$WORK/card.out" 2>&1 || true

@@ -269,7 +269,6 @@ cp "$DEB_OLD" "$R/tmp/cwrt/old.deb"
 cp "$DEB_NEW" "$R/tmp/cwrt/new.deb"
 chmod 644 "$R/tmp/cwrt/"*.deb
 check "root unpacked, /proc and /run mounted, apt lists up to date" apt_root update
-T_UPDATED=$(now)
 
 # ---- phase: dependencies and baseline ----------------------------------------
 
@@ -413,7 +412,6 @@ jobenv /usr/bin/cardwright token find --login --module "$MODULE" --token "cardwr
 jobenv /usr/bin/cardwright certs --config $J/cardwright.cfg >"$WORK/certs.out" 2>&1 || true
 flock -u 9
 exec 9>&-
-T_UNLOCKED=$(now)
 sed 's/^/    | /' "$WORK/card.out"
 holderhex=$(printf '%s' "$HOLDER" | od -An -tx1 | tr -d ' \n' | tr a-f A-F)
 iccsn=$(sed -n 's/^ICCSN=//p' "$WORK/encode.out")
@@ -494,7 +492,7 @@ apt_root purge "$PKG" && pass "apt-get purge $PKG" || die "apt-get purge $PKG"
 ST=$(status_abbrev)
 INFO_LEFT=$(ls "$R/var/lib/dpkg/info/$PKG".* "$R/var/lib/dpkg/info/$PKG:"* 2>/dev/null || true)
 check "1. dpkg has no record of $PKG (status '${ST:-none}', no /var/lib/dpkg/info/$PKG.*)" \
-  eval '[ -z "$INFO_LEFT" ] && { [ "${ST:-un}" = un ] || [ "$ST" = pn ]; }'
+  test -z "$INFO_LEFT" -a \( "${ST:-un}" = un -o "${ST:-un}" = pn \)
 listing purged
 diff "$WORK/baseline.list" "$WORK/purged.list" >"$WORK/listing.diff" || true
 if [ -s "$WORK/listing.diff" ]; then

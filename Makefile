@@ -43,6 +43,7 @@ test: deps build lint check-dist
 # x86 MSIs (mingw cross builds with Fyne: the longest step of a cold build),
 # SHA256SUMS. The version comes from git describe.
 dist: deb msi
+	installer/build.sh sums
 deb: deps
 	installer/build.sh deb
 msi: deps

@@ -3,7 +3,8 @@
 #
 #   bin       bin/cardwright, built as the package builds it (make build)
 #   deb       dist/cardwright_<version>-1_amd64.deb (nfpm, installer/linux/)
-#   msi       the signed x64 and x86 MSIs and SHA256SUMS (installer/windows/build-msi.sh)
+#   msi       the signed x64 and x86 MSIs (installer/windows/build-msi.sh)
+#   sums      dist/SHA256SUMS of the deb and the MSIs
 #   version   print the version the artefacts get
 #
 # The version comes from git (see version below); VERSION=... overrides it
@@ -72,7 +73,14 @@ build_bin() {
 
 # build_msi: the Windows installers (both architectures) into $DIST.
 build_msi() {
-	installer/windows/build-msi.sh -o "$DIST" x64 x86
+	rm -f "$DIST"/cardwright-*-x64.msi "$DIST"/cardwright-*-x86.msi
+	VERSION=$(version) installer/windows/build-msi.sh -o "$DIST" x64 x86
+}
+
+# build_sums writes $DIST/SHA256SUMS over the packages there now.
+build_sums() {
+	(cd "$DIST" && sha256sum cardwright_*_amd64.deb cardwright-*.msi >SHA256SUMS)
+	cat "$DIST/SHA256SUMS"
 }
 
 # build_deb builds the binary as Debian builds Go with cgo (PIE, the
@@ -110,7 +118,7 @@ build_deb() {
 }
 
 usage() {
-	echo "usage: installer/build.sh bin|deb|msi|version..." >&2
+	echo "usage: installer/build.sh bin|deb|msi|sums|version..." >&2
 	exit 2
 }
 
@@ -120,6 +128,7 @@ for target in "$@"; do
 	bin) build_bin ;;
 	deb) build_deb ;;
 	msi) build_msi ;;
+	sums) build_sums ;;
 	version) version ;;
 	*) usage ;;
 	esac

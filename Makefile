@@ -51,11 +51,14 @@ msi: deps
 
 # What the packages are checked for without installing them: lintian, the
 # units, the desktop files; the MSIs' tables, sequence, payload, signatures
-# and DLL imports (and that the check catches each kind of fault).
+# and DLL imports (and that the check catches each kind of fault); the x64
+# cardwright.exe under wine64 (version, check, serve's health and its 403 to a
+# foreign origin).
 check-dist: dist
 	installer/test/lint-deb.sh
 	installer/test/msi-check.sh dist
 	installer/test/msi-check.sh --self-test dist
+	installer/test/wine-smoke.sh bin/msi/x64/cardwright.exe
 
 # The hygiene gate: the static checks, then every fuzz target for $(FUZZTIME).
 lint: lint-static fuzz

@@ -48,7 +48,7 @@ func (d *Doc) Job(inputs map[string]Input, reader string) (*runner.Job, []FieldE
 		in := inputs[f.Name]
 		if f.Kind == Secret {
 			if !in.Secret.IsZero() {
-				job.Fields[f.Name] = secret.New(in.Secret.Reveal())
+				job.Fields[f.Name] = secret.FromBytes(in.Secret.Bytes())
 			}
 			continue
 		}

@@ -92,6 +92,24 @@ type Config struct {
 	LogFile  string
 	LogLevel string
 
+	// The station's audit log (spec/station.md "Audit"): [log] audit is
+	// its folder ("" beside the journal: <journal folder>/audit; "off"
+	// keeps none), audit_rotate_mb the size at which a file is closed and
+	// the chain goes on in the next one.
+	Audit          string
+	AuditRotateMiB int
+
+	// ReaderExpect names the readers a station must have ([readers]
+	// expect, exact names): the self-test fails when one is missing.
+	ReaderExpect []string
+
+	// Learned timeouts (spec/station.md "Slow cards"): a step never times
+	// out sooner than its floor ([timeouts] floor, keygen_floor, seconds);
+	// learn = false keeps the floors as fixed timeouts.
+	TimeoutFloor       time.Duration
+	KeygenTimeoutFloor time.Duration
+	LearnTimeouts      bool
+
 	// The desktop app ([desktop], docs/gui.md); ignored by serve.
 	Language      string        // language: en, de or sv; "" takes the OS locale
 	Notifications bool          // notifications: finished and failed jobs, default true
@@ -104,10 +122,14 @@ type Config struct {
 // Default returns the configuration used when no file exists.
 func Default() *Config {
 	return &Config{
-		Listen:        "127.0.0.1:27140",
-		Dialects:      map[string]string{},
-		LogLevel:      "info",
-		Notifications: true,
+		Listen:             "127.0.0.1:27140",
+		Dialects:           map[string]string{},
+		LogLevel:           "info",
+		Notifications:      true,
+		AuditRotateMiB:     16,
+		TimeoutFloor:       60 * time.Second,
+		KeygenTimeoutFloor: 180 * time.Second, // research/anchors_turn2.md: RSA-2048 tails reach 146 s
+		LearnTimeouts:      true,
 	}
 }
 
@@ -243,12 +265,13 @@ var schema = map[string]map[string]keyKind{
 		"max_message_bytes": single, "max_rate_per_second": single, "max_jobs": single},
 	"issuer":   {"ca_dir": single},
 	"pkcs11":   {"module": list},
-	"readers":  {"skip": list},
+	"readers":  {"skip": list, "expect": list},
+	"timeouts": {"floor": single, "keygen_floor": single, "learn": single},
 	"tokens":   nil, // reader regexp = module, label
 	"dialects": nil, // card model = dialect
 	"pins": {"encryption_cert": single, "decrypt_p12": list, "decrypt_p12_password": list,
 		"decrypt_module": list, "decrypt_slot": list, "decrypt_label": list, "decrypt_pin": list},
-	"log":     {"journal": single, "file": single, "level": single},
+	"log":     {"journal": single, "file": single, "level": single, "audit": single, "audit_rotate_mb": single},
 	"desktop": {"language": single, "notifications": single, "pin_timeout": single, "pair_timeout": single},
 }
 
@@ -481,6 +504,7 @@ func (p *parser) finish(files []string) (*Config, error) {
 			p.errf(at, "level %q: want debug, info, warn or error", v)
 		}
 	}
+	p.station(c)
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool {
 			a, b := p.errs[i].(*PosError), p.errs[j].(*PosError)
@@ -601,6 +625,56 @@ func (p *parser) desktop(c *Config) {
 			continue
 		}
 		*k.d = time.Duration(n) * time.Second
+	}
+}
+
+// station reads what production stations set (spec/station.md): the audit
+// log, the readers a station must have, the timeout floors.
+func (p *parser) station(c *Config) {
+	if v, at, ok := p.get("log.audit"); ok {
+		if v == "" {
+			p.errf(at, "audit: empty (write off to keep no audit log)")
+		}
+		c.Audit = v
+	}
+	if v, at, ok := p.get("log.audit_rotate_mb"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 4096 {
+			p.errf(at, "audit_rotate_mb: %q is not a number from 1 to 4096", v)
+		} else {
+			c.AuditRotateMiB = n
+		}
+	}
+	if e := p.vals["readers.expect"]; e != nil {
+		for i, v := range e.vals {
+			if v == "" {
+				p.errf(e.at[i], "expect: empty reader name")
+				continue
+			}
+			c.ReaderExpect = append(c.ReaderExpect, v)
+		}
+	}
+	for _, k := range []struct {
+		key string
+		d   *time.Duration
+	}{{"floor", &c.TimeoutFloor}, {"keygen_floor", &c.KeygenTimeoutFloor}} {
+		v, at, ok := p.get("timeouts." + k.key)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < 0.1 || n > 86400 {
+			p.errf(at, "%s: %q is not a number of seconds from 0.1 to 86400", k.key, v)
+			continue
+		}
+		*k.d = time.Duration(n * float64(time.Second))
+	}
+	if v, at, ok := p.get("timeouts.learn"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			p.errf(at, "learn: %v", err)
+		}
+		c.LearnTimeouts = b
 	}
 }
 

@@ -254,3 +254,24 @@ func TestDesktopSection(t *testing.T) {
 		}
 	}
 }
+
+func TestStationKeys(t *testing.T) {
+	c, err := Parse("a.conf", []byte("[log]\naudit = /var/lib/cw/audit\naudit_rotate_mb = 2\n[readers]\nexpect = Encoder A\nexpect = Encoder B\n[timeouts]\nfloor = 2.5\nkeygen_floor = 20\nlearn = no\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit != "/var/lib/cw/audit" || c.AuditRotateMiB != 2 || strings.Join(c.ReaderExpect, "|") != "Encoder A|Encoder B" ||
+		c.TimeoutFloor != 2500*time.Millisecond || c.KeygenTimeoutFloor != 20*time.Second || c.LearnTimeouts {
+		t.Errorf("got %+v", c)
+	}
+	d := Default()
+	if d.Audit != "" || d.AuditRotateMiB != 16 || d.TimeoutFloor != time.Minute || d.KeygenTimeoutFloor != 3*time.Minute || !d.LearnTimeouts {
+		t.Errorf("defaults: %+v", d)
+	}
+	_, err = Parse("c.conf", []byte("[log]\naudit =\naudit_rotate_mb = 0\n[timeouts]\nfloor = x\nlearn = maybe\n"))
+	for _, want := range []string{`c.conf:2: audit: empty`, `c.conf:3: audit_rotate_mb: "0"`, `c.conf:5: floor: "x" is not a number of seconds`, `c.conf:6: learn:`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+}

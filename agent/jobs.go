@@ -166,7 +166,7 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 		ss.send(&api.Prompt{Type: api.TypePrompt, ID: jr.reqID, Kind: kind, State: state, Reader: reader})
 	}
 	wire := s.execute(ctx, ss.origin, jr.seq, jr.reqID, job, func(p runner.Progress) {
-		ss.send(&api.Progress{Type: api.TypeProgress, ID: jr.reqID, Step: p.Step, N: p.N, Total: p.Total})
+		ss.send(wireProgress(jr.reqID, p))
 	}, nil)
 	// Remove the job and send its result under the session lock: see
 	// onHello for why.
@@ -249,7 +249,7 @@ func (s *Server) safeRun(ctx context.Context, seq uint64, job *runner.Job, progr
 // toWire turns a runner result into the wire result, enforcing that secrets
 // go only to outputs the job declared secret.
 func toWire(reqID string, job *runner.Job, res *runner.Result) *api.Result {
-	w := &api.Result{Type: api.TypeResult, ID: reqID}
+	w := &api.Result{Type: api.TypeResult, ID: reqID, Steps: wireSteps(res.Steps)}
 	if res.Err != nil {
 		e := *res.Err
 		w.Error = &e
@@ -271,6 +271,28 @@ func toWire(reqID string, job *runner.Job, res *runner.Result) *api.Result {
 	}
 	return w
 }
+
+// wireProgress is a progress event on the wire, with its ETA when known.
+func wireProgress(id string, p runner.Progress) *api.Progress {
+	w := &api.Progress{Type: api.TypeProgress, ID: id, Step: p.Step, N: p.N, Total: p.Total}
+	if p.ETAKnown {
+		w.ETAMS = max(p.ETA.Milliseconds(), 1)
+	}
+	return w
+}
+
+// wireSteps is a result's per-step timing on the wire.
+func wireSteps(steps []runner.StepTime) []api.StepTime {
+	var w []api.StepTime
+	for _, st := range steps {
+		w = append(w, api.StepTime{Step: st.Name, Kind: st.Kind, OK: st.OK,
+			MS: ms(st.Duration), WaitedMS: ms(st.Waited)})
+	}
+	return w
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func wipe(job *runner.Job, res *runner.Result) {
 	for k, v := range job.Fields {

@@ -187,7 +187,7 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		if needsToken(ps) && j.module == "" {
 			return sel, nil, j.vfail(api.CodeInvalidDescription, h.Key, h.Pos, "%s needs a PKCS#11 library (PKCS11Library…) and the description names none", h.Name)
 		}
-		steps = append(steps, Step{Name: h.Name, Key: h.Key, File: j.file, Line: h.Pos.Line, Run: run, Check: j.checkFunc(ps), dry: j.dryStep(ps, run)})
+		steps = append(steps, Step{Name: h.Name, Kind: StepKind(ps), Key: h.Key, File: j.file, Line: h.Pos.Line, Run: run, Check: j.checkFunc(ps), dry: j.dryStep(ps, run)})
 	}
 	if err := j.padValues(); err != nil {
 		return sel, nil, err
@@ -1344,7 +1344,9 @@ func (j *job) certify(ctx context.Context, s *Session, t Token, app *dsc.AppStep
 	if err != nil {
 		return fmt.Errorf("signing the certificate request with the card key: %w", err)
 	}
+	resume := s.Hold()
 	der, _, err := j.deps.Issuer.Issue(ctx, issuer.Request{CSR: csr, Application: app.ID, Template: app.Template})
+	resume()
 	s.Waited() // the portal (or a person behind it) took its time
 	if err != nil {
 		return issueFailure(ctx, app, err)

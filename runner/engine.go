@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/prompt"
@@ -15,6 +16,7 @@ import (
 // Step is one unit of a job's execution plan, built from the dsc plan.
 type Step struct {
 	Name string // e.g. "InitToken", "Application_A"
+	Kind string // StepKind: what it does, for timing (pace.go)
 	Key  string // description key that caused it
 	File string // description file
 	Line int    // and line
@@ -44,6 +46,7 @@ type Session struct {
 	cancel   context.CancelFunc               // ends the job (a PIN-pad window's Cancel)
 	readers  Readers                          // to tell a removed card from a swapped one
 	waited   bool                             // the job waited (dialog, portal) since the last identity check
+	watch    *watch                           // the running step's clock (pace.go)
 	cleanups []func()                         // run at the end of the job, last first
 }
 
@@ -79,6 +82,7 @@ func (s *Session) Ask(ctx context.Context, r prompt.Request) (prompt.Answer, err
 	if notify != nil {
 		notify(string(r.Kind), api.PromptWaiting, s.Reader)
 	}
+	defer s.Hold()()
 	a, err := p.Ask(ctx, r)
 	if notify != nil {
 		notify(string(r.Kind), api.PromptDone, s.Reader)
@@ -101,6 +105,7 @@ func (s *Session) PadWait(r prompt.Request, login func() error) error {
 	if s.notify != nil {
 		s.notify(string(r.Kind), api.PromptWaiting, s.Reader)
 	}
+	defer s.Hold()()
 	if p, ok := s.Prompter.(prompt.PadShower); ok {
 		// The window's Cancel ends the job; the pad returns when its
 		// reader gives control back.
@@ -114,6 +119,11 @@ func (s *Session) PadWait(r prompt.Request, login func() error) error {
 	s.waited = true
 	return err
 }
+
+// Hold stops the running step's work clock until the returned function is
+// called: the step waits for a person or the portal, which counts neither
+// toward its timeout nor toward what is learned of the card (pace.go).
+func (s *Session) Hold() (resume func()) { return s.watch.hold() }
 
 // Waited records that the job waited for someone else (the portal's answer
 // to a certificate request): the card is identified again before the next
@@ -170,7 +180,10 @@ func (s *Session) lost(err error) error {
 type Engine struct {
 	Readers  Readers
 	Prompter prompt.Prompter // nil: prompt.Refuse
-	locks    lockSet
+	// Pace, if set, gives each step its timeout and each progress event
+	// its ETA, and learns from every step that ends well (pace.go).
+	Pace  Pace
+	locks lockSet
 }
 
 // Exec chooses the card, locks its reader, opens a transaction and runs the
@@ -196,6 +209,7 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	if err := ctx.Err(); err != nil {
 		return failWith(classify("select", err))
 	}
+	selStart := time.Now()
 	reader, err := choose(ctx, e.Readers, sel)
 	if err != nil {
 		return failWith(classify("select", err))
@@ -227,6 +241,9 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	if s.Serial, err = conn.Serial(); err != nil {
 		return failWith(classify("connect", err))
 	}
+	res.ATR, res.Serial = s.ATR, s.Serial
+	model := Model(s.ATR)
+	res.Steps = append(res.Steps, StepTime{Name: KindSelect, Kind: KindSelect, Duration: time.Since(selStart), OK: true})
 	// Validation that needs the chosen reader comes before the first step:
 	// a job that cannot finish never starts erasing.
 	rec.at("validate")
@@ -251,10 +268,12 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 			return failWith(classify(st.Name, err))
 		}
 		if progress != nil {
-			progress(Progress{Step: st.Name, N: i + 1, Total: len(steps), Reader: reader})
+			p := Progress{Step: st.Name, N: i + 1, Total: len(steps), Reader: reader}
+			p.ETA, p.ETAKnown = eta(e.Pace, model, steps, i)
+			progress(p)
 		}
 		rec.at(st.Name)
-		if err := st.Run(ctx, s); err != nil {
+		if err := e.runStep(ctx, s, st, model, &res); err != nil {
 			f := classify(st.Name, err)
 			if f.Key == "" {
 				f.Key = st.Key
@@ -277,7 +296,13 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 	// after its last APDU (while the token or the portal worked) is never
 	// reported as encoded.
 	rec.at("finish")
-	if err := s.Reidentify(); err != nil {
+	finStart := time.Now()
+	err = s.Reidentify()
+	res.Steps = append(res.Steps, StepTime{Name: KindFinish, Kind: KindFinish, Duration: time.Since(finStart), OK: err == nil})
+	if err == nil && e.Pace != nil {
+		e.Pace.Observe(model, KindFinish, time.Since(finStart))
+	}
+	if err != nil {
 		f := classify("finish", err)
 		clear(res.Fields)
 		for k, v := range res.Secrets {
@@ -290,6 +315,35 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 		return failWith(f)
 	}
 	return res
+}
+
+// runStep runs one step under its clock: a timeout from Pace on its work
+// time, its timing appended to res.Steps, a step that ended well observed.
+// A step that outlives its timeout ends with api.CodeTimeout.
+func (e *Engine) runStep(ctx context.Context, s *Session, st Step, model string, res *Result) error {
+	var limit time.Duration
+	if e.Pace != nil {
+		limit = e.Pace.Timeout(model, st.Kind)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.watch = newWatch(limit, cancel)
+	err := st.Run(sctx, s)
+	total, waited, expired := s.watch.stop()
+	s.watch = nil
+	res.Steps = append(res.Steps, StepTime{Name: st.Name, Kind: st.Kind, Duration: total, Waited: waited, OK: err == nil})
+	if err == nil {
+		if e.Pace != nil {
+			e.Pace.Observe(model, st.Kind, total-waited)
+		}
+		return nil
+	}
+	if expired && ctx.Err() == nil {
+		return &Failure{Code: api.CodeTimeout, Err: err, Message: fmt.Sprintf(
+			"%s worked longer than its timeout of %s for this card model (learned from earlier cards, never below the [timeouts] floor)",
+			st.Name, limit.Round(time.Millisecond))}
+	}
+	return err
 }
 
 // Retrieve lists the ICCSNs of all present cards (not skipped, not busy

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816"
@@ -62,6 +63,11 @@ type Progress struct {
 	Step     string
 	N, Total int
 	Reader   string
+	// ETA is the expected work time of this step and the ones after it,
+	// from what Engine.Pace learned of the card model; ETAKnown is false
+	// until it knows every remaining kind of step.
+	ETA      time.Duration
+	ETAKnown bool
 }
 
 // Failure is the error a step returns to end a job with a stable code.
@@ -113,8 +119,15 @@ type Result struct {
 	// masked. PKCS#11 token operations are not in it: the module talks
 	// to its token itself.
 	Transcript []string
-	APDUs      int           // command APDUs in Transcript (GET RESPONSE and chained parts included)
-	Err        *api.JobError // nil on success
+	APDUs      int // command APDUs in Transcript (GET RESPONSE and chained parts included)
+	// ATR and Serial identify the card the job ran on (the ICCSN as read
+	// when the job began); nil when no card was reached.
+	ATR, Serial []byte
+	// Steps is how long each step took, in order, the engine's own
+	// "select" first and "finish" last; a failed job ends with the step
+	// that failed (OK false).
+	Steps []StepTime
+	Err   *api.JobError // nil on success
 }
 
 // lockSet serialises jobs per reader. A second job for a busy reader ends at

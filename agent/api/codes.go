@@ -58,4 +58,5 @@ const (
 	CodeApduScript        Code = "apdu_script"        // an APDU script line got an unexpected status
 	CodeCancelled         Code = "cancelled"          // cancelled by the portal or the user
 	CodeInterrupted       Code = "interrupted"        // the agent stopped mid-job (crash or kill)
+	CodeTimeout           Code = "timeout"            // a step worked longer than its timeout (learned per card model)
 )

@@ -212,6 +212,10 @@ type Progress struct {
 	Step  string `json:"step"`
 	N     int    `json:"n"`
 	Total int    `json:"total"`
+	// ETAMS is the expected work left in milliseconds, this step included,
+	// learned per card model (spec/station.md "Slow cards"); absent until
+	// the agent knows every remaining kind of step on this card model.
+	ETAMS int64 `json:"eta_ms,omitempty"`
 }
 
 // Prompt states.
@@ -273,6 +277,21 @@ type Result struct {
 	// agent process that ran the job has ended. Read them from the card
 	// again.
 	SecretsLost []string `json:"secrets_lost,omitempty"`
+	// Steps is how long each step took, in order ("select" first, "finish"
+	// last; a failed job ends with the step that failed): spec/station.md
+	// "Per-step timing".
+	Steps []StepTime `json:"steps,omitempty"`
+}
+
+// StepTime is one step of a result's timing. Waited is the part of MS
+// spent waiting for a person (PIN dialog, PIN pad) or the portal
+// (certificate request).
+type StepTime struct {
+	Step     string  `json:"step"`
+	Kind     string  `json:"kind"`
+	MS       float64 `json:"ms"`
+	WaitedMS float64 `json:"waited_ms,omitempty"`
+	OK       bool    `json:"ok"`
 }
 
 // JobError describes why a job failed: a stable code, a message for people,

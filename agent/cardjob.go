@@ -333,7 +333,7 @@ func (s *Server) runSync(ctx context.Context, origin, reqID string, job *runner.
 	iss := s.xml.issuer
 	s.xml.mu.Unlock()
 	job.Issuer = iss
-	wire := s.execute(ctx, origin, seq, reqID, job, nil, func(res *runner.Result) {
+	wire := s.execute(ctx, "cardjob", origin, seq, reqID, job, nil, func(res *runner.Result) {
 		if iss == nil && res.Err != nil && res.Err.Code == api.CodeConfig && strings.Contains(res.Err.Message, "certificate issuer") {
 			// The runner refused the job before card I/O; say how to fix it.
 			e := *res.Err

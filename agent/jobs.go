@@ -165,7 +165,7 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 	job.PromptNotify = func(kind, state, reader string) {
 		ss.send(&api.Prompt{Type: api.TypePrompt, ID: jr.reqID, Kind: kind, State: state, Reader: reader})
 	}
-	wire := s.execute(ctx, ss.origin, jr.seq, jr.reqID, job, func(p runner.Progress) {
+	wire := s.execute(ctx, "ws", ss.origin, jr.seq, jr.reqID, job, func(p runner.Progress) {
 		ss.send(wireProgress(jr.reqID, p))
 	}, nil)
 	// Remove the job and send its result under the session lock: see
@@ -188,9 +188,10 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 // internal, not the agent's end), turn the result into its wire form (only
 // declared secret outputs carry secrets), journal it before anyone sees it
 // — a result that cannot be journaled is not sent, an internal error is —
-// and wipe the job's fields and secrets. fix, if set, amends the runner's
+// and wipe the job's fields and secrets; the audit log and the observers
+// get the job's record first (report.go). fix, if set, amends the runner's
 // result first.
-func (s *Server) execute(ctx context.Context, origin string, seq uint64, reqID string, job *runner.Job, progress func(runner.Progress), fix func(*runner.Result)) (wire *api.Result) {
+func (s *Server) execute(ctx context.Context, via, origin string, seq uint64, reqID string, job *runner.Job, progress func(runner.Progress), fix func(*runner.Result)) (wire *api.Result) {
 	started := time.Now().UTC()
 	job.Origin = origin // the local PIN dialogs name it (spec/gui.md property 3)
 	s.state.jobStarted()
@@ -214,10 +215,15 @@ func (s *Server) execute(ctx context.Context, origin string, seq uint64, reqID s
 	if res.Reader != "" {
 		reader = res.Reader
 	}
+	finished := time.Now().UTC()
 	wire = toWire(reqID, job, &res)
 	wire.Started = started.Format(time.RFC3339Nano)
-	wire.Finished = time.Now().UTC().Format(time.RFC3339Nano)
+	wire.Finished = finished.Format(time.RFC3339Nano)
+	rec := Report(via, origin, reqID, job, &res, started, finished)
 	wipe(job, &res)
+	if jerr := s.report(rec); jerr != nil {
+		wire = &api.Result{Type: api.TypeResult, ID: reqID, Error: jerr, Started: wire.Started, Finished: wire.Finished, Steps: wire.Steps}
+	}
 	if err := s.deps.Journal.Finish(seq, wire); err != nil {
 		// Not durable: do not send what a crash could lose track of.
 		s.log.Error("journaling result", "job", seq, "err", err)

@@ -123,6 +123,11 @@ type Deps struct {
 	Certs    CertService  // nil: certificates/sign/authenticate are not_supported
 	Raiser   Raiser       // nil: headless, POST /v1/raise answers no_desktop_app
 	Logger   *slog.Logger // nil: discard
+	// Audit, if set, records every job that ran (report.go) before its
+	// result is journaled and sent.
+	Audit AuditLog
+	// Observers are told of every job that ran (the station's metrics).
+	Observers []JobObserver
 }
 
 // Server is the agent's HTTP and WebSocket front.

@@ -20,6 +20,11 @@ import (
 type Clock struct {
 	card, token, issuer atomic.Int64 // nanoseconds
 	apdus, calls        atomic.Int64
+
+	// OnAPDU, if set before the Clock is used, is told each APDU's round
+	// trip (the station's metrics, spec/station.md "Observability"). It
+	// is called on the adapter's goroutine and must not block.
+	OnAPDU func(d time.Duration)
 }
 
 // Totals is what a Clock has counted.
@@ -43,8 +48,12 @@ func (c *Clock) Totals() Totals {
 // APDU counts one APDU exchange that began at start.
 func (c *Clock) APDU(start time.Time) {
 	if c != nil {
-		c.card.Add(int64(time.Since(start)))
+		d := time.Since(start)
+		c.card.Add(int64(d))
 		c.apdus.Add(1)
+		if c.OnAPDU != nil {
+			c.OnAPDU(d)
+		}
 	}
 }
 

@@ -45,3 +45,20 @@ func TestClock(t *testing.T) {
 		t.Errorf("totals %+v", got)
 	}
 }
+
+// TestClockOnAPDU: the hook sees each APDU's round trip, and only APDUs.
+func TestClockOnAPDU(t *testing.T) {
+	var seen []time.Duration
+	c := &Clock{OnAPDU: func(d time.Duration) { seen = append(seen, d) }}
+	start := time.Now().Add(-time.Millisecond)
+	c.APDU(start)
+	c.CardTime(start)
+	c.TokenCall(start)
+	c.APDU(start)
+	if len(seen) != 2 || seen[0] < time.Millisecond || seen[1] < time.Millisecond {
+		t.Errorf("hook saw %v, want two round trips of at least 1ms", seen)
+	}
+	if got := c.Totals(); got.APDUs != 2 {
+		t.Errorf("totals %+v", got)
+	}
+}

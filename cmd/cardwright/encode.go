@@ -157,6 +157,13 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 		return exitFailure
 	}
+	book, err := openPace(env, cfg)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
+		return exitFailure
+	}
+	defer book.Save()
+	r.Engine.Pace = book
 	if *issuerCA != "" {
 		ca, err := issuer.OpenLocalCA(*issuerCA)
 		if err != nil {
@@ -167,6 +174,10 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	start := time.Now()
 	res := r.Run(ctx, job, func(p runner.Progress) {
+		if p.ETAKnown {
+			fmt.Fprintf(env.stderr, "[%d/%d] %s (%s, about %s left)\n", p.N, p.Total, p.Step, p.Reader, p.ETA.Round(100*time.Millisecond))
+			return
+		}
 		fmt.Fprintf(env.stderr, "[%d/%d] %s (%s)\n", p.N, p.Total, p.Step, p.Reader)
 	})
 	total := time.Since(start)

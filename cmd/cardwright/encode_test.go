@@ -296,6 +296,7 @@ type stackEnv struct {
 	module string
 	own    [2]string
 	served *exec.Cmd // the last `cardwright serve` child started by serve
+	slow   func()    // stops the slow card slowCard started (pace_stack_test.go)
 }
 
 func newStackEnv(t *testing.T) *stackEnv {
@@ -359,7 +360,8 @@ func regexpQuote(s string) string {
 func (e *stackEnv) child(mode, stdin string, extraEnv []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestEncodeHelperProcess$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "CARDWRIGHT_ENCODE_CHILD="+mode, "SOFTHSM2_CONF="+e.conf,
-		"SOFTHSM_MODULE="+e.module, "DEMO_PIN="+demoPIN, "DEMO_PUK="+demoPUK)
+		"SOFTHSM_MODULE="+e.module, "DEMO_PIN="+demoPIN, "DEMO_PUK="+demoPUK,
+		"XDG_STATE_HOME="+filepath.Join(e.dir, "state")) // learned timings (pace.json) stay with the test
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdin = strings.NewReader(stdin)
 	return cmd

@@ -102,11 +102,18 @@ func runInitGUI(_ context.Context, env *cmdEnv, args []string) int {
 		}
 		iss = ca
 	}
+	book, err := openPace(env, cfg)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "cardwright init-gui: %v\n", err)
+		return exitFailure
+	}
+	defer book.Save()
 	w.engine = func(p prompt.Prompter) (*cardinit.Engine, error) {
 		r, err := newRunner(cfg, pcscreaders.New(nil), p, nil)
 		if err != nil {
 			return nil, err
 		}
+		r.Engine.Pace = book
 		return &cardinit.Engine{Runner: r, Issuer: iss}, nil
 	}
 	if err := showInitWindow(w); err != nil {

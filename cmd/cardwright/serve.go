@@ -183,7 +183,12 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		run = &agenttest.FakeRunner{Readers: []string{"Fake Reader 0"}, Headless: f.desk == nil}
 		readers = &agenttest.FakeReaders{List: []api.Reader{{Name: "Fake Reader 0", Card: true, ATR: "3B8F8001804F0CA000000306030001000000006A"}}}
 	default:
-		r, rs, closer, err := newServeRunner(cfg, f.prompter()) // wire.go
+		book, err := openPace(env, cfg) // wire.go
+		if err != nil {
+			return err
+		}
+		defer book.Save()
+		r, rs, closer, err := newServeRunner(cfg, f.prompter(), book) // wire.go
 		if err != nil {
 			return fmt.Errorf("starting the job runner: %w", err)
 		}

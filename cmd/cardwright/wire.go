@@ -9,10 +9,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/cpf"
+	"github.com/cardwright/cardwright/pace"
 	"github.com/cardwright/cardwright/pinblob/decryptkeys"
 	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
@@ -65,11 +68,26 @@ func newRunner(cfg *config.Config, readers runner.Readers, prompter prompt.Promp
 // for local dialogs (nil: headless, as serve is), and the readers with
 // their events. One runner (one Engine) serves every job, so the
 // per-reader busy policy holds across connections.
-func newServeRunner(cfg *config.Config, prompter prompt.Prompter) (agent.Runner, agent.ReaderSource, io.Closer, error) {
+func newServeRunner(cfg *config.Config, prompter prompt.Prompter, pace runner.Pace) (agent.Runner, agent.ReaderSource, io.Closer, error) {
 	readers := pcscreaders.New(nil)
 	r, err := newRunner(cfg, readers, prompter, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	r.Engine.Pace = pace
 	return r, pcscreaders.NewSource(readers, r.Engine.Busy, cfg.SkipReader), readers, nil
+}
+
+// openPace opens what this machine learned of its card models' step times
+// (spec/station.md "Slow cards"): pace.json beside the journal, shared by
+// serve, encode, batch and the card-initialization window, with the
+// [timeouts] floors. Callers set it as their Engine's Pace and Save it when
+// they end.
+func openPace(env *cmdEnv, cfg *config.Config) (*pace.Book, error) {
+	dir := journalDir(env, cfg.Journal)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("making the state folder: %w", err)
+	}
+	return pace.Open(filepath.Join(dir, "pace.json"), pace.Options{
+		Floor: cfg.TimeoutFloor, KeygenFloor: cfg.KeygenTimeoutFloor, Learn: cfg.LearnTimeouts})
 }

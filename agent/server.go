@@ -128,6 +128,8 @@ type Deps struct {
 	Audit AuditLog
 	// Observers are told of every job that ran (the station's metrics).
 	Observers []JobObserver
+	// Metrics, if set, serves GET /v1/metrics (metrics.go); nil: 404.
+	Metrics http.Handler
 }
 
 // Server is the agent's HTTP and WebSocket front.
@@ -207,10 +209,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.baseCtx, s.cancelAll = context.WithCancel(context.Background())
 	s.handlers = map[string]http.HandlerFunc{
-		"/v1/ws":     s.serveWS,
-		"/v1/health": s.serveHealth,
-		"/v1/raise":  s.serveRaise, // raise.go
-		"/CardJob":   s.serveCardJob,
+		"/v1/ws":      s.serveWS,
+		"/v1/health":  s.serveHealth,
+		"/v1/raise":   s.serveRaise,   // raise.go
+		"/v1/metrics": s.serveMetrics, // metrics.go
+		"/CardJob":    s.serveCardJob,
 	}
 	return s, nil
 }

@@ -121,7 +121,7 @@ func TestStation(t *testing.T) {
 	st.JobFinished(job("ws", "ok", atrA, now, sel, pin, gen, fin))
 	st.JobFinished(job("ws", "ok", atrA, now.Add(-59*time.Minute), sel, fin))
 	st.JobFinished(job("cardjob", "ok", atrA, now.Add(-61*time.Minute), sel, fin)) // out of the hour
-	st.JobFinished(job("ws", "wrong_pin", atrA, now, sel, badGen))
+	st.JobFinished(job("ws", "pin_incorrect", atrA, now, sel, badGen))
 	st.JobFinished(job("ws", "no_card", "", now))
 	for range 5 {
 		st.APDU(3 * time.Millisecond)
@@ -131,7 +131,7 @@ func TestStation(t *testing.T) {
 	for _, c := range []struct {
 		via, result string
 		want        float64
-	}{{"ws", "ok", 2}, {"cardjob", "ok", 1}, {"ws", "wrong_pin", 1}, {"ws", "no_card", 1}} {
+	}{{"ws", "ok", 2}, {"cardjob", "ok", 1}, {"ws", "pin_incorrect", 1}, {"ws", "no_card", 1}} {
 		if got := counter(t, fams, "cardwright_jobs_total", "via", c.via, "result", c.result); got != c.want {
 			t.Errorf("jobs_total{%s,%s} = %v, want %v", c.via, c.result, got, c.want)
 		}
@@ -232,7 +232,7 @@ func TestKindNames(t *testing.T) {
 // Prometheus text and the model labels stay capped.
 func FuzzJobFinished(f *testing.F) {
 	f.Add("ws", "ok", atrA, "select", 12.5, 0.0, true)
-	f.Add("cardjob", "wrong_pin", "", "keygen", 1e9, 2e9, false)
+	f.Add("cardjob", "pin_incorrect", "", "keygen", 1e9, 2e9, false)
 	f.Add("", "", "3b", "\xff\x00", math.NaN(), math.Inf(1), true)
 	f.Add("ws\n", "ok\"", "3B{x=\"1\"}", "set_pin", -1.0, 0.0, true)
 	f.Fuzz(func(t *testing.T, via, result, atr, kind string, ms, waited float64, ok bool) {
@@ -261,4 +261,42 @@ func FuzzJobFinished(f *testing.F) {
 			t.Errorf("%d models past a cap of 2: %v", len(models), models)
 		}
 	})
+}
+
+// BenchmarkJobFinished: what the metrics cost a job: one record of seven
+// steps (two of them key generations) on one card model.
+func BenchmarkJobFinished(b *testing.B) {
+	st := metrics.New(metrics.Options{NoRuntime: true})
+	now := time.Now()
+	rec := job("ws", "ok", atrA, now,
+		audit.Step{Name: "select", Kind: runner.KindSelect, MS: 30, OK: true},
+		audit.Step{Name: "init", Kind: "init_profile", MS: 200, OK: true},
+		audit.Step{Name: "PIN", Kind: "set_pin", MS: 3000, WaitedMS: 2900, OK: true},
+		audit.Step{Name: "App_A", Kind: runner.KindKeygen, MS: 4000, OK: true},
+		audit.Step{Name: "App_B", Kind: runner.KindKeygen, MS: 9000, OK: true},
+		audit.Step{Name: "Cert", Kind: "write_certificate", MS: 80, OK: true},
+		audit.Step{Name: "finish", Kind: runner.KindFinish, MS: 20, OK: true})
+	b.ReportAllocs()
+	for b.Loop() {
+		st.JobFinished(rec)
+	}
+}
+
+// BenchmarkScrape: one scrape of a station that has seen jobs on 32 card
+// models, in the text format, without the Go and process collectors.
+func BenchmarkScrape(b *testing.B) {
+	st := metrics.New(metrics.Options{NoRuntime: true,
+		Readers: func(context.Context) (int, error) { return 4, nil }, Backlog: func() (int, error) { return 0, nil }})
+	now := time.Now()
+	for i := range 32 {
+		st.JobFinished(job("ws", "ok", fmt.Sprintf("3B%02X", i), now,
+			audit.Step{Kind: runner.KindSelect, MS: 30, OK: true}, audit.Step{Kind: runner.KindKeygen, MS: 4000, OK: true}))
+	}
+	req := httptest.NewRequest("GET", "/v1/metrics", nil)
+	h := st.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+	}
 }

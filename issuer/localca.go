@@ -4,7 +4,9 @@
 // PKCS#10 request over the WebSocket). For demos, tests and offline stations,
 // LocalCA is a small certificate authority kept in a directory: it signs
 // every request it is given, with the subject of the request, for a year.
-// It is a test CA — nothing here checks who asked.
+// It is a test CA — nothing here checks who asked. It also answers
+// key-archival requests (Archiver): it makes the key itself and returns it
+// with its certificate as a PKCS#12.
 package issuer
 
 import (
@@ -15,6 +17,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -23,6 +26,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/cardwright/cardwright/secret"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // Request is one certificate request of a job.
@@ -35,12 +41,38 @@ type Request struct {
 	// Template is that application's CertTempl: the certificate template
 	// the portal issues with.
 	Template string
+	// KeyArchival marks a key-archival request (KeyArchivalRequest,
+	// spec/dsc.md): the issuer makes the key itself, archives it and
+	// answers with a PKCS#12 (Archiver.Archive). CSR is then empty.
+	KeyArchival bool
+	// Subject is, for a key-archival request, the subject the runner
+	// would have put in a PKCS#10 request (CN = the template or
+	// application label, serialNumber = CardSerialNumberField). A portal
+	// chooses the subject itself; LocalCA uses this one.
+	Subject pkix.Name
 }
 
 // Issuer turns a certificate request into a certificate (DER) and,
 // optionally, its chain.
 type Issuer interface {
 	Issue(ctx context.Context, req Request) (cert []byte, chain [][]byte, err error)
+}
+
+// Archived is the answer to a key-archival request: a DER PKCS#12 (RFC
+// 7292) holding the key the issuer made, its certificate and chain, and
+// the password that opens it. The receiver wipes Password after use.
+type Archived struct {
+	PKCS12   []byte
+	Password secret.Value
+}
+
+// Archiver is an Issuer that also answers key-archival requests: the
+// portal over the WebSocket (request with key_archival, answer with
+// pkcs12 and password) and LocalCA. Wrappers of an Issuer keep the
+// Archiver when the wrapped one is one.
+type Archiver interface {
+	Issuer
+	Archive(ctx context.Context, req Request) (Archived, error)
 }
 
 // File names inside a LocalCA directory.
@@ -194,15 +226,25 @@ func (ca *LocalCA) Issue(ctx context.Context, req Request) ([]byte, [][]byte, er
 	if err := csr.CheckSignature(); err != nil {
 		return nil, nil, fmt.Errorf("checking certificate request signature: %w", err)
 	}
+	der, err := ca.sign(csr.Subject, csr.PublicKey, csr.DNSNames, csr.EmailAddresses)
+	if err != nil {
+		return nil, nil, err
+	}
+	return der, [][]byte{ca.cert.Raw}, nil
+}
+
+// sign makes the one-year end-entity certificate of Issue for subject and
+// pub.
+func (ca *LocalCA) sign(subject pkix.Name, pub crypto.PublicKey, dns, emails []string) ([]byte, error) {
 	// 128 random bits (RFC 5280 §4.1.2.2 allows up to 20 octets): no
 	// collisions between processes sharing the CA directory.
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, nil, fmt.Errorf("choosing serial number: %w", err)
+		return nil, fmt.Errorf("choosing serial number: %w", err)
 	}
 	serial.SetBit(serial, 127, 1) // always 16 octets, positive
 	usage := x509.KeyUsageDigitalSignature
-	if _, isEC := csr.PublicKey.(*ecdsa.PublicKey); isEC {
+	if _, isEC := pub.(*ecdsa.PublicKey); isEC {
 		usage |= x509.KeyUsageKeyAgreement
 	} else {
 		usage |= x509.KeyUsageKeyEncipherment
@@ -210,17 +252,73 @@ func (ca *LocalCA) Issue(ctx context.Context, req Request) ([]byte, [][]byte, er
 	now := ca.now()
 	tmpl := &x509.Certificate{
 		SerialNumber:   serial,
-		Subject:        csr.Subject,
+		Subject:        subject,
 		NotBefore:      now.Add(-5 * time.Minute),
 		NotAfter:       now.AddDate(1, 0, 0),
 		KeyUsage:       usage,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		DNSNames:       csr.DNSNames,
-		EmailAddresses: csr.EmailAddresses,
+		DNSNames:       dns,
+		EmailAddresses: emails,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signing certificate for %q: %w", csr.Subject.String(), err)
+		return nil, fmt.Errorf("signing certificate for %q: %w", subject.String(), err)
 	}
-	return der, [][]byte{ca.cert.Raw}, nil
+	return der, nil
+}
+
+// Archive answers a key-archival request: it generates an ECDSA P-256
+// key, certifies it for req.Subject as Issue would, and returns key,
+// certificate and the CA certificate as a PKCS#12 (PBES2 with AES-256 and
+// PBKDF2, go-pkcs12's Modern encoder) under a new random password. This
+// test CA keeps no copy of the key: "archived" here means only that the
+// key left the CA inside the PKCS#12.
+func (ca *LocalCA) Archive(ctx context.Context, req Request) (Archived, error) {
+	if err := ctx.Err(); err != nil {
+		return Archived{}, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Archived{}, fmt.Errorf("generating the archived key: %w", err)
+	}
+	subject := req.Subject
+	if subject.CommonName == "" {
+		subject.CommonName = req.Template
+	}
+	if subject.CommonName == "" {
+		subject.CommonName = "Application_" + req.Application
+	}
+	der, err := ca.sign(subject, key.Public(), nil, nil)
+	if err != nil {
+		return Archived{}, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return Archived{}, fmt.Errorf("parsing the archived key's certificate: %w", err)
+	}
+	pw, err := newPassword()
+	if err != nil {
+		return Archived{}, err
+	}
+	p12, err := pkcs12.Modern.Encode(key, cert, []*x509.Certificate{ca.cert}, pw.Reveal())
+	if err != nil {
+		pw.Wipe()
+		return Archived{}, fmt.Errorf("encoding the PKCS#12: %w", err)
+	}
+	return Archived{PKCS12: p12, Password: pw}, nil
+}
+
+// newPassword is a random PKCS#12 password: 18 random bytes, base64url
+// (24 characters, 144 bits).
+func newPassword() (secret.Value, error) {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return secret.Value{}, fmt.Errorf("choosing a PKCS#12 password: %w", err)
+	}
+	out := make([]byte, base64.RawURLEncoding.EncodedLen(len(b)))
+	base64.RawURLEncoding.Encode(out, b[:])
+	clear(b[:])
+	v := secret.FromBytes(out)
+	clear(out)
+	return v, nil
 }

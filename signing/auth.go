@@ -180,7 +180,7 @@ func Authenticate(ctx context.Context, store Store, p prompt.Prompter, req AuthR
 	}
 	h := alg.Hash().New()
 	h.Write(SignedValue(alg, origin, req.Nonce))
-	label := "PIN"
+	label := c.Token.secretLabel()
 	sig, err := signDigest(ctx, store, p, c, pinRequest(prompt.SignIn, label, origin, c), alg, h.Sum(nil))
 	if err != nil {
 		return nil, err

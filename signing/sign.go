@@ -87,7 +87,7 @@ func Sign(ctx context.Context, store Store, p prompt.Prompter, req Request) (*Re
 	}
 	// The dialog names the origin, the token and the certificate's
 	// subject itself (prompt.Request).
-	label := "PIN"
+	label := c.Token.secretLabel()
 	sig, err := signDigest(ctx, store, p, c, pinRequest(prompt.Sign, label, req.Origin, c), alg, digest)
 	if err != nil {
 		return nil, err

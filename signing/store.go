@@ -22,6 +22,15 @@ type TokenInfo struct {
 	Type        string // token.type: certfilter.TokenSmartCard, certfilter.TokenSoftware
 	UserID      string // token.userid, where known
 	ProfileType string // token.profiletype, where known
+	Secret      string // what unlocks the key, as the dialog names it: "" is "PIN" (a soft token's is "passphrase")
+}
+
+// secretLabel is what the dialog asks for to unlock t's keys.
+func (t TokenInfo) secretLabel() string {
+	if t.Secret == "" {
+		return "PIN"
+	}
+	return t.Secret
 }
 
 // Candidate is a certificate on a token that may be used to sign, with the

@@ -130,6 +130,9 @@ type Deps struct {
 	Observers []JobObserver
 	// Metrics, if set, serves GET /v1/metrics (metrics.go); nil: 404.
 	Metrics http.Handler
+	// SelfTest, if set, answers GET /v1/health?full=1 (health.go); nil:
+	// full=1 answers 501.
+	SelfTest SelfTest
 }
 
 // Server is the agent's HTTP and WebSocket front.
@@ -155,6 +158,7 @@ type Server struct {
 
 	xml   cardJobs
 	state stateHub
+	full  fullHealth // GET /v1/health?full=1 (health.go)
 
 	nconns    atomic.Int64
 	closing   atomic.Bool
@@ -464,11 +468,16 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		running += ss.running()
 	}
 	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
+	plain := map[string]any{
 		"status": "ok", "agent": "cardwright/" + s.cfg.Version, "protocol": []int{1},
 		"connections": s.nconns.Load(), "jobs": running,
-	})
+	}
+	if r.URL.Query().Get("full") == "1" {
+		s.serveFullHealth(w, r, plain) // health.go
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(plain)
 }
 
 func randomToken(n int) string {

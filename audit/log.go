@@ -192,9 +192,7 @@ func (l *Log) Append(rec *Record) error {
 		}
 	}
 	r := *rec
-	r.Seq, r.Prev, r.Hash = l.seq+1, l.hash, ""
-	sanitize(&r)
-	line, err := encode(&l.buf, &r)
+	line, err := seal(&l.buf, &r, l.seq+1, l.hash)
 	if err != nil {
 		return fmt.Errorf("encoding the audit record: %w", err)
 	}
@@ -260,24 +258,32 @@ func (l *Log) Close() error {
 	return err
 }
 
-// encode sets r.Hash and returns r's line (into buf): the hash is the hex
-// SHA-256 of the record's JSON without it; the line is the JSON with it.
-// Verify accepts only lines exactly so encoded.
+// encode sets r.Hash and returns r's line (in buf): the hash is the hex
+// SHA-256 of the record's JSON without it; the line is that JSON with the
+// hash as its last member, which is how encoding/json writes it (Hash is
+// the last field). Verify accepts only lines exactly so encoded.
 func encode(buf *bytes.Buffer, r *Record) ([]byte, error) {
 	r.Hash = ""
 	buf.Reset()
-	enc := json.NewEncoder(buf)
-	if err := enc.Encode(r); err != nil {
+	if err := json.NewEncoder(buf).Encode(r); err != nil {
 		return nil, err
 	}
-	body := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+	body := buf.Bytes()
+	body = body[:len(body)-1] // the Encoder's newline
 	sum := sha256.Sum256(body)
 	r.Hash = hex.EncodeToString(sum[:])
-	buf.Reset()
-	if err := enc.Encode(r); err != nil {
-		return nil, err
-	}
+	buf.Truncate(len(body) - 1) // before the closing brace
+	buf.WriteString(`,"hash":"`)
+	buf.WriteString(r.Hash)
+	buf.WriteString("\"}\n")
 	return buf.Bytes(), nil
+}
+
+// seal makes r the record after prev (seq, hash) and returns its line.
+func seal(buf *bytes.Buffer, r *Record, seq uint64, prev string) ([]byte, error) {
+	r.Seq, r.Prev = seq, prev
+	sanitize(r)
+	return encode(buf, r)
 }
 
 // sanitize makes every string valid UTF-8, so that the line decodes to the

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -192,6 +193,50 @@ func (s *Stack) StartCardNoWait(t testing.TB, reader string) {
 func (s *Stack) RestartPCSCD(t testing.TB) {
 	t.Helper()
 	s.script(t, "pcscd-restart")
+}
+
+// StopPCSCD stops pcscd (SIGTERM to its PID, waiting until it has gone),
+// for tests of what a program does without the PC/SC service. When the
+// test ends pcscd is started again with its readers and cards (as
+// RestartPCSCD does), whether the test passed or not.
+func (s *Stack) StopPCSCD(t testing.TB) {
+	t.Helper()
+	pid, err := strconv.Atoi(s.Get(t, "PID_PCSCD"))
+	if err != nil || pid <= 1 {
+		t.Fatalf("stack.env: PID_PCSCD %q is not a process id", s.Env["PID_PCSCD"])
+	}
+	t.Cleanup(func() {
+		if out, err := s.run("pcscd-restart"); err != nil {
+			t.Errorf("starting pcscd again: scripts/teststack pcscd-restart: %v\n%s", err, out)
+		}
+	})
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stopping pcscd (PID %d): %v", pid, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if !alive(pid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pcscd (PID %d) still runs 5 s after SIGTERM", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid runs (a zombie, which this sandbox may keep
+// for a while, does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	st := string(b)
+	if i := strings.LastIndexByte(st, ')'); i >= 0 && i+2 < len(st) {
+		return st[i+2] != 'Z'
+	}
+	return true
 }
 
 func (s *Stack) script(t testing.TB, args ...string) {

@@ -1213,25 +1213,34 @@ func (j *job) appFunc(ps *dsc.ApplicationStep) (func(context.Context, *Session) 
 		}
 	case dsc.AppWriteP12:
 		if app.P12Password != nil && app.P12Password.Prompt == nil {
-			key, cert, _, err := pkcs12.DecodeChain(app.P12, app.P12Password.Value.Reveal())
-			if err != nil {
-				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the Certificate field is not a PKCS#12 that opens with P12PASSWORD", app.ID)
-			}
-			if err := p12Pair(key, cert); err != nil {
-				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the PKCS#12's certificate %v", app.ID, err)
+			if _, err := openP12(app.P12, app.P12Password.Value); err != nil {
+				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the PKCS#12 of the Certificate field %v", app.ID, err)
 			}
 		}
 	case dsc.AppWriteCertKeyList:
-		if app.CertKeyListMode == "p12" {
-			return nil, j.vfail(api.CodeNotSupported, ps.Key, ps.Pos, "Application_%s: CertKeyList of PKCS#12s is not supported yet", app.ID)
-		}
 		for i, der := range app.CertKeyList {
+			if app.CertKeyListMode == "p12" {
+				if app.P12Password != nil && app.P12Password.Prompt != nil {
+					break // opened once the password is entered, before the first is written
+				}
+				if _, err := openP12(der, p12Password(app)); err != nil {
+					return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: the PKCS#12 of CertKeyList item %d %v", app.ID, i+1, err)
+				}
+				continue
+			}
 			if _, err := x509.ParseCertificate(der); err != nil {
 				return nil, j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "Application_%s: CertKeyList item %d is not a DER certificate", app.ID, i+1)
 			}
 		}
 	case dsc.AppKeyArchival:
-		return nil, j.vfail(api.CodeNotSupported, ps.Key, ps.Pos, "Application_%s: KeyArchivalRequest without a PKCS#12 in the job needs the portal's key archival, which this runner does not offer yet", app.ID)
+		// KeyArchivalRequest without a PKCS#12 in the job: the issuer makes
+		// the key and answers with a PKCS#12 mid-job.
+		if j.deps.Issuer == nil {
+			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "Application_%s needs a certificate issuer that archives keys (KeyArchivalRequest) and none is connected", app.ID)
+		}
+		if _, ok := j.deps.Issuer.(issuer.Archiver); !ok {
+			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "Application_%s: KeyArchivalRequest needs a PKCS#12 from the certificate issuer, and the connected issuer cannot archive keys", app.ID)
+		}
 	default:
 		return nil, j.vfail(api.CodeInternal, ps.Key, ps.Pos, "Application_%s: action %v", app.ID, app.Action)
 	}
@@ -1296,17 +1305,17 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if err := s.BeforeWrite(); err != nil {
 			return err
 		}
-		key, cert, _, err := pkcs12.DecodeChain(app.P12, pw.Reveal())
+		cert, err := openP12(app.P12, pw)
 		if err != nil {
-			return fail(api.CodeInvalidField, err, "opening the PKCS#12 of Application_%s", app.ID)
+			return fail(api.CodeInvalidField, nil, "Application_%s: the PKCS#12 of the Certificate field %v; nothing was written", app.ID, err)
 		}
-		if err := p12Pair(key, cert); err != nil {
-			return fail(api.CodeInvalidField, nil, "Application_%s: the PKCS#12's certificate %v; nothing was written", app.ID, err)
-		}
-		if err := t.ImportPKCS12(app.P12, pw, label, keyID(cert)); err != nil {
-			return fmt.Errorf("storing the PKCS#12: %w", err)
-		}
+		return storeP12(t, app.P12, pw, label, cert)
+	case dsc.AppKeyArchival:
+		return j.archive(ctx, s, t, app, label)
 	case dsc.AppWriteCertKeyList:
+		if app.CertKeyListMode == "p12" {
+			return j.writeP12List(ctx, s, t, app)
+		}
 		var serials []string
 		for _, der := range app.CertKeyList {
 			cert, _ := x509.ParseCertificate(der)
@@ -1318,6 +1327,113 @@ func (j *job) application(ctx context.Context, s *Session, app *dsc.AppStep) err
 		if app.ReturnField != "" {
 			j.output(s, app.ReturnField, strings.Join(serials, ","))
 		}
+	}
+	return nil
+}
+
+// openP12 opens a DER PKCS#12 with its password and checks that its
+// certificate is for its private key; it returns the certificate. Its
+// errors complete a sentence about the PKCS#12 and never hold the
+// password.
+func openP12(der []byte, pw secret.Value) (*x509.Certificate, error) {
+	key, cert, _, err := pkcs12.DecodeChain(der, pw.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("does not open with its password: %w", err)
+	}
+	if err := p12Pair(key, cert); err != nil {
+		return nil, fmt.Errorf("holds a certificate that %w", err)
+	}
+	return cert, nil
+}
+
+// storeP12 writes an opened PKCS#12 (key, certificate, chain) under its
+// certificate key's CKA_ID: the one path of WriteP12Data, key archival
+// and CertKeyList of PKCS#12s.
+func storeP12(t Token, der []byte, pw secret.Value, label string, cert *x509.Certificate) error {
+	if err := t.ImportPKCS12(der, pw, label, keyID(cert)); err != nil {
+		return fmt.Errorf("storing the PKCS#12: %w", err)
+	}
+	return nil
+}
+
+// p12Password is the password of a CertKeyList of PKCS#12s given in the
+// job: P12PASSWORD's value, empty when the description gives none.
+func p12Password(app *dsc.AppStep) secret.Value {
+	if app.P12Password == nil {
+		return secret.Value{}
+	}
+	return app.P12Password.Value
+}
+
+// archive is KeyArchivalRequest without a PKCS#12 in the job: the issuer
+// makes and archives the key and answers with a PKCS#12 and its password
+// (spec/dsc.md; the portal's request with key_archival, docs/protocol.md),
+// which is checked — it opens, its certificate is its key's — before it
+// is written. The password is wiped once the PKCS#12 is stored.
+func (j *job) archive(ctx context.Context, s *Session, t Token, app *dsc.AppStep, label string) error {
+	subj := pkix.Name{CommonName: label}
+	if app.CardSerial != "" {
+		subj.SerialNumber = app.CardSerial
+	}
+	resume := s.Hold()
+	a, err := j.deps.Issuer.(issuer.Archiver).Archive(ctx, issuer.Request{KeyArchival: true, Application: app.ID, Template: app.Template, Subject: subj})
+	resume()
+	s.Waited() // the portal (or a person behind it) took its time
+	defer a.Password.Wipe()
+	if err != nil {
+		return issueFailure(ctx, app, err)
+	}
+	if len(a.PKCS12) == 0 {
+		return fail(api.CodeIssuerError, nil, "the issuer answered the key archival of Application_%s without a PKCS#12; nothing was written", app.ID)
+	}
+	if a.Password.IsZero() {
+		return fail(api.CodeIssuerError, nil, "the issuer answered the key archival of Application_%s with a PKCS#12 but no password; nothing was written", app.ID)
+	}
+	cert, err := openP12(a.PKCS12, a.Password)
+	if err != nil {
+		return fail(api.CodeIssuerError, nil, "the PKCS#12 the issuer answered for Application_%s %v; nothing was written", app.ID, err)
+	}
+	if err := s.BeforeWrite(); err != nil {
+		return err
+	}
+	return storeP12(t, a.PKCS12, a.Password, label, cert)
+}
+
+// writeP12List writes a CertKeyList of PKCS#12s: every item is opened
+// with the P12PASSWORD and checked before the first is written, then each
+// is stored with its certificate's subject CN as label; the return field
+// gets the certificates' serial numbers (hex, comma-separated) of the
+// items written, also when a later one fails.
+func (j *job) writeP12List(ctx context.Context, s *Session, t Token, app *dsc.AppStep) error {
+	pw := p12Password(app)
+	if app.P12Password != nil && app.P12Password.Prompt != nil {
+		var err error
+		if pw, err = j.value(ctx, s, app.P12Password, prompt.OpOther, "PKCS#12 password"); err != nil {
+			return err
+		}
+		if err := s.BeforeWrite(); err != nil {
+			return err
+		}
+	}
+	certs := make([]*x509.Certificate, len(app.CertKeyList))
+	for i, der := range app.CertKeyList {
+		cert, err := openP12(der, pw)
+		if err != nil {
+			return fail(api.CodeInvalidField, nil, "Application_%s: the PKCS#12 of CertKeyList item %d %v; nothing was written", app.ID, i+1, err)
+		}
+		certs[i] = cert
+	}
+	var serials []string
+	defer func() {
+		if app.ReturnField != "" {
+			j.output(s, app.ReturnField, strings.Join(serials, ","))
+		}
+	}()
+	for i, der := range app.CertKeyList {
+		if err := storeP12(t, der, pw, certs[i].Subject.CommonName, certs[i]); err != nil {
+			return fmt.Errorf("CertKeyList item %d (certificate %X): %w", i+1, certs[i].SerialNumber, err)
+		}
+		serials = append(serials, fmt.Sprintf("%X", certs[i].SerialNumber))
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func (j *job) dryStep(ps dsc.Step, run func(context.Context, *Session) error) dr
 			return j.readICCSN(ctx, s, st)
 		}}
 	case *dsc.ApplicationStep:
-		if a := ps.App.Action; a == dsc.AppGenerateKey || a == dsc.AppUseObject {
+		if a := ps.App.Action; a == dsc.AppGenerateKey || a == dsc.AppUseObject || a == dsc.AppKeyArchival {
 			return dryStep{note: noteTokenIssuer}
 		}
 	}

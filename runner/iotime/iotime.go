@@ -80,8 +80,24 @@ func (c *Clock) IssuerTime(start time.Time) {
 	}
 }
 
-// Issuer returns iss with its time counted on c.
-func Issuer(iss issuer.Issuer, c *Clock) issuer.Issuer { return timedIssuer{iss, c} }
+// Issuer returns iss with its time counted on c; an issuer.Archiver stays
+// one (key-archival answers are counted too).
+func Issuer(iss issuer.Issuer, c *Clock) issuer.Issuer {
+	if a, ok := iss.(issuer.Archiver); ok {
+		return timedArchiver{timedIssuer{iss, c}, a}
+	}
+	return timedIssuer{iss, c}
+}
+
+type timedArchiver struct {
+	timedIssuer
+	a issuer.Archiver
+}
+
+func (t timedArchiver) Archive(ctx context.Context, req issuer.Request) (issuer.Archived, error) {
+	defer t.clock.IssuerTime(time.Now())
+	return t.a.Archive(ctx, req)
+}
 
 type timedIssuer struct {
 	iss   issuer.Issuer

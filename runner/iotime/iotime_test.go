@@ -62,3 +62,23 @@ func TestClockOnAPDU(t *testing.T) {
 		t.Errorf("totals %+v", got)
 	}
 }
+
+// TestIssuerKeepsArchiver: a LocalCA wrapped for timing still answers
+// key-archival requests; an issuer without Archive does not become one.
+func TestIssuerKeepsArchiver(t *testing.T) {
+	ca, err := issuer.OpenLocalCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := Issuer(ca, &Clock{}).(issuer.Archiver)
+	if !ok {
+		t.Fatal("the wrapped LocalCA is no issuer.Archiver")
+	}
+	got, err := a.Archive(context.Background(), issuer.Request{KeyArchival: true, Application: "B"})
+	if err != nil || len(got.PKCS12) == 0 || got.Password.IsZero() {
+		t.Fatalf("Archive: %v", err)
+	}
+	if _, ok := Issuer(slowIssuer{}, nil).(issuer.Archiver); ok {
+		t.Error("an issuer without Archive became an Archiver")
+	}
+}

@@ -25,7 +25,9 @@ import (
 	"github.com/cardwright/cardwright/config"
 	"github.com/cardwright/cardwright/gui/link"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/metrics"
 	"github.com/cardwright/cardwright/prompt"
+	"github.com/cardwright/cardwright/runner/iotime"
 	"github.com/cardwright/cardwright/web"
 )
 
@@ -175,8 +177,14 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 
 	var (
 		run     agent.Runner
-		readers agent.ReaderSource
+		readers agent.ReaderSource // set below, before the agent serves
 	)
+	// The station's metrics, GET /v1/metrics (spec/station.md "Observability").
+	stats := metrics.New(metrics.Options{Backlog: journal.Backlog, Readers: func(ctx context.Context) (int, error) {
+		l, err := readers.Readers(ctx)
+		return len(l), err
+	}})
+	clock := &iotime.Clock{OnAPDU: stats.APDU}
 	switch {
 	case f.fake:
 		log.Warn("running with the fake runner: no card is touched")
@@ -188,7 +196,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 			return err
 		}
 		defer book.Save()
-		r, rs, closer, err := newServeRunner(cfg, f.prompter(), book) // wire.go
+		r, rs, closer, err := newServeRunner(cfg, f.prompter(), book, clock) // wire.go
 		if err != nil {
 			return fmt.Errorf("starting the job runner: %w", err)
 		}
@@ -209,6 +217,8 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		certs = newCertService(cfg, p, log)
 	}
 	deps := agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs}
+	deps.Observers = append(deps.Observers, stats)
+	deps.Metrics = stats.Handler()
 	if f.desk != nil {
 		deps.Approver = f.desk // pairing needs the local user (spec/gui.md property 4)
 		deps.Raiser = f.desk   // cardwright open brings the app forward

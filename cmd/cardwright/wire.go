@@ -67,10 +67,11 @@ func newRunner(cfg *config.Config, readers runner.Readers, prompter prompt.Promp
 // the runner over PC/SC and the configured PKCS#11 modules, with prompter
 // for local dialogs (nil: headless, as serve is), and the readers with
 // their events. One runner (one Engine) serves every job, so the
-// per-reader busy policy holds across connections.
-func newServeRunner(cfg *config.Config, prompter prompt.Prompter, pace runner.Pace) (agent.Runner, agent.ReaderSource, io.Closer, error) {
-	readers := pcscreaders.New(nil)
-	r, err := newRunner(cfg, readers, prompter, nil)
+// per-reader busy policy holds across connections. clock (may be nil)
+// times the card and token I/O (the station's APDU metrics).
+func newServeRunner(cfg *config.Config, prompter prompt.Prompter, pace runner.Pace, clock *iotime.Clock) (agent.Runner, agent.ReaderSource, io.Closer, error) {
+	readers := pcscreaders.New(clock)
+	r, err := newRunner(cfg, readers, prompter, clock)
 	if err != nil {
 		return nil, nil, nil, err
 	}

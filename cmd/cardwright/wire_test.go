@@ -117,13 +117,13 @@ func TestNewServeRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, closer, err := newServeRunner(cfg, nil, nil)
+	_, _, closer, err := newServeRunner(cfg, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	closer.Close()
 	cfg.PINEncryptionCert = "/nonexistent.pem"
-	if _, _, _, err := newServeRunner(cfg, nil, nil); err == nil {
+	if _, _, _, err := newServeRunner(cfg, nil, nil, nil); err == nil {
 		t.Error("a missing PIN-encryption certificate was accepted")
 	}
 }

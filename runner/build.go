@@ -120,6 +120,8 @@ type job struct {
 	profiled bool          // a card profile ran in this job
 	secret   map[string]bool
 	rules    map[*dsc.Credential][]PINRule // length rules a value must meet before anything is erased
+
+	chipSerial bool // useChipSerialAsIccsn: the chip's serial is the ICCSN, not a CMS serial
 }
 
 // Build validates a plan against the runner's dependencies (module
@@ -173,10 +175,12 @@ func Build(plan *dsc.Plan, deps Deps) (Selection, []Step, error) {
 		switch ps := ps.(type) {
 		case *dsc.SelectCardStep:
 			sel.ICCSN, sel.WithATR = ps.Select.ICCSN, ps.Select.WithATR
+			j.selectBy(&sel, ps.Select.UseChipSerial)
 			continue
 		case *dsc.RetrieveTokensStep:
 			sel.AllCards = true
 			sel.WithATR = ps.Retrieve.WithATR
+			j.selectBy(&sel, ps.Retrieve.UseChipSerial)
 			continue
 		}
 		run, err := j.stepFunc(ps)
@@ -449,6 +453,11 @@ func (j *job) stepFunc(ps dsc.Step) (func(context.Context, *Session) error, erro
 		return func(ctx context.Context, s *Session) error { return j.initToken(ctx, s, label) }, nil
 	case *dsc.WriteSerialStep:
 		st := &ps.Serial
+		if _, err := parseCMSSerial([]byte(st.Serial)); err != nil {
+			f := j.vfail(api.CodeInvalidField, ps.Key, ps.Pos, "CMSCardSerialNumber: the value of field %s cannot serve as an ICCSN", st.Field)
+			f.Err = err
+			return nil, f
+		}
 		return func(ctx context.Context, s *Session) error { return j.writeSerial(ctx, s, st) }, nil
 	case *dsc.SetPINStep:
 		st := &ps.PIN
@@ -465,7 +474,7 @@ func (j *job) stepFunc(ps dsc.Step) (func(context.Context, *Session) error, erro
 		return j.blockCard, nil
 	case *dsc.ReadICCSNStep:
 		st := &ps.Finalize
-		return func(ctx context.Context, s *Session) error { return j.readICCSN(ctx, s, st) }, nil
+		return func(ctx context.Context, s *Session) error { return j.readICCSN(ctx, s, st, true) }, nil
 	case *dsc.ReadEncryptedPINsStep:
 		if len(j.deps.PINKeys) == 0 {
 			return nil, j.vfail(api.CodeConfig, ps.Key, ps.Pos, "reading encrypted PINs needs a decryption key ([pins] decrypt_p12) and none is configured")
@@ -1073,10 +1082,6 @@ func (j *job) initToken(ctx context.Context, s *Session, label string) error {
 	return j.setupToken(ctx, s, t, label)
 }
 
-// CMSSerialLabel is the label of the CKO_DATA object that holds the
-// CMSCardSerialNumber on the token.
-const CMSSerialLabel = "CMSCardSerialNumber"
-
 func (j *job) writeSerial(ctx context.Context, s *Session, st *dsc.SerialStep) error {
 	want := dsc.LoginUser
 	if j.plan.Credentials.PIN == nil {
@@ -1598,8 +1603,38 @@ func (j *job) blockCard(ctx context.Context, s *Session) error {
 	return fail(api.CodeNotSupported, nil, "blocking the PIN: the token does not block it after 32 wrong PINs")
 }
 
-func (j *job) readICCSN(ctx context.Context, s *Session, st *dsc.FinalizeStep) error {
+// selectBy sets how the job identifies cards: by the CMS serial their
+// token carries (read through the job's module, when it names one), unless
+// useChipSerialAsIccsn.
+func (j *job) selectBy(sel *Selection, chipSerial bool) {
+	j.chipSerial, sel.ChipSerial = chipSerial, chipSerial
+	if chipSerial || j.module == "" || j.deps.Tokens == nil {
+		return
+	}
+	tokens, module := j.deps.Tokens, j.module
+	sel.CMSSerial = func(ctx context.Context, reader string) (string, bool, error) {
+		return readCMSSerial(ctx, tokens, module, reader)
+	}
+}
+
+// readICCSN reports the ICCSN (step 9): the CMS serial the job wrote, else
+// the one the card's token carries (with token true; a dry run reads no
+// token), unless useChipSerialAsIccsn; else the chip's serial, or the
+// token's serial for a card without one.
+func (j *job) readICCSN(ctx context.Context, s *Session, st *dsc.FinalizeStep, token bool) error {
 	v := st.CMSSerial
+	if v == "" && token && !j.chipSerial && j.module != "" {
+		t, err := j.token(ctx, s, LocationDefault)
+		switch {
+		case errors.Is(err, ErrTokenNotFound):
+		case err != nil:
+			return err
+		default:
+			if v, _, err = cmsSerialOf(t); err != nil {
+				return err
+			}
+		}
+	}
 	if v == "" {
 		serial := s.Serial
 		if len(serial) == 0 && j.module != "" {

@@ -569,6 +569,7 @@ func TestApplicationsAndFinalization(t *testing.T) {
 	p.Steps = append(p.Steps[:3], append([]dsc.Step{ws}, p.Steps[3:]...)...)
 	p.Steps = append(p.Steps, sc)
 	p.Steps[len(p.Steps)-3].(*dsc.ReadICCSNStep).Finalize.WithATR = true
+	p.Steps[0].(*dsc.SelectCardStep).Select.UseChipSerial = true // the chip's serial, not CMS-42
 	res := r.run(t, p, r.deps(), "R0")
 	if res.Err != nil {
 		t.Fatalf("job: %+v", res.Err)

@@ -85,7 +85,7 @@ func (j *job) dryStep(ps dsc.Step, run func(context.Context, *Session) error) dr
 			if st.CMSSerial == "" && len(s.Serial) == 0 && j.module != "" {
 				return notRun("the card has no serial (GET DATA 5A) and the PKCS#11 token's serial is not read in a dry run")
 			}
-			return j.readICCSN(ctx, s, st)
+			return j.readICCSN(ctx, s, st, false)
 		}}
 	case *dsc.ApplicationStep:
 		if a := ps.App.Action; a == dsc.AppGenerateKey || a == dsc.AppUseObject || a == dsc.AppKeyArchival {

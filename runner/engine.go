@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -210,7 +211,7 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 		return failWith(classify("select", err))
 	}
 	selStart := time.Now()
-	reader, err := choose(ctx, e.Readers, sel)
+	reader, err := e.choose(ctx, sel)
 	if err != nil {
 		return failWith(classify("select", err))
 	}
@@ -348,8 +349,9 @@ func (e *Engine) runStep(ctx context.Context, s *Session, st Step, model string,
 
 // Retrieve lists the ICCSNs of all present cards (not skipped, not busy
 // with another job) into field, comma-separated and sorted by reader
-// (RetrieveAllTokens); nothing else runs. A card that cannot be read is
-// left out.
+// (RetrieveAllTokens); nothing else runs. A card's ICCSN is as selection
+// sees it (cardID): its CMS serial unless sel.ChipSerial, else its chip
+// serial. A card that cannot be read is left out.
 func (e *Engine) Retrieve(ctx context.Context, sel Selection, field string) Result {
 	res := Result{Fields: map[string]string{}, Secrets: map[string]secret.Value{}}
 	if sel.Reader != "" && sel.Skip != nil && sel.Skip(sel.Reader) {
@@ -361,6 +363,7 @@ func (e *Engine) Retrieve(ctx context.Context, sel Selection, field string) Resu
 		res.Err = classify("retrieve", err).JobError()
 		return res
 	}
+	sort.Slice(list, func(a, b int) bool { return list[a].Name < list[b].Name })
 	var ids []string
 	for _, r := range list {
 		if err := ctx.Err(); err != nil {
@@ -373,13 +376,8 @@ func (e *Engine) Retrieve(ctx context.Context, sel Selection, field string) Resu
 		if !e.locks.tryLock(r.Name) {
 			continue
 		}
-		c, err := e.Readers.Connect(ctx, r.Name)
-		if err == nil {
-			var s []byte
-			if s, err = c.Serial(); err == nil && len(s) > 0 {
-				ids = append(ids, identity(s, c.ATR(), sel.WithATR))
-			}
-			c.Close()
+		if id, err := cardID(ctx, e.Readers, r.Name, sel); err == nil {
+			ids = append(ids, id)
 		}
 		e.locks.unlock(r.Name)
 	}

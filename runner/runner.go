@@ -159,24 +159,72 @@ func (l *lockSet) unlock(reader string) {
 
 // Selection says how to choose the card.
 type Selection struct {
-	Reader   string // explicit reader; wins over everything else
-	ICCSN    string // encode only the card with this ICCSN (SelectCriteriaIccsn)
-	WithATR  bool   // ICCSNs compare as ICCSN-ATRHEX (UseICCSNwithATR)
-	Skip     func(reader string) bool
-	AllCards bool // RetrieveAllTokens: no choice needed
+	Reader  string // explicit reader; wins over everything else
+	ICCSN   string // encode only the card with this ICCSN (SelectCriteriaIccsn)
+	WithATR bool   // ICCSNs compare as ICCSN-ATRHEX (UseICCSNwithATR)
+	// ChipSerial: the chip's serial is the ICCSN even of a card that carries
+	// a CMS serial (useChipSerialAsIccsn).
+	ChipSerial bool
+	// CMSSerial, if set and ChipSerial is not, reads the CMS serial the
+	// card in reader carries (CMSCardSerialNumber written by an earlier
+	// job); ok is false when it carries none. It is that card's ICCSN for
+	// SelectCriteriaIccsn and RetrieveAllTokens (docs/dsc.md, "Card
+	// selection and identity"). Build sets it when the job names a PKCS#11
+	// module; it logs in to nothing, writes nothing and shows no dialog.
+	CMSSerial func(ctx context.Context, reader string) (serial string, ok bool, err error)
+	Skip      func(reader string) bool
+	AllCards  bool // RetrieveAllTokens: no choice needed
 }
 
 // identity is the ICCSN as the job compares it.
 func identity(serial, atr []byte, withATR bool) string {
-	s := strings.ToUpper(fmt.Sprintf("%X", serial))
+	return withSuffix(strings.ToUpper(fmt.Sprintf("%X", serial)), atr, withATR)
+}
+
+// withSuffix appends "-ATRHEX" to id with UseICCSNwithATR.
+func withSuffix(id string, atr []byte, withATR bool) string {
 	if withATR {
-		s += "-" + strings.ToUpper(fmt.Sprintf("%X", atr))
+		id += "-" + strings.ToUpper(fmt.Sprintf("%X", atr))
 	}
-	return s
+	return id
+}
+
+// cardID reads the ICCSN of the card in reader as selection and
+// RetrieveAllTokens see it: its CMS serial, else (none written, or
+// ChipSerial) the chip's GET DATA serial; "-ATRHEX" with WithATR. The
+// caller holds the reader's lock; the card is not held in a transaction
+// and nothing is written.
+func cardID(ctx context.Context, rd Readers, reader string, sel Selection) (string, error) {
+	c, err := rd.Connect(ctx, reader)
+	if err != nil {
+		return "", err
+	}
+	serial, err := c.Serial()
+	atr := c.ATR()
+	c.Close()
+	if sel.CMSSerial != nil && !sel.ChipSerial {
+		// After the PC/SC connection is closed: the module may talk to
+		// the card itself.
+		cms, ok, cerr := sel.CMSSerial(ctx, reader)
+		if cerr != nil {
+			return "", cerr
+		}
+		if ok {
+			return withSuffix(cms, atr, sel.WithATR), nil
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(serial) == 0 {
+		return "", errors.New("the card has no serial number (GET DATA 5A)")
+	}
+	return identity(serial, atr, sel.WithATR), nil
 }
 
 // choose picks the reader for a job (step 2 of the order of a job).
-func choose(ctx context.Context, rd Readers, sel Selection) (string, error) {
+func (e *Engine) choose(ctx context.Context, sel Selection) (string, error) {
+	rd := e.Readers
 	list, err := rd.List(ctx)
 	if err != nil {
 		return "", fail(api.CodeReaderUnavailable, err, "listing readers")
@@ -209,25 +257,55 @@ func choose(ctx context.Context, rd Readers, sel Selection) (string, error) {
 		return "", fail(api.CodeNoCard, nil, "no card present")
 	}
 	if sel.ICCSN != "" {
-		want := strings.ToUpper(sel.ICCSN)
-		for _, name := range cands {
-			c, err := rd.Connect(ctx, name)
-			if err != nil {
-				continue
-			}
-			s, err := c.Serial()
-			atr := c.ATR()
-			c.Close()
-			if err == nil && identity(s, atr, sel.WithATR) == want {
-				return name, nil
-			}
-		}
-		return "", fail(api.CodeCardNotFound, nil, "no card with ICCSN %s", sel.ICCSN)
+		return e.chooseByICCSN(ctx, sel, cands)
 	}
 	if len(cands) > 1 {
 		return "", fail(api.CodeCardAmbiguous, nil, "%d cards present (%s); name a reader", len(cands), strings.Join(cands, ", "))
 	}
 	return cands[0], nil
+}
+
+// chooseByICCSN picks the one card among cands whose ICCSN (cardID) is
+// sel.ICCSN, compared without regard to case. A reader busy with another
+// job is not read (its card is the other job's); when no free card
+// matches and one was busy, the job ends with busy so the portal tries
+// again. Two matching cards end it with card_ambiguous: encoding either
+// could be the wrong one.
+func (e *Engine) chooseByICCSN(ctx context.Context, sel Selection, cands []string) (string, error) {
+	var found, busy, unread []string
+	for _, name := range cands {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		if !e.locks.tryLock(name) {
+			busy = append(busy, name)
+			continue
+		}
+		id, err := cardID(ctx, e.Readers, name, sel)
+		e.locks.unlock(name)
+		switch {
+		case err != nil:
+			unread = append(unread, fmt.Sprintf("%s: %v", name, err))
+		case strings.EqualFold(id, sel.ICCSN):
+			found = append(found, name)
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) > 1:
+		return "", fail(api.CodeCardAmbiguous, nil, "%d cards have ICCSN %s (%s); name a reader", len(found), sel.ICCSN, strings.Join(found, ", "))
+	case len(busy) > 0:
+		return "", fail(api.CodeBusy, nil, "no free card has ICCSN %s; reader %s is running another job", sel.ICCSN, strings.Join(busy, ", "))
+	}
+	msg := fmt.Sprintf("no card with ICCSN %s", sel.ICCSN)
+	if sel.CMSSerial != nil && !sel.ChipSerial {
+		msg += " (a card that carries a CMS serial is matched by it, not by its chip serial, unless useChipSerialAsIccsn)"
+	}
+	if len(unread) > 0 {
+		msg += "; not read: " + strings.Join(unread, "; ")
+	}
+	return "", fail(api.CodeCardNotFound, nil, "%s", msg)
 }
 
 // skipped is the failure of a job that names a reader the skip list excludes.

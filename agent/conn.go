@@ -308,6 +308,7 @@ func init() {
 		api.TypeCertificates: {fn: (*conn).onCertService, needSession: true, needPaired: true},
 		api.TypeSign:         {fn: (*conn).onCertService, needSession: true, needPaired: true},
 		api.TypeAuthenticate: {fn: (*conn).onCertService, needSession: true, needPaired: true},
+		api.TypeSoftToken:    {fn: (*conn).onSoftToken, needSession: true, needPaired: true},
 	}
 }
 

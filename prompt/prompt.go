@@ -33,6 +33,10 @@ const (
 	Pad         Kind = "FROM_PROTECTED_AUTHENTICATION_PATH"
 	Sign        Kind = "SIGN_PIN"         // a PIN to make a signature
 	SignIn      Kind = "AUTHENTICATE_PIN" // a PIN to sign in to a site
+	// Passphrase is a delivered PKCS#12's passphrase (OpSoftToken). The
+	// dialog may also offer Request.Stores to choose where it goes
+	// (Answer.Store).
+	Passphrase Kind = "P12_PASSPHRASE"
 )
 
 // Fields is how many entry fields the dialog of k shows (0 for the pad).
@@ -60,6 +64,7 @@ const (
 	OpUnblock    Operation = "unblock"    // unblock a PIN with the PUK or SO PIN
 	OpSign       Operation = "sign"       // make a signature
 	OpSignIn     Operation = "sign_in"    // sign in to a site
+	OpSoftToken  Operation = "soft_token" // store a soft token a page delivered
 	OpOther      Operation = ""           // anything else
 )
 
@@ -76,14 +81,27 @@ type Request struct {
 	TriesLeft int    // tries before the PIN blocks; 0 unknown
 	MinLen    int    // length rules (bytes) from the card profile or token; 0 none
 	MaxLen    int
+	// Stores, for Passphrase: the stores the user may choose from (ids
+	// with what the dialog shows), the first preselected; empty: the page
+	// chose.
+	Stores []Choice
+	// Retry says the previous answer was wrong (the dialog says so).
+	Retry bool
+}
+
+// Choice is one option of a dialog's list: an id and what it shows.
+type Choice struct {
+	ID, Text string
 }
 
 // Answer is what the user typed. For OneField, Sign and SignIn only PIN is
 // set; for TwoFields PIN is the new PIN (the dialog checked both entries
-// match); for ThreeFields Current is the current PIN too.
+// match); for ThreeFields Current is the current PIN too. For Passphrase
+// PIN is the passphrase.
 type Answer struct {
 	PIN     secret.Value
 	Current secret.Value
+	Store   string // for Passphrase with Stores: the chosen Choice.ID
 }
 
 // Wipe overwrites both values.

@@ -21,6 +21,7 @@ const (
 	TypeCertificates = "certificates"
 	TypeSign         = "sign"
 	TypeAuthenticate = "authenticate"
+	TypeSoftToken    = "softtoken"
 )
 
 // Message types sent by the agent to a client.
@@ -41,6 +42,7 @@ const (
 	TypeCertificateList = "certificate_list" // reply to certificates
 	TypeSignature       = "signature"        // reply to sign
 	TypeAuthentication  = "authentication"   // reply to authenticate
+	TypeSoftTokenStored = "softtoken_stored" // reply to softtoken
 )
 
 // Envelope is the part every message has: its type and the client-chosen id
@@ -366,4 +368,39 @@ type Authentication struct {
 	Algorithm   string `json:"algorithm"`
 	Signature   string `json:"signature"`
 	Certificate string `json:"certificate"`
+}
+
+// Soft-token stores (SoftToken.Store, SoftTokenStored.Store).
+const (
+	StoreAsk    = "ask"    // the local user chooses in the passphrase dialog
+	StoreAgent  = "agent"  // the agent's own encrypted soft-token store
+	StoreNSS    = "nss"    // the user's NSS database (Chromium's; Firefox profiles with Token)
+	StorePKCS11 = "pkcs11" // a token of a configured PKCS#11 module (Token: its label or serial)
+)
+
+// SoftToken delivers a PKCS#12 software token (token profile type
+// FILEP12SW) to the local user. Its passphrase is never in the message:
+// the user types it into the agent's dialog. While the dialog is open the
+// page gets prompt events (kind "passphrase") with this request's id.
+type SoftToken struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	PKCS12      string `json:"pkcs12"`                 // base64 DER (RFC 7292)
+	Label       string `json:"label,omitempty"`        // "": the certificate's subject CN
+	ProfileType string `json:"profile_type,omitempty"` // "": FILEP12SW
+	Store       string `json:"store,omitempty"`        // StoreAsk (default), StoreAgent, StoreNSS, StorePKCS11
+	Token       string `json:"token,omitempty"`        // for nss: a Firefox profile folder name; for pkcs11: the token's label or serial
+}
+
+// SoftTokenStored answers softtoken: where the key and certificate went.
+// It never holds the key or the passphrase.
+type SoftTokenStored struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	Store       string `json:"store"`
+	Token       string `json:"token"` // the agent store's token id, the NSS database folder, or the PKCS#11 token label
+	Label       string `json:"label"`
+	ProfileType string `json:"profile_type"`
+	KeyID       string `json:"key_id"`      // upper-case hex
+	Certificate string `json:"certificate"` // base64 DER
 }

@@ -1,0 +1,221 @@
+// Package softtoken delivers PKCS#12 software tokens (token profile type
+// FILEP12SW) from a portal to the local user (docs/protocol.md,
+// "softtoken"): the passphrase is typed into the agent's dialog, never into
+// the page; the key and certificate go to the store the page named or the
+// user chose (the agent's own store, the user's NSS database, a PKCS#11
+// token). A wrong passphrase stores nothing.
+package softtoken
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/prompt"
+	"github.com/cardwright/cardwright/secret"
+	"github.com/cardwright/cardwright/softstore"
+)
+
+// MaxTries is how often the dialog asks again after a wrong passphrase
+// before the request fails (a PKCS#12 has no retry counter; the limit
+// keeps a page from holding the dialog open forever).
+const MaxTries = 3
+
+// Target is one place a soft token can go.
+type Target interface {
+	// ID is the store's wire name: api.StoreAgent, api.StoreNSS,
+	// api.StorePKCS11.
+	ID() string
+	// Text names the store in the dialog.
+	Text() string
+	// Put stores the opened PKCS#12 (p12 is the file as delivered,
+	// passphrase its passphrase). token is the request's Token.
+	Put(ctx context.Context, o *softstore.Opened, p12 []byte, passphrase secret.Value, label, profileType, token string) (*Stored, error)
+}
+
+// Stored says where a token went.
+type Stored struct {
+	Token string // the store's name for where it went
+	KeyID []byte
+}
+
+// Service answers softtoken requests.
+type Service struct {
+	Targets  []Target
+	Prompter prompt.Prompter // nil: headless, every request is prompt_unavailable
+}
+
+// DeliverSoftToken runs one request (agent.SoftTokenService). notify is told api.PromptWaiting when the
+// dialog opens and api.PromptDone when it closes. Failures are
+// *api.JobError.
+func (s *Service) DeliverSoftToken(ctx context.Context, origin string, req *api.SoftToken, notify func(state string)) (*api.SoftTokenStored, error) {
+	p12, err := base64.StdEncoding.DecodeString(req.PKCS12)
+	if err != nil || len(p12) == 0 {
+		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "pkcs12", Message: "pkcs12 is not base64 of a PKCS#12 file"}
+	}
+	want := req.Store
+	if want == "" {
+		want = api.StoreAsk
+	}
+	var choices []prompt.Choice
+	var target Target
+	for _, t := range s.Targets {
+		if want == api.StoreAsk {
+			choices = append(choices, prompt.Choice{ID: t.ID(), Text: t.Text()})
+		} else if t.ID() == want {
+			target = t
+		}
+	}
+	if want != api.StoreAsk && target == nil {
+		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "store", Message: fmt.Sprintf("store %q is not offered by this agent (%s)", want, s.ids())}
+	}
+	if want == api.StoreAsk && len(choices) == 0 {
+		return nil, &api.JobError{Code: api.CodeNotSupported, Key: "store", Message: "this agent has no soft-token store"}
+	}
+	if s.Prompter == nil {
+		return nil, jobError(fmt.Errorf("asking for the passphrase: %w", prompt.ErrUnavailable))
+	}
+	label := req.Label
+	pr := prompt.Request{Kind: prompt.Passphrase, Operation: prompt.OpSoftToken, Label: "passphrase",
+		Origin: origin, Card: label, Stores: choices}
+	var (
+		opened *softstore.Opened
+		pass   secret.Value
+	)
+	defer func() { pass.Wipe() }()
+	for try := 0; ; try++ {
+		if notify != nil {
+			notify(api.PromptWaiting)
+		}
+		a, err := s.Prompter.Ask(ctx, pr)
+		if notify != nil {
+			notify(api.PromptDone)
+		}
+		if err != nil {
+			a.Wipe()
+			return nil, jobError(fmt.Errorf("asking for the passphrase: %w", err))
+		}
+		if a.PIN.IsZero() {
+			a.Wipe()
+			return nil, jobError(fmt.Errorf("asking for the passphrase: %w", prompt.ErrRefused))
+		}
+		if want == api.StoreAsk {
+			for _, t := range s.Targets {
+				if t.ID() == a.Store {
+					target = t
+				}
+			}
+			if target == nil {
+				target = s.Targets[0] // the preselected one
+			}
+		}
+		pass = a.PIN
+		a.Current.Wipe()
+		opened, err = softstore.Decode(p12, pass)
+		if err == nil {
+			break
+		}
+		pass.Wipe()
+		if !errors.Is(err, softstore.ErrWrongPassphrase) {
+			return nil, &api.JobError{Code: api.CodeInvalidField, Key: "pkcs12", Message: err.Error()}
+		}
+		if try+1 >= MaxTries {
+			return nil, &api.JobError{Code: api.CodePinIncorrect, Message: fmt.Sprintf("wrong passphrase %d times; nothing was stored", MaxTries)}
+		}
+		if want == api.StoreAsk {
+			// The choice stays as made; the dialog shows it preselected.
+			pr.Stores = reorder(choices, target.ID())
+			target = nil
+		}
+		pr.Retry = true
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, jobError(err)
+	}
+	if label == "" {
+		label = opened.Cert.Subject.CommonName
+	}
+	profile := req.ProfileType
+	if profile == "" {
+		profile = softstore.ProfileFileP12SW
+	}
+	st, err := target.Put(ctx, opened, p12, pass, label, profile, req.Token)
+	if err != nil {
+		return nil, jobError(fmt.Errorf("storing the soft token in %s: %w", target.ID(), err))
+	}
+	return &api.SoftTokenStored{Store: target.ID(), Token: st.Token, Label: label, ProfileType: profile,
+		KeyID:       strings.ToUpper(fmt.Sprintf("%x", st.KeyID)),
+		Certificate: base64.StdEncoding.EncodeToString(opened.Cert.Raw)}, nil
+}
+
+func (s *Service) ids() string {
+	var ids []string
+	for _, t := range s.Targets {
+		ids = append(ids, t.ID())
+	}
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// reorder puts the choice with id first.
+func reorder(cs []prompt.Choice, id string) []prompt.Choice {
+	out := make([]prompt.Choice, 0, len(cs))
+	for _, c := range cs {
+		if c.ID == id {
+			out = append(out, c)
+		}
+	}
+	for _, c := range cs {
+		if c.ID != id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Errors a Target reports that have a wire code of their own.
+var (
+	ErrTokenNotFound = errors.New("token not found")
+	ErrStore         = errors.New("store failed")
+)
+
+// jobError gives err a wire code.
+func jobError(err error) *api.JobError {
+	var je *api.JobError
+	code := api.CodeInternal
+	switch {
+	case errors.As(err, &je):
+		return je
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		code = api.CodeCancelled
+	case errors.Is(err, prompt.ErrUnavailable):
+		code = api.CodePromptUnavailable
+	case errors.Is(err, prompt.ErrRefused):
+		code = api.CodePromptRefused
+	case errors.Is(err, ErrTokenNotFound):
+		code = api.CodeTokenNotFound
+	case errors.Is(err, ErrStore):
+		code = api.CodeTokenError
+	}
+	return &api.JobError{Code: code, Message: err.Error()}
+}
+
+// AgentStore is the agent's own store as a Target.
+type AgentStore struct{ Store *softstore.Store }
+
+func (AgentStore) ID() string   { return api.StoreAgent }
+func (AgentStore) Text() string { return "cardwright's soft-token store" }
+
+// Put re-seals the key under the same passphrase (softstore).
+func (a AgentStore) Put(_ context.Context, o *softstore.Opened, _ []byte, pass secret.Value, label, profile, _ string) (*Stored, error) {
+	e, err := a.Store.PutOpened(o, pass, label, profile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return &Stored{Token: e.KeyIDHex(), KeyID: e.KeyID}, nil
+}

@@ -219,6 +219,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	deps := agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs}
 	deps.Observers = append(deps.Observers, stats)
 	deps.Metrics = stats.Handler()
+	deps.SelfTest = agentSelfTest(env, cfg, dir) // GET /v1/health?full=1 (selftest.go)
 	if f.desk != nil {
 		deps.Approver = f.desk // pairing needs the local user (spec/gui.md property 4)
 		deps.Raiser = f.desk   // cardwright open brings the app forward

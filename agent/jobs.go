@@ -321,16 +321,35 @@ type portalIssuer struct {
 
 // Issue implements issuer.Issuer.
 func (p portalIssuer) Issue(ctx context.Context, req issuer.Request) ([]byte, [][]byte, error) {
-	return p.s.issue(ctx, p.ss, p.jr, req)
+	a, err := p.s.issue(ctx, p.ss, p.jr, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return decodeAnswer(a, req.Application)
+}
+
+// Archive implements issuer.Archiver: a request with key_archival and no
+// csr; the portal answers with the PKCS#12 of the key it made and archived,
+// and its password (docs/protocol.md, "request → answer → ok").
+func (p portalIssuer) Archive(ctx context.Context, req issuer.Request) (issuer.Archived, error) {
+	req.KeyArchival, req.CSR = true, nil
+	a, err := p.s.issue(ctx, p.ss, p.jr, req)
+	if err != nil {
+		return issuer.Archived{}, err
+	}
+	return decodeArchived(a, req.Application)
 }
 
 // issue sends a request event to the session and waits for the answer.
-func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req issuer.Request) ([]byte, [][]byte, error) {
+func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req issuer.Request) (*api.Answer, error) {
 	jr.mu.Lock()
 	jr.nextReq++
 	rid := strconv.Itoa(jr.nextReq)
-	p := &pendingRequest{ch: make(chan *api.Answer, 1), msg: api.Request{Type: api.TypeRequest, ID: jr.reqID, Request: rid,
-		Application: req.Application, Template: req.Template, CSR: base64.StdEncoding.EncodeToString(req.CSR)}}
+	msg := api.Request{Type: api.TypeRequest, ID: jr.reqID, Request: rid, Application: req.Application, Template: req.Template, KeyArchival: req.KeyArchival}
+	if !req.KeyArchival {
+		msg.CSR = base64.StdEncoding.EncodeToString(req.CSR)
+	}
+	p := &pendingRequest{ch: make(chan *api.Answer, 1), msg: msg}
 	jr.requests[rid] = p
 	jr.mu.Unlock()
 	defer func() {
@@ -341,21 +360,49 @@ func (s *Server) issue(ctx context.Context, ss *session, jr *jobRun, req issuer.
 	ss.send(&p.msg)
 	t := time.NewTimer(s.cfg.IssueTimeout)
 	defer t.Stop()
-	var a *api.Answer
 	select {
-	case a = <-p.ch:
+	case a := <-p.ch:
+		return a, nil
 	case <-ctx.Done():
-		return nil, nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while waiting for the certificate", Step: "request"}
+		return nil, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while waiting for the certificate", Step: "request"}
 	case <-t.C:
-		return nil, nil, &api.JobError{Code: api.CodeIssuerError, Message: "the portal did not answer the certificate request in time", Step: "request"}
+		return nil, &api.JobError{Code: api.CodeIssuerError, Message: "the portal did not answer the certificate request in time", Step: "request"}
 	}
-	return decodeAnswer(a, req.Application)
+}
+
+// decodeArchived returns the PKCS#12 (DER) and password of an answer to a
+// key-archival request. The password becomes a secret.Value and leaves
+// the answer; it is in no message. A missing or undecodable pkcs12 is
+// issuer_error; whether the PKCS#12 opens with the password, and that the
+// password is there, the runner checks before writing anything.
+func decodeArchived(a *api.Answer, app string) (issuer.Archived, error) {
+	pw := secret.New(a.Password)
+	a.Password = ""
+	ierr := func(msg string) error {
+		pw.Wipe()
+		return &api.JobError{Code: api.CodeIssuerError, Message: msg, Step: "request"}
+	}
+	if a.Error != "" {
+		return issuer.Archived{}, ierr("the portal could not archive the key of Application_" + app + ": " + truncate(a.Error, 300))
+	}
+	if a.PKCS12 == "" {
+		if a.Certificate != "" {
+			return issuer.Archived{}, ierr("the portal answered the key-archival request of Application_" + app + " with a certificate; the server makes this key and must answer with pkcs12 and password")
+		}
+		return issuer.Archived{}, ierr("the answer to the key-archival request of Application_" + app + " has no pkcs12")
+	}
+	der, err := base64.StdEncoding.DecodeString(a.PKCS12)
+	if err != nil {
+		return issuer.Archived{}, ierr("the pkcs12 of the answer for Application_" + app + " is not base64")
+	}
+	return issuer.Archived{PKCS12: der, Password: pw}, nil
 }
 
 // decodeAnswer returns the certificate and chain of an answer (DER). A
-// PKCS#12 answer (a server-generated key) is refused: the runner generates
-// every key on the card.
+// PKCS#12 answer to a request with a csr is refused: that key was made on
+// the card (server-made keys are key-archival requests, decodeArchived).
 func decodeAnswer(a *api.Answer, app string) ([]byte, [][]byte, error) {
+	a.Password = "" // not used here; dropped at once
 	ierr := func(msg string) error {
 		return &api.JobError{Code: api.CodeIssuerError, Message: msg, Step: "request"}
 	}
@@ -444,6 +491,9 @@ func (c *conn) onAck(id string, raw []byte) {
 }
 
 func (c *conn) onAnswer(id string, raw []byte) {
+	// An answer may carry a PKCS#12 password: the frame's bytes are
+	// overwritten once decoded (the read loop is done with them).
+	defer clear(raw)
 	var m api.Answer
 	if !decode(c, id, raw, &m) {
 		return

@@ -158,7 +158,7 @@ func (stepRunner) Run(_ context.Context, job *runner.Job, _ func(runner.Progress
 			{Name: "PIN", Kind: "set_pin", Duration: 3 * time.Second, Waited: 2900 * ms, OK: true},
 			{Name: "App_A", Kind: runner.KindKeygen, Duration: 4 * time.Second, OK: true},
 			{Name: "App_B", Kind: runner.KindKeygen, Duration: 9 * time.Second, OK: true},
-			{Name: "Cert", Kind: "write_certificate", Duration: 80 * ms, OK: true},
+			{Name: "Cert", Kind: "application", Duration: 80 * ms, OK: true},
 			{Name: "finish", Kind: runner.KindFinish, Duration: 20 * ms, OK: true},
 		}}
 }

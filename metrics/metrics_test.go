@@ -274,7 +274,7 @@ func BenchmarkJobFinished(b *testing.B) {
 		audit.Step{Name: "PIN", Kind: "set_pin", MS: 3000, WaitedMS: 2900, OK: true},
 		audit.Step{Name: "App_A", Kind: runner.KindKeygen, MS: 4000, OK: true},
 		audit.Step{Name: "App_B", Kind: runner.KindKeygen, MS: 9000, OK: true},
-		audit.Step{Name: "Cert", Kind: "write_certificate", MS: 80, OK: true},
+		audit.Step{Name: "Cert", Kind: "application", MS: 80, OK: true},
 		audit.Step{Name: "finish", Kind: runner.KindFinish, MS: 20, OK: true})
 	b.ReportAllocs()
 	for b.Loop() {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cardwright/cardwright/batch"
 	"github.com/cardwright/cardwright/internal/stacktest"
@@ -320,4 +321,44 @@ func firstLines(s string, n int) string {
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// BenchmarkBatchStack is the figure of batch throughput on the stack's
+// own-card readers, one and two, card swaps included (bin/vcard stopped and
+// a new one started per card, as the operator does):
+//
+//	CARDWRIGHT_BIN=/tmp/cardwright go test -tags nogui ./cmd/cardwright -run '^$' -bench BatchStack -benchtime 3x
+//
+// It reports cards/h; each iteration is one batch of 8 records.
+func BenchmarkBatchStack(b *testing.B) {
+	s := stacktest.Require(b)
+	bin := os.Getenv("CARDWRIGHT_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "cardwright")
+		if out, err := exec.Command("go", "build", "-tags", "nogui", "-o", bin, ".").CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	o := newBatchOperator(b, s, bin)
+	dsc := filepath.Join(s.Root, "testdata", "batch", "batch.dsc")
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("readers=%d", n), func(b *testing.B) {
+			var cards int
+			var elapsed time.Duration
+			for i := 0; b.Loop(); i++ {
+				recs := writeRecords(b, o.dir, fmt.Sprintf("bench%d-%d.csv", n, i), 8)
+				args := []string{"--dsc", dsc, "--records", recs}
+				for _, r := range o.readers[:n] {
+					args = append(args, "--reader", r)
+				}
+				start := time.Now()
+				if code, out, errs := o.run(nil, args...); code != exitOK {
+					b.Fatalf("exit %d\n%s\n%s", code, out, errs)
+				}
+				elapsed += time.Since(start)
+				cards += 8
+			}
+			b.ReportMetric(float64(cards)/elapsed.Hours(), "cards/h")
+		})
+	}
 }

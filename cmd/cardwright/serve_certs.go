@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os/exec"
+	"runtime"
 	"sync"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/signing"
 	"github.com/cardwright/cardwright/signing/p11store"
+	"github.com/cardwright/cardwright/softstore"
+	"github.com/cardwright/cardwright/softtoken"
 )
 
 // certService is the agent's certificates/sign/authenticate service over the
@@ -35,6 +39,7 @@ type certService struct {
 	once  sync.Once
 	svc   *signing.Service
 	store *p11store.Store
+	soft  *softtoken.Service // softtoken requests (agent.SoftTokenService)
 
 	mu     sync.Mutex
 	loaded map[string]bool
@@ -54,7 +59,21 @@ func newCertService(cfg *config.Config, prompter prompt.Prompter, log *slog.Logg
 func (c *certService) service() *signing.Service {
 	c.once.Do(func() {
 		c.store = p11store.New()
-		c.svc = &signing.Service{Store: c.store, Prompter: c.prompter}
+		stores := signing.Stores{c.store}
+		c.soft = &softtoken.Service{Prompter: c.prompter}
+		// The agent's own soft-token store (docs/protocol.md, softtoken):
+		// its tokens are listed and used like the modules' tokens.
+		if dir, err := softstore.DefaultDir(); err == nil {
+			ss := softstore.New(dir)
+			stores = append(stores, ss)
+			c.soft.Targets = append(c.soft.Targets, softtoken.AgentStore{Store: ss})
+		} else {
+			c.log.Warn("certificate service: no soft-token store", "err", err)
+		}
+		if _, err := exec.LookPath("pk12util"); err == nil && runtime.GOOS != "windows" {
+			c.soft.Targets = append(c.soft.Targets, softtoken.NSS{})
+		}
+		c.svc = &signing.Service{Store: stores, Prompter: c.prompter}
 	})
 	c.load()
 	return c.svc
@@ -101,4 +120,10 @@ func (c *certService) Sign(ctx context.Context, origin string, req *api.Sign) (*
 
 func (c *certService) Authenticate(ctx context.Context, origin string, req *api.Authenticate) (*api.Authentication, error) {
 	return c.service().Authenticate(ctx, origin, req)
+}
+
+// DeliverSoftToken implements agent.SoftTokenService.
+func (c *certService) DeliverSoftToken(ctx context.Context, origin string, req *api.SoftToken, notify func(string)) (*api.SoftTokenStored, error) {
+	c.service()
+	return c.soft.DeliverSoftToken(ctx, origin, req, notify)
 }

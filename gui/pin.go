@@ -48,7 +48,8 @@ type pinWindow struct {
 	fields []*pinField
 	ok     *keyButton
 	clock  *countdown
-	done   bool // answered or closed: nothing more happens
+	done   bool               // answered or closed: nothing more happens
+	stores *widget.RadioGroup // for a soft token: where it goes (Request.Stores)
 }
 
 // pinField is one entry with the message shown under it.
@@ -111,8 +112,24 @@ func openPIN(a fyne.App, r prompt.Request, timeout time.Duration, reply func(pro
 	if t := triesLine(r.TriesLeft); t != nil {
 		content.Add(t)
 	}
+	if r.Retry { // the answer before was wrong (a PKCS#12 passphrase)
+		wrong := widget.NewLabel(lang.X("pin.retry", "That {{.Label}} was wrong. Try again.", map[string]any{"Label": pinLabel(r)}))
+		wrong.Importance = widget.DangerImportance
+		content.Add(wrong)
+	}
 	content.Add(widget.NewSeparator())
 	content.Add(form)
+	if len(r.Stores) > 0 { // where a soft token goes: the user chooses
+		var texts []string
+		for _, c := range r.Stores {
+			texts = append(texts, c.Text)
+		}
+		d.stores = widget.NewRadioGroup(texts, nil)
+		d.stores.Required = true
+		d.stores.SetSelected(texts[0])
+		form.Add(widget.NewLabelWithStyle(lang.X("pin.store", "Store in"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+		form.Add(d.stores)
+	}
 	if h := lengthHint(r.MinLen, r.MaxLen); h != "" {
 		content.Add(widget.NewLabel(h))
 	}
@@ -227,6 +244,13 @@ func (d *pinWindow) submit() {
 		pin = d.fields[n-2] // the new PIN; the last field repeats it
 	}
 	a := prompt.Answer{PIN: secret.New(pin.entry.Text)}
+	if d.stores != nil {
+		for _, c := range d.r.Stores {
+			if c.Text == d.stores.Selected {
+				a.Store = c.ID
+			}
+		}
+	}
 	if n == 3 {
 		a.Current = secret.New(d.fields[0].entry.Text)
 	}
@@ -361,6 +385,8 @@ func operationName(op prompt.Operation) string {
 		return lang.X("op.sign", "Sign")
 	case prompt.OpSignIn:
 		return lang.X("op.sign_in", "Sign in to the site")
+	case prompt.OpSoftToken:
+		return lang.X("op.soft_token", "Store a soft token (PKCS#12)")
 	}
 	return lang.X("op.other", "Use the card")
 }

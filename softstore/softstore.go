@@ -245,7 +245,7 @@ func (s *Store) PutOpened(o *Opened, passphrase secret.Value, label, profileType
 		return nil, fmt.Errorf("storing the soft token: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
+	if _, err = tmp.Write(data); err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -30,9 +30,31 @@ export class AgentError extends Error {
 }
 
 /**
+ * Why connect() could not reach the agent: code is one of
+ *   agent_not_running      nothing answers on the agent's ports
+ *   local_network_blocked  the browser blocks this page from reaching
+ *                          127.0.0.1 (its local-network permission is
+ *                          "denied": the user said no, or a headless or
+ *                          managed browser cannot ask)
+ *   origin_not_allowed     the agent answers but refuses this page's origin (403)
+ *   incompatible_version   the agent speaks none of PROTOCOL_VERSIONS
+ *   connection_failed      anything else (message says what)
+ * docs/protocol.md "Why connect() fails" says what a portal should tell
+ * the user for each.
+ */
+export class ConnectError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "ConnectError";
+    this.code = code;
+  }
+}
+
+/**
  * Connects to the agent and says hello. options.url picks the endpoint;
  * without it the default ports on 127.0.0.1 are tried in order.
  * options.session resumes a session (default: the one in sessionStorage).
+ * A failure is a ConnectError whose code says why.
  */
 export async function connect(options = {}) {
   const urls = options.url ? [options.url] : DEFAULT_PORTS.map(p => `ws://127.0.0.1:${p}/v1/ws`);
@@ -43,10 +65,74 @@ export async function connect(options = {}) {
       await agent.open();
       return agent;
     } catch (e) {
+      if (e instanceof AgentError && e.code === "unsupported_version") {
+        throw new ConnectError("incompatible_version", `the agent at ${url} speaks none of the protocol versions ${PROTOCOL_VERSIONS.join(", ")}: ${e.message}`);
+      }
+      if (e instanceof AgentError) throw e;
       last = e;
     }
   }
-  throw last || new Error("no agent found");
+  throw await diagnose(urls, last);
+}
+
+/**
+ * The page's local-network permission for 127.0.0.1: "granted", "prompt",
+ * "denied", or "unsupported" where the browser has no such permission.
+ * Chromium ≥ 145 names it "loopback-network" (loopback addresses) beside
+ * "local-network"; 142–144 had one "local-network-access" (MDN
+ * browser-compat-data #29331). A managed policy shows as "granted"; a page
+ * that local network access does not apply to (a local origin) "prompt".
+ */
+export async function localNetworkPermission() {
+  if (!globalThis.navigator || !navigator.permissions) return "unsupported";
+  for (const name of ["loopback-network", "local-network-access"]) {
+    try {
+      return (await navigator.permissions.query({ name })).state;
+    } catch {
+      // not a permission this browser knows: try the older name
+    }
+  }
+  return "unsupported";
+}
+
+function fetchWithin(url, init, ms) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), ms);
+  return fetch(url, { ...init, signal: ctl.signal, cache: "no-store" }).finally(() => clearTimeout(timer));
+}
+
+// diagnose tells the failures apart after every WebSocket closed before
+// opening (always code 1006: the API hides why). Measured with Chromium
+// 156 (docs/protocol.md "Local Network Access"): a public page without
+// permission gets 1006 and the permission turns "denied" whether or not an
+// agent listens, so the permission is asked first; then a no-cors fetch of
+// /v1/health rejects only when nothing listens (an opaque answer, even a
+// 403, resolves it), and a CORS fetch of it succeeds only for an allowed
+// origin.
+async function diagnose(urls, last) {
+  if (await localNetworkPermission() === "denied") {
+    return new ConnectError("local_network_blocked", "the browser blocks this page from reaching the agent on this computer (local network access is not allowed for this site)");
+  }
+  for (const url of urls) {
+    const health = url.replace(/^ws/, "http").replace(/\/v1\/ws$/, "/v1/health");
+    try {
+      await fetchWithin(health, { mode: "no-cors" }, 3000);
+    } catch {
+      continue; // nothing listens here
+    }
+    let h;
+    try {
+      const resp = await fetchWithin(health, {}, 3000);
+      h = await resp.json();
+    } catch {
+      return new ConnectError("origin_not_allowed", `the agent at ${url} does not allow this site (${location.origin}); its administrator adds the origin to [server] origin`);
+    }
+    if (Array.isArray(h.protocol) && !h.protocol.some(v => PROTOCOL_VERSIONS.includes(v))) {
+      return new ConnectError("incompatible_version", `the agent ${h.agent} speaks protocol ${h.protocol.join(", ")}, this page ${PROTOCOL_VERSIONS.join(", ")}`);
+    }
+    return new ConnectError("connection_failed", `the agent ${h.agent || ""} at ${url} answers but the connection failed: ${last ? last.message : "unknown"}`);
+  }
+  return new ConnectError("agent_not_running", "no cardwright agent is running on this computer");
 }
 
 let counter = 0;

@@ -16,6 +16,16 @@ function log(line) {
   $("log").textContent += line + "\n";
 }
 
+// What the portal tells the user for each ConnectError code
+// (docs/protocol.md "Why connect() fails").
+const advice = {
+  agent_not_running: "Start cardwright on this computer (the desktop app, or the cardwright service), then reload this page.",
+  local_network_blocked: "Your browser does not let this site reach programs on this computer. Allow \"local network access\" for this site in the site settings (the icon left of the address), or ask your administrator to run: cardwright browser-policy install --origin " + location.origin,
+  origin_not_allowed: "cardwright on this computer does not accept this site. Ask your administrator to add " + location.origin + " to [server] origin.",
+  incompatible_version: "The cardwright on this computer is too old or too new for this portal: install the version the portal names.",
+  connection_failed: "cardwright answered but the connection failed; reload the page, and if it stays so, restart cardwright.",
+};
+
 function setStatus(text, cls) {
   $("status").textContent = text;
   $("status").className = cls || "";
@@ -25,10 +35,10 @@ async function issue(req) {
   const resp = await fetch("/issue", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ csr: req.csr, template: req.template, application: req.application }),
+    body: JSON.stringify({ csr: req.csr, template: req.template, application: req.application, key_archival: !!req.key_archival }),
   });
   if (!resp.ok) return { error: `issuing failed: HTTP ${resp.status}` };
-  return resp.json(); // {certificate, chain}
+  return resp.json(); // {certificate, chain}, or {pkcs12, password} for key archival
 }
 
 function show(result) {
@@ -75,7 +85,7 @@ async function runJob(ev) {
     },
     onPrompt: p => log(`prompt ${p.kind}: ${p.state}`),
     onRequest: async r => {
-      log(`certificate request ${r.request} (${r.template})`);
+      log(`${r.key_archival ? "key-archival" : "certificate"} request ${r.request} (${r.template})`);
       return issue(r);
     },
   });
@@ -114,7 +124,10 @@ async function main() {
   try {
     agent = await connect({ url: params.get("agent") || undefined, client: "demo-portal" });
   } catch (e) {
-    setStatus(`no agent: ${e.message}`, "bad");
+    const code = e.code || "connection_failed";
+    setStatus(`${code}: ${e.message}`, "bad");
+    $("status").dataset.code = code;
+    $("why").textContent = advice[code] || "";
     return;
   }
   agent.addEventListener("close", ev => setStatus(`disconnected (${ev.detail.code})`, "bad"));

@@ -174,6 +174,11 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	if interrupted > 0 {
 		log.Warn("jobs interrupted by the previous run are recorded as interrupted", "count", interrupted)
 	}
+	auditLog, closeAudit, err := serveAudit(env, cfg, log) // audit.go
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 
 	var (
 		run     agent.Runner
@@ -217,6 +222,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		certs = newCertService(cfg, p, log)
 	}
 	deps := agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs}
+	deps.Audit = auditLog // spec/station.md "Audit"
 	deps.Observers = append(deps.Observers, stats)
 	deps.Metrics = stats.Handler()
 	deps.SelfTest = agentSelfTest(env, cfg, dir) // GET /v1/health?full=1 (selftest.go)

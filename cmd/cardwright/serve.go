@@ -341,7 +341,8 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 
 // demoHandler serves web/, sends / to the demo page with the agent's
 // address, and issues certificates for the page's requests from a local
-// test CA (POST /issue {csr, template} → {certificate, chain}), standing in
+// test CA (POST /issue {csr, template} → {certificate, chain}; with
+// key_archival and no csr → {pkcs12, password}, demoArchive), standing in
 // for the portal's CA.
 //
 // With a demo job (--demo-job) the page submits that job (GET /demo-job.json)
@@ -386,9 +387,16 @@ func demoIssue(w http.ResponseWriter, r *http.Request, ca *issuer.LocalCA, log *
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
 		return
 	}
-	var req struct{ CSR, Template, Application string }
+	var req struct {
+		CSR, Template, Application string
+		KeyArchival                bool `json:"key_archival"`
+	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if req.KeyArchival {
+		demoArchive(w, r, ca, req.Application, req.Template, log)
 		return
 	}
 	csr, err := base64.StdEncoding.DecodeString(req.CSR)

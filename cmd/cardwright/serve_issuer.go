@@ -37,9 +37,35 @@ func setCardJobIssuer(srv *agent.Server, cfg *config.Config, flagDir string, log
 }
 
 // localCAIssuer is the local CA as issuer.Issuer, logging what it issues
-// and refusing with the wire codes (a cancelled job stays cancelled).
+// and refusing with the wire codes (a cancelled job stays cancelled). A CA
+// that answers key-archival requests (issuer.LocalCA) stays an
+// issuer.Archiver.
 func localCAIssuer(ca issuer.Issuer, log *slog.Logger) issuer.Issuer {
+	if a, ok := ca.(issuer.Archiver); ok {
+		return caArchiveLog{caLog{ca: ca, log: log}, a}
+	}
 	return caLog{ca: ca, log: log}
+}
+
+type caArchiveLog struct {
+	caLog
+	a issuer.Archiver
+}
+
+// Archive answers a key-archival request with the local CA: a new key and
+// its certificate as a PKCS#12. The password is not logged.
+func (c caArchiveLog) Archive(ctx context.Context, req issuer.Request) (issuer.Archived, error) {
+	a, err := c.a.Archive(ctx, req)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return a, &api.JobError{Code: api.CodeCancelled, Message: "job cancelled while the local CA made the archived key", Step: "request"}
+	}
+	if err != nil {
+		c.log.Warn("the local CA refused a key-archival request", "application", req.Application, "err", err)
+		return a, &api.JobError{Code: api.CodeIssuerError, Step: "request",
+			Message: "the local CA refused the key-archival request of Application_" + req.Application + ": " + err.Error()}
+	}
+	c.log.Info("key made and certified by the local CA (key archival)", "application", req.Application, "template", req.Template)
+	return a, nil
 }
 
 type caLog struct {

@@ -117,7 +117,7 @@ func runBatch(ctx context.Context, env *cmdEnv, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	auditLog, err := openBatchAudit(env, cfg)
+	auditLog, err := openAuditLog(env, cfg) // audit.go: [log] audit, or beside the journal
 	if err != nil {
 		return fail(err)
 	}
@@ -211,23 +211,6 @@ func batchReaders(ctx context.Context, readers runner.Readers, cfg *config.Confi
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// openBatchAudit opens the station's audit log ([log] audit; beside the
-// journal when unset; none when "off").
-func openBatchAudit(env *cmdEnv, cfg *config.Config) (*audit.Log, error) {
-	dir := cfg.Audit
-	switch dir {
-	case "off":
-		return nil, nil
-	case "":
-		dir = filepath.Join(journalDir(env, cfg.Journal), "audit")
-	}
-	l, err := audit.Open(dir, int64(cfg.AuditRotateMiB)<<20)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
 }
 
 var _ agent.AuditLog = (*audit.Log)(nil)

@@ -49,6 +49,9 @@ func TestSelftestOnStack(t *testing.T) {
 	c.env["CARDWRIGHT_SO_PIN"], c.env["CARDWRIGHT_PIN"] = "so-selftest-5521", "pin-selftest-7730"
 	c.ok("init", "--label", "station 1")
 	own := []string{s.Get(t, "READER_OWN_1"), s.Get(t, "READER_OWN_2")}
+	for _, r := range own {
+		freshOwnCard(t, s, r) // a card in each expected reader, whatever tests before did
+	}
 	dir := t.TempDir()
 	tlsDir, jdir := filepath.Join(dir, "tls"), filepath.Join(dir, "journal")
 	if code, out, errs := runArgs("tls", "init", "--dir", tlsDir); code != exitOK {

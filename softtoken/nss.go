@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/cardwright/cardwright/agent/api"
-	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/softstore"
 )
 
@@ -62,8 +61,9 @@ func (n NSS) Dir(token string) (dir string, create bool, err error) {
 }
 
 // Put imports p12 with pk12util.
-func (n NSS) Put(ctx context.Context, o *softstore.Opened, p12 []byte, pass secret.Value, _, _, token string) (*Stored, error) {
-	dir, create, err := n.Dir(token)
+func (n NSS) Put(ctx context.Context, d *Delivery) (*Stored, error) {
+	o, p12, pass := d.Opened, d.P12, d.Passphrase
+	dir, create, err := n.Dir(d.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -108,4 +108,11 @@ func (n NSS) Put(ctx context.Context, o *softstore.Opened, p12 []byte, pass secr
 		return nil, fmt.Errorf("%w: pk12util: %w: %s", ErrStore, err, bytes.TrimSpace(out.Bytes()))
 	}
 	return &Stored{Token: dir, KeyID: softstore.KeyID(o.Cert)}, nil
+}
+
+// Check refuses a Firefox profile that is not there before the dialog
+// opens.
+func (n NSS) Check(_ context.Context, token string) error {
+	_, _, err := n.Dir(token)
+	return err
 }

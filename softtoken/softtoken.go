@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/p11"
 	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/secret"
 	"github.com/cardwright/cardwright/softstore"
@@ -31,9 +32,29 @@ type Target interface {
 	ID() string
 	// Text names the store in the dialog.
 	Text() string
-	// Put stores the opened PKCS#12 (p12 is the file as delivered,
-	// passphrase its passphrase). token is the request's Token.
-	Put(ctx context.Context, o *softstore.Opened, p12 []byte, passphrase secret.Value, label, profileType, token string) (*Stored, error)
+	// Put stores the opened PKCS#12.
+	Put(ctx context.Context, d *Delivery) (*Stored, error)
+}
+
+// Delivery is one PKCS#12 to store, its passphrase checked.
+type Delivery struct {
+	Opened      *softstore.Opened
+	P12         []byte       // the file as delivered
+	Passphrase  secret.Value // its passphrase
+	Label       string
+	ProfileType string
+	Token       string // the request's Token
+	Origin      string // the page's checked origin, for a second dialog
+	// Notify is the request's prompt-event callback (may be nil), for a
+	// Target that opens a dialog of its own.
+	Notify func(state string)
+}
+
+// checker is implemented by Targets that can refuse a request's Token
+// before the passphrase dialog opens (a PKCS#11 token that is not there),
+// so the user does not type a passphrase for nothing.
+type checker interface {
+	Check(ctx context.Context, token string) error
 }
 
 // Stored says where a token went.
@@ -64,6 +85,11 @@ func (s *Service) DeliverSoftToken(ctx context.Context, origin string, req *api.
 	var target Target
 	for _, t := range s.Targets {
 		if want == api.StoreAsk {
+			// A store that cannot take this request (a PKCS#11 token
+			// that is not there) is not offered.
+			if c, ok := t.(checker); ok && c.Check(ctx, req.Token) != nil {
+				continue
+			}
 			choices = append(choices, prompt.Choice{ID: t.ID(), Text: t.Text()})
 		} else if t.ID() == want {
 			target = t
@@ -77,6 +103,11 @@ func (s *Service) DeliverSoftToken(ctx context.Context, origin string, req *api.
 	}
 	if s.Prompter == nil {
 		return nil, jobError(fmt.Errorf("asking for the passphrase: %w", prompt.ErrUnavailable))
+	}
+	if c, ok := target.(checker); ok {
+		if err := c.Check(ctx, req.Token); err != nil {
+			return nil, jobError(fmt.Errorf("finding the %s store's token: %w", target.ID(), err))
+		}
 	}
 	label := req.Label
 	pr := prompt.Request{Kind: prompt.Passphrase, Operation: prompt.OpSoftToken, Label: "passphrase",
@@ -103,13 +134,16 @@ func (s *Service) DeliverSoftToken(ctx context.Context, origin string, req *api.
 			return nil, jobError(fmt.Errorf("asking for the passphrase: %w", prompt.ErrRefused))
 		}
 		if want == api.StoreAsk {
-			for _, t := range s.Targets {
-				if t.ID() == a.Store {
-					target = t
+			id := pr.Stores[0].ID // the preselected one
+			for _, c := range pr.Stores {
+				if c.ID == a.Store {
+					id = c.ID
 				}
 			}
-			if target == nil {
-				target = s.Targets[0] // the preselected one
+			for _, t := range s.Targets {
+				if t.ID() == id {
+					target = t
+				}
 			}
 		}
 		pass = a.PIN
@@ -142,7 +176,8 @@ func (s *Service) DeliverSoftToken(ctx context.Context, origin string, req *api.
 	if profile == "" {
 		profile = softstore.ProfileFileP12SW
 	}
-	st, err := target.Put(ctx, opened, p12, pass, label, profile, req.Token)
+	st, err := target.Put(ctx, &Delivery{Opened: opened, P12: p12, Passphrase: pass, Label: label,
+		ProfileType: profile, Token: req.Token, Origin: origin, Notify: notify})
 	if err != nil {
 		return nil, jobError(fmt.Errorf("storing the soft token in %s: %w", target.ID(), err))
 	}
@@ -186,11 +221,20 @@ var (
 
 // jobError gives err a wire code.
 func jobError(err error) *api.JobError {
-	var je *api.JobError
+	var (
+		je *api.JobError
+		pe *p11.PINError
+	)
 	code := api.CodeInternal
 	switch {
 	case errors.As(err, &je):
 		return je
+	case errors.As(err, &pe) && pe.Locked:
+		code = api.CodePinBlocked
+	case errors.As(err, &pe):
+		code = api.CodePinIncorrect
+	case errors.Is(err, p11.ErrLoggedInElsewhere):
+		code = api.CodeBusy
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = api.CodeCancelled
 	case errors.Is(err, prompt.ErrUnavailable):
@@ -212,8 +256,8 @@ func (AgentStore) ID() string   { return api.StoreAgent }
 func (AgentStore) Text() string { return "cardwright's soft-token store" }
 
 // Put re-seals the key under the same passphrase (softstore).
-func (a AgentStore) Put(_ context.Context, o *softstore.Opened, _ []byte, pass secret.Value, label, profile, _ string) (*Stored, error) {
-	e, err := a.Store.PutOpened(o, pass, label, profile)
+func (a AgentStore) Put(_ context.Context, d *Delivery) (*Stored, error) {
+	e, err := a.Store.PutOpened(d.Opened, d.Passphrase, d.Label, d.ProfileType)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStore, err)
 	}

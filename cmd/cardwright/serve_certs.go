@@ -73,6 +73,8 @@ func (c *certService) service() *signing.Service {
 		if _, err := exec.LookPath("pk12util"); err == nil && runtime.GOOS != "windows" {
 			c.soft.Targets = append(c.soft.Targets, softtoken.NSS{})
 		}
+		// A token of the configured modules, named by the request.
+		c.soft.Targets = append(c.soft.Targets, softtoken.PKCS11{Modules: c.store.Loaded, Lock: c.store.LockToken, Prompter: c.prompter})
 		c.svc = &signing.Service{Store: stores, Prompter: c.prompter}
 	})
 	c.load()

@@ -54,6 +54,19 @@ func (s *Store) modules() []*p11.Module {
 	return s.Modules
 }
 
+// Loaded returns the current modules, for other adapters over the same
+// loaded modules (softtoken.PKCS11).
+func (s *Store) Loaded() []*p11.Module { return s.modules() }
+
+// LockToken holds one token's lock (the one Key holds from login to
+// logout) and returns the unlock: another adapter that logs in to a token
+// of these modules takes it so that its login and the Store's never meet.
+func (s *Store) LockToken(module, serial string) (unlock func()) {
+	l := s.tokenLock(module, serial)
+	l.Lock()
+	return l.Unlock
+}
+
 // TokenType is token.type for a token: certfilter.TokenSoftware for
 // SoftHSM, else certfilter.TokenSmartCard.
 func TokenType(info p11.TokenInfo) string {

@@ -74,7 +74,7 @@ func (o *openLog) opened() []string {
 
 // cmsRig: R0 and R1 (chip serials CAFE00, CAFE01) carry CMS-A and CMS-B
 // written by a job; R2 (CAFE02) has a token that was never initialised.
-func cmsRig(t *testing.T) (*rig, *openLog, *runner.Runner) {
+func cmsRig(t testing.TB) (*rig, *openLog, *runner.Runner) {
 	t.Helper()
 	r := newRig(t, "R0", "R1", "R2")
 	log := &openLog{FakeTokens: r.tokens}
@@ -268,5 +268,21 @@ func TestCMSSerialRefused(t *testing.T) {
 	res = run.Run(context.Background(), selectJob("CMS-B", false), nil)
 	if res.Err == nil || res.Err.Code != api.CodeCardNotFound || !strings.Contains(res.Err.Message, "R1: ") {
 		t.Errorf("Err = %+v, want card_not_found saying why R1 was not read", res.Err)
+	}
+}
+
+// BenchmarkSelectByCMSSerial measures a job that selects among three cards
+// by CMS serial (every card's chip serial and token data object read) and
+// reads the ICCSN back, on in-process cards and tokens: the runner's cost
+// of the selection, not a module's.
+func BenchmarkSelectByCMSSerial(b *testing.B) {
+	_, _, run := cmsRig(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		res := run.Run(ctx, selectJob("CMS-B", false), nil)
+		if res.Err != nil || res.Reader != "R1" {
+			b.Fatal(res.Reader, res.Err)
+		}
 	}
 }

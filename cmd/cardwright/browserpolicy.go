@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/cardwright/cardwright/browserpolicy"
 	"github.com/cardwright/cardwright/config"
@@ -53,11 +56,27 @@ func init() {
 	register(browserPolicyCmd)
 }
 
+// originList is --origin: repeatable, and one value may hold several origins
+// separated by commas or white space, which no origin contains (the MSI passes
+// its BROWSER_POLICY_ORIGINS property as one value; installer/windows/README.md).
+type originList []string
+
+func (l *originList) String() string { return strings.Join(*l, ",") }
+
+func (l *originList) Set(v string) error {
+	f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(f) == 0 {
+		return errors.New("no origin in the value")
+	}
+	*l = append(*l, f...)
+	return nil
+}
+
 func runBrowserPolicy(env *cmdEnv, c *command, args []string) int {
 	fs := c.flags(env)
-	var origins stringList
+	var origins originList
 	if c != browserPolicyUninstallCmd {
-		fs.Var(&origins, "origin", "portal `origin` https://host[:port] (repeatable; default: [server] origin of the configuration)")
+		fs.Var(&origins, "origin", "portal `origin` https://host[:port] (repeatable, or several separated by commas or spaces; default: [server] origin of the configuration)")
 	}
 	cfgPath := fs.String("config", "", "configuration `file` (default: $CARDWRIGHT_CONFIG, then the system and per-user files)")
 	if code, ok := fs.parse(args); !ok {

@@ -145,7 +145,11 @@ type Opened struct {
 
 // Decode opens a PKCS#12 (RFC 7292) with passphrase and checks that its key
 // belongs to its certificate. A wrong passphrase is ErrWrongPassphrase.
+// The file is checked against the limits first (CheckP12).
 func Decode(p12 []byte, passphrase secret.Value) (*Opened, error) {
+	if err := CheckP12(p12); err != nil {
+		return nil, fmt.Errorf("opening the PKCS#12: %w", err)
+	}
 	key, cert, chain, err := pkcs12.DecodeChain(p12, passphrase.Reveal())
 	if err != nil {
 		if errors.Is(err, pkcs12.ErrIncorrectPassword) {

@@ -214,4 +214,3 @@ func randBytes(n int) []byte {
 	rand.Read(b)
 	return b
 }
-

@@ -77,6 +77,11 @@ func (s *Service) DeliverSoftToken(ctx context.Context, origin string, req *api.
 	if err != nil || len(p12) == 0 {
 		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "pkcs12", Message: "pkcs12 is not base64 of a PKCS#12 file"}
 	}
+	// Before any dialog: a file over the size and key-derivation limits
+	// is refused without a round derived.
+	if err := softstore.CheckP12(p12); err != nil {
+		return nil, &api.JobError{Code: api.CodeInvalidField, Key: "pkcs12", Message: err.Error()}
+	}
 	want := req.Store
 	if want == "" {
 		want = api.StoreAsk

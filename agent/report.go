@@ -29,6 +29,9 @@ type JobObserver interface {
 func Report(via, origin, id string, job *runner.Job, res *runner.Result, started, finished time.Time) *audit.Record {
 	rec := &audit.Record{Time: finished.UTC(), Started: started.UTC(), Via: via, Origin: origin, Job: id,
 		Reader: res.Reader, Result: "ok"}
+	if rec.Reader == "" {
+		rec.Reader = job.Reader // failed before a reader was chosen: the one the job named, if any
+	}
 	if job.DSZ != nil {
 		rec.Description = audit.Digest(job.DSZ)
 	} else {

@@ -204,6 +204,11 @@ export class Agent extends EventTarget {
     switch (m.type) {
       case "progress": case "prompt": case "request": case "result":
         if (job) { job._event(m); return; }
+        if (m.type === "prompt") { // a dialog of a softtoken or sign request
+          const r = this._replies.get(m.id);
+          if (r && r.onPrompt) r.onPrompt(m);
+          return;
+        }
         if (m.type === "result") this.dispatchEvent(new CustomEvent("redelivered", { detail: m }));
         return;
       case "reader_event": case "card_event": {
@@ -260,6 +265,31 @@ export class Agent extends EventTarget {
   /** Answers a certificate request of a running job. */
   answer(jobID, requestID, answer) {
     return this._call({ ...answer, type: "answer", id: newID(), job: jobID, request: requestID });
+  }
+
+  /** Lists the certificates matching filter (docs/protocol.md, certificates). */
+  async certificates(filter) {
+    const list = await this._call({ type: "certificates", id: newID(), filter });
+    return list.certificates;
+  }
+
+  /**
+   * Signs data (base64) with the key of the one certificate matching
+   * filter; the PIN or passphrase is typed into the agent's dialog, whose
+   * prompt events go to onPrompt. Resolves to the signature message.
+   */
+  sign(filter, data, onPrompt) {
+    return this._call({ type: "sign", id: newID(), filter, data }, { onPrompt });
+  }
+
+  /**
+   * Delivers a PKCS#12 soft token (docs/protocol.md, softtoken): token is
+   * {pkcs12 (base64), label, profile_type, store, token}. Its passphrase is
+   * typed into the agent's dialog, never into the page; onPrompt sees the
+   * dialog open and close. Resolves to the softtoken_stored message.
+   */
+  softToken(token, onPrompt) {
+    return this._call({ ...token, type: "softtoken", id: newID() }, { onPrompt });
   }
 
   /** Tells the agent the result of jobID is stored; it forgets it. */

@@ -74,6 +74,7 @@ var protocolTypes = map[string]any{
 	api.TypeCardEvent: api.CardEvent{}, api.TypeAccepted: api.Accepted{}, api.TypeOK: api.OK{}, api.TypeError: api.Error{},
 	api.TypeProgress: api.Progress{}, api.TypePrompt: api.Prompt{}, api.TypeRequest: api.Request{}, api.TypeResult: api.Result{},
 	api.TypeCertificateList: api.CertificateList{}, api.TypeSignature: api.Signature{}, api.TypeAuthentication: api.Authentication{},
+	api.TypeSoftToken: api.SoftToken{}, api.TypeSoftTokenStored: api.SoftTokenStored{},
 }
 
 var clientTypes = map[string]bool{api.TypeHello: true, api.TypePair: true, api.TypeReaders: true, api.TypeJob: true,

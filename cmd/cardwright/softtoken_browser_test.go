@@ -109,8 +109,19 @@ func TestDesktopSoftTokenInBrowser(t *testing.T) {
 	win := waitWindow(t, display, pinWindowName)
 	typeText(t, display, "not the passphrase")
 	key(t, display, "Return")
-	time.Sleep(300 * time.Millisecond) // the dialog closes and opens again with "was wrong"
-	win = waitWindow(t, display, pinWindowName)
+	// The dialog closes and another opens, saying the passphrase was wrong.
+	retry := ""
+	for deadline := time.Now().Add(10 * time.Second); retry == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, w := range windows(t, display, pinWindowName) {
+			if w != win {
+				retry = w
+			}
+		}
+	}
+	if retry == "" {
+		t.Fatalf("no second passphrase window after a wrong passphrase:\n%s", windowList(display))
+	}
+	win = retry
 	docScreenshot(t, display, win, "softtoken-passphrase-retry.png")
 	key(t, display, "Escape")
 	if m := wait(); m["error"] != "prompt_refused" {

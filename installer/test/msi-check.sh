@@ -13,8 +13,11 @@
 #       breaks copies of the MSIs in a temporary directory (a service that
 #       starts automatically, RemoveExistingProducts after InstallInitialize,
 #       no Run value, a payload that is not the built executable, a
-#       signature from another certificate, a mingw runtime DLL import) and
-#       fails unless the check reports each one
+#       signature from another certificate, a mingw runtime DLL import, a
+#       browser-policy uninstall skipped on major upgrades, a browser-policy
+#       install without its property in the condition or after TlsInstall,
+#       a rollback action as wixl writes it) and fails unless the check
+#       reports each one
 #
 # Signatures are verified against the certificate `installer/sign.sh --cafile`
 # names (the throwaway test certificate unless CARDWRIGHT_SIGN_* are set).
@@ -29,6 +32,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 # The custom actions' command lines (cardwright.wxs defines them).
 tls_install=${TLS_INSTALL_ARGS-tls install --system}
 tls_uninstall=${TLS_UNINSTALL_ARGS-tls uninstall --system}
+# BROWSER_POLICY_ORIGINS (cardwright.wxs): install, its rollback, removal.
+bp_install='browser-policy install --origin "[BROWSER_POLICY_ORIGINS]"'
+bp_uninstall='browser-policy uninstall'
+bp_cond='BROWSER_POLICY_ORIGINS AND BROWSER_POLICY_ORIGINS<>"none" AND NOT REMOVE'
 upgrade_code='{51DE74C5-4D4B-4361-906D-A50EDBE4995A}'
 
 # Windows system DLLs the executables may import. Anything else — above all
@@ -193,6 +200,8 @@ check_msi() {
 	want_reg "2${T}SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\cardwright${T}TypesSupported${T}#7"
 	want_reg "2${T}SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\cardwright${T}-${T}"
 	want_reg "2${T}Software\\Cardwright${T}-${T}"
+	want_reg "2${T}Software\\Cardwright${T}ServiceAuto${T}[SERVICE_AUTO]"
+	want_reg "2${T}Software\\Cardwright${T}BrowserPolicyOrigins${T}[BROWSER_POLICY_ORIGINS]"
 	printf '%s\n' "$reg" | awk -F'\t' '$1 != 2 { bad = 1 } END { exit bad }' || fail "$m: a Registry row is not under HKLM (root 2)"
 	printf '%s\n' "$reg" | grep -q '\\$' && fail "$m: a Registry key ends in a backslash"
 
@@ -242,17 +251,57 @@ check_msi() {
 	else
 		[ -z "$(col "$msi" CustomAction TlsUninstall 1)" ] || fail "$m: has a TlsUninstall action; set TLS_UNINSTALL_ARGS to its command line"
 	fi
-	[ "$(tbl "$msi" CustomAction | wc -l)" = $((${#cas[@]} + 1)) ] \
-		|| fail "$m: want the custom actions ${cas[*]} RestoreServiceAuto, have $(tbl "$msi" CustomAction | cut -f1 | tr '\n' ' ')"
 	eq "$m" "ServiceAutoStart condition" "$(cond_of "$msi" ServiceAutoStart)" 'SERVICE_AUTO="1" AND NOT REMOVE'
 	eq "$m" "SERVICE_AUTO's registry search" "$(col "$msi" AppSearch SERVICE_AUTO_SAVED 2)" "ServiceAutoSearch"
+
+	# BROWSER_POLICY_ORIGINS: the install's exit code is checked (3090 = 18 +
+	# deferred 1024 + no impersonation 2048): a refused origin fails the
+	# install; its rollback action (3410 = 18 + ignore 64 + rollback 256 +
+	# 1024 + 2048, set by build-msi.sh: wixl 0.101 writes 2130) takes out a
+	# half-written policy; the uninstall (3154) runs on every removal, major
+	# upgrades included (the removal deletes the command's record under
+	# Software\Cardwright), before RemoveRegistryValues.
+	cas+=(BrowserPolicyInstall BrowserPolicyRollback BrowserPolicyUninstall)
+	eq "$m" "CustomAction BrowserPolicyInstall type" "$(col "$msi" CustomAction BrowserPolicyInstall 2)" "3090"
+	eq "$m" "CustomAction BrowserPolicyRollback type" "$(col "$msi" CustomAction BrowserPolicyRollback 2)" "3410"
+	eq "$m" "CustomAction BrowserPolicyUninstall type" "$(col "$msi" CustomAction BrowserPolicyUninstall 2)" "3154"
+	for ca in BrowserPolicyInstall BrowserPolicyRollback BrowserPolicyUninstall; do
+		eq "$m" "CustomAction $ca source" "$(col "$msi" CustomAction $ca 3)" "$cli"
+	done
+	eq "$m" "BrowserPolicyInstall command" "$(col "$msi" CustomAction BrowserPolicyInstall 4)" "$bp_install"
+	eq "$m" "BrowserPolicyRollback command" "$(col "$msi" CustomAction BrowserPolicyRollback 4)" "$bp_uninstall"
+	eq "$m" "BrowserPolicyUninstall command" "$(col "$msi" CustomAction BrowserPolicyUninstall 4)" "$bp_uninstall"
+	eq "$m" "BrowserPolicyInstall condition" "$(cond_of "$msi" BrowserPolicyInstall)" "$bp_cond"
+	eq "$m" "BrowserPolicyRollback condition" "$(cond_of "$msi" BrowserPolicyRollback)" "$bp_cond"
+	eq "$m" "BrowserPolicyUninstall condition" "$(cond_of "$msi" BrowserPolicyUninstall)" 'REMOVE="ALL"'
+	eq "$m" "RestoreBrowserPolicyOrigins type (51: set property)" "$(col "$msi" CustomAction RestoreBrowserPolicyOrigins 2)" "51"
+	eq "$m" "RestoreBrowserPolicyOrigins target" "$(col "$msi" CustomAction RestoreBrowserPolicyOrigins 3)|$(col "$msi" CustomAction RestoreBrowserPolicyOrigins 4)" \
+		"BROWSER_POLICY_ORIGINS|[BROWSER_POLICY_ORIGINS_SAVED]"
+	eq "$m" "BROWSER_POLICY_ORIGINS's registry search" "$(col "$msi" AppSearch BROWSER_POLICY_ORIGINS_SAVED 2)" "BrowserPolicyOriginsSearch"
+	local restore_cond='NOT BROWSER_POLICY_ORIGINS AND BROWSER_POLICY_ORIGINS_SAVED' ui
+	eq "$m" "RestoreBrowserPolicyOrigins condition" "$(cond_of "$msi" RestoreBrowserPolicyOrigins)" "$restore_cond"
+	ui=$(tbl "$msi" InstallUISequence | awk -F'\t' '{ print $1 "\t" $2 "\t" $3 }')
+	local ui_app ui_rest
+	ui_app=$(printf '%s\n' "$ui" | awk -F'\t' '$1 == "AppSearch" { print $3 }')
+	ui_rest=$(printf '%s\n' "$ui" | awk -F'\t' '$1 == "RestoreBrowserPolicyOrigins" { print $2 "|" $3 }')
+	if ! { [ -n "$ui_app" ] && [ "${ui_rest%%|*}" = "$restore_cond" ] && [ "${ui_rest##*|}" -gt "$ui_app" ] 2>/dev/null; }; then
+		fail "$m: InstallUISequence: want RestoreBrowserPolicyOrigins after AppSearch ($ui_app) on '$restore_cond', have '$ui_rest'"
+	fi
+
+	[ "$(tbl "$msi" CustomAction | wc -l)" = $((${#cas[@]} + 2)) ] \
+		|| fail "$m: want the custom actions ${cas[*]} RestoreServiceAuto RestoreBrowserPolicyOrigins, have $(tbl "$msi" CustomAction | cut -f1 | tr '\n' ' ')"
 
 	# Sequence: the major upgrade removes the old product first; deferred
 	# actions run inside the script, after the files they run are there
 	# (or, on removal, before they go).
-	order "$msi" FindRelatedProducts AppSearch RestoreServiceAuto LaunchConditions InstallValidate \
-		RemoveExistingProducts InstallInitialize StopServices DeleteServices $([ -z "$tls_uninstall" ] || echo TlsUninstall) RemoveFiles \
-		InstallFiles WriteRegistryValues InstallServices ServiceAutoStart StartServices TlsInstall InstallFinalize
+	# BrowserPolicyUninstall before RemoveRegistryValues deletes its record;
+	# BrowserPolicyInstall (its rollback just before) first of our actions
+	# that change the machine, so a refused origin rolls back before the
+	# irreversible ones (ServiceAutoStart, TlsInstall) ran.
+	order "$msi" FindRelatedProducts AppSearch RestoreServiceAuto RestoreBrowserPolicyOrigins LaunchConditions InstallValidate \
+		RemoveExistingProducts InstallInitialize StopServices DeleteServices BrowserPolicyUninstall RemoveRegistryValues \
+		$([ -z "$tls_uninstall" ] || echo TlsUninstall) RemoveFiles \
+		InstallFiles WriteRegistryValues BrowserPolicyRollback BrowserPolicyInstall InstallServices ServiceAutoStart StartServices TlsInstall InstallFinalize
 	local a t n lo hi
 	lo=$(seq_of "$msi" InstallInitialize) hi=$(seq_of "$msi" InstallFinalize)
 	while IFS=$US read -r a t; do
@@ -359,6 +408,10 @@ self_test() {
 		"payload-byte:differs from the built"
 		"foreign-signature:osslsigncode verify"
 		"foreign-dll:not a Windows system DLL"
+		"policy-kept-on-upgrade:BrowserPolicyUninstall condition is 'REMOVE=\"ALL\" AND NOT UPGRADINGPRODUCTCODE'"
+		"policy-without-property:BrowserPolicyInstall condition is 'NOT REMOVE'"
+		"policy-after-tls:must come after BrowserPolicyInstall (6550)"
+		"policy-rollback-as-wixl-writes-it:CustomAction BrowserPolicyRollback type is '2130'"
 	)
 	local c want out
 	for c in "${cases[@]}"; do
@@ -373,6 +426,15 @@ self_test() {
 			msibuild "$b" -q "UPDATE InstallExecuteSequence SET Sequence = 1501 WHERE Action = 'RemoveExistingProducts'" || die "self-test: msibuild failed" ;;
 		missing-run-key)
 			msibuild "$b" -q "DELETE FROM Registry WHERE Registry = 'RunDesktop'" || die "self-test: msibuild failed" ;;
+		policy-kept-on-upgrade)
+			# TlsUninstall's condition: the policy values would outlive their record.
+			msibuild "$b" -q "UPDATE InstallExecuteSequence SET Condition = 'REMOVE=\"ALL\" AND NOT UPGRADINGPRODUCTCODE' WHERE Action = 'BrowserPolicyUninstall'" || die "self-test: msibuild failed" ;;
+		policy-without-property)
+			msibuild "$b" -q "UPDATE InstallExecuteSequence SET Condition = 'NOT REMOVE' WHERE Action = 'BrowserPolicyInstall'" || die "self-test: msibuild failed" ;;
+		policy-after-tls)
+			msibuild "$b" -q "UPDATE InstallExecuteSequence SET Sequence = 6550 WHERE Action = 'BrowserPolicyInstall'" || die "self-test: msibuild failed" ;;
+		policy-rollback-as-wixl-writes-it)
+			msibuild "$b" -q "UPDATE CustomAction SET Type = 2130 WHERE Action = 'BrowserPolicyRollback'" || die "self-test: msibuild failed" ;;
 		payload-byte)
 			# The MSI holds other bytes than the executable that was built.
 			mkdir -p "$broken/bin" && cp "$bindir_x64"/*.exe "$broken/bin/"

@@ -8,7 +8,8 @@
 # --bindir names prebuilt, already signed executables for a single
 # architecture; checks the executables'
 # DLL imports, signs them (installer/sign.sh), packages them with wixl
-# (cardwright.wxs), signs the MSI and records it in DIST/SHA256SUMS:
+# (cardwright.wxs), gives the rollback custom action the type wixl 0.101
+# cannot write (msibuild), signs the MSI and records it in DIST/SHA256SUMS:
 #
 #   DIST/cardwright-<msi version>-x64.msi, DIST/cardwright-<msi version>-x86.msi
 #
@@ -34,7 +35,7 @@
 #                --dirty without the leading v; without a tag
 #                <MSI_VERSION>-g<hash>[-dirty].
 #
-# Needs: go, gcc-mingw-w64-x86-64, gcc-mingw-w64-i686, wixl, msitools,
+# Needs: go, gcc-mingw-w64-x86-64, gcc-mingw-w64-i686, wixl, msitools (msiinfo, msibuild),
 # osslsigncode, openssl (throwaway certificate), binutils-mingw-w64.
 # Signing: see installer/sign.sh (CARDWRIGHT_SIGN_*; a throwaway certificate
 # when unset).
@@ -64,7 +65,7 @@ if [ -n "$bindir_given" ] && [ ${#arches[@]} -ne 1 ]; then
 fi
 
 die() { echo "build-msi.sh: $*" >&2; exit 1; }
-for t in wixl osslsigncode openssl; do
+for t in wixl msiinfo msibuild osslsigncode openssl; do
 	command -v $t >/dev/null || die "$t not found (apt-get install wixl msitools osslsigncode)"
 done
 
@@ -159,6 +160,13 @@ for arch in "${arches[@]}"; do
 	echo "build-msi.sh: wixl $dist/$msi" >&2
 	wixl -a "$arch" -D Arch="$arch" -D Version="$MSI_VERSION" -D BinDir="$relbin" -D SrcDir=installer/windows \
 		-o "$tmpmsi" installer/windows/cardwright.wxs
+	# wixl 0.101 ignores Execute="rollback" (it writes the plain type 2130):
+	# BrowserPolicyRollback gets its rollback type 3410 here, before signing.
+	rbtype=$(msiinfo export "$tmpmsi" CustomAction | awk -F'\t' '$1 == "BrowserPolicyRollback" { print $2 }')
+	case $rbtype in
+	2130 | 3410) msibuild "$tmpmsi" -q "UPDATE CustomAction SET Type = 3410 WHERE Action = 'BrowserPolicyRollback'" ;;
+	*) rm -f "$tmpmsi"; die "$arch: BrowserPolicyRollback has type '$rbtype', want 2130 from wixl 0.101 (or 3410)" ;;
+	esac
 	installer/sign.sh "$tmpmsi"
 	mv "$tmpmsi" "$dist/$msi"
 	built+=("$msi")

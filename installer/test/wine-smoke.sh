@@ -7,7 +7,18 @@
 #   3. serves headless on a free loopback port: GET /v1/health answers 200 with
 #      the health JSON; a WebSocket upgrade on /v1/ws from the foreign origin
 #      https://evil.example gets 403 (docs/protocol.md, "Origin") and is logged;
-#      Ctrl-C (SIGINT) stops it cleanly (exit 0, "agent stopped").
+#      Ctrl-C (SIGINT) stops it cleanly (exit 0, "agent stopped");
+#   4. writes the browser policies the MSI's BROWSER_POLICY_ORIGINS writes
+#      (browser-policy install --origin "https://cms.example.com
+#      https://other.example", as the MSI's custom action passes the property)
+#      into the prefix's registry, for a Chrome and an Edge that are there
+#      (empty chrome.exe, msedge.exe in Program Files): `wine reg query` shows
+#      the origins under HKLM\SOFTWARE\Policies\{Google\Chrome,Microsoft\Edge}\
+#      LoopbackNetworkAllowedForUrls beside an administrator's value, which is
+#      numbered around and kept; show reports them; a second install changes
+#      nothing; an install with a refused origin writes nothing (exit 2: the
+#      MSI's install fails before any list is touched); uninstall leaves the
+#      administrator's value alone and deletes Edge's key, which held ours only.
 #
 #   installer/test/wine-smoke.sh [EXE]
 #
@@ -173,6 +184,85 @@ else
   fail "check testdata/demo/demo.dsc: exit $rc"
 fi
 [ -z "$out" ] || indent <<<"$out"
+
+# --- browser-policy (the MSI's BROWSER_POLICY_ORIGINS) --------------------------
+# Targets() counts a browser as installed when its exe is in Program Files.
+mkdir -p "$WINEPREFIX/drive_c/Program Files/Google/Chrome/Application" \
+  "$WINEPREFIX/drive_c/Program Files (x86)/Microsoft/Edge/Application"
+: >"$WINEPREFIX/drive_c/Program Files/Google/Chrome/Application/chrome.exe"
+: >"$WINEPREFIX/drive_c/Program Files (x86)/Microsoft/Edge/Application/msedge.exe"
+chrome_key='HKLM\SOFTWARE\Policies\Google\Chrome\LoopbackNetworkAllowedForUrls'
+edge_key='HKLM\SOFTWARE\Policies\Microsoft\Edge\LoopbackNetworkAllowedForUrls'
+# reg_list KEY: the key's values as sorted name=data words, or "absent".
+reg_list() {
+  if timeout 60 "$WINE" reg query "$1" </dev/null >"$tmp/reg" 2>&1; then
+    tr -d '\r' <"$tmp/reg" | awk '$2 ~ /^REG_/ { print $1 "=" $3 }' | sort | tr '\n' ' ' | sed 's/ $//'
+  else
+    echo absent
+  fi
+}
+# policy ARG...: runs browser-policy ARG...; rc and out are set.
+policy() {
+  if timeout 60 "$WINE" "$exe" browser-policy "$@" </dev/null >"$tmp/out" 2>&1; then rc=0; else rc=$?; fi
+  out=$(tr -d '\r' <"$tmp/out")
+}
+# want_lists WHAT CHROME EDGE: both keys hold exactly these values.
+want_lists() {
+  local c e
+  c=$(reg_list "$chrome_key") e=$(reg_list "$edge_key")
+  if [ "$c" = "$2" ] && [ "$e" = "$3" ]; then
+    pass "$1: Chrome's list '$c', Edge's '$e'"
+  else
+    fail "$1: Chrome's list '$c', want '$2'; Edge's '$e', want '$3'"
+  fi
+}
+t=$(now)
+admin='1=https://admin.example'
+if timeout 60 "$WINE" reg add "$chrome_key" /v 1 /d https://admin.example /f </dev/null >"$tmp/reg" 2>&1; then
+  policy install --origin "https://cms.example.com https://other.example"
+  if [ "$rc" -eq 0 ] && grep -q '^Google Chrome: installed' <<<"$out" && grep -q '^Microsoft Edge: installed' <<<"$out"; then
+    pass "browser-policy install --origin \"https://cms.example.com https://other.example\": exit 0 ($(since "$t"))"
+  else
+    fail "browser-policy install: exit $rc, want 0 and Chrome and Edge installed:"; indent <<<"$out"
+  fi
+  want_lists "after install (reg query)" "$admin 2=https://cms.example.com 3=https://other.example" \
+    "1=https://cms.example.com 2=https://other.example"
+
+  policy show --origin https://cms.example.com
+  if [ "$rc" -eq 0 ] && [ "$(grep -c '^  https://cms.example.com: connects without asking (LoopbackNetworkAllowedForUrls' <<<"$out")" = 2 ] &&
+     grep -q 'also set by an administrator: .*https://admin.example' <<<"$out"; then
+    pass "browser-policy show: Chrome and Edge connect without asking, the administrator's value named"
+  else
+    fail "browser-policy show: exit $rc:"; indent <<<"$out"
+  fi
+
+  policy install --origin https://cms.example.com,https://other.example
+  if [ "$rc" -eq 0 ] && [ "$(grep -c ': unchanged (' <<<"$out")" = 2 ]; then
+    pass "browser-policy install again: unchanged"
+  else
+    fail "browser-policy install again: exit $rc, want both unchanged:"; indent <<<"$out"
+  fi
+
+  policy install --origin "https://cms.example.com https://New.example"
+  if [ "$rc" -eq 2 ] && grep -q 'write it in lower case' <<<"$out"; then
+    pass "browser-policy install with a refused origin: exit 2 ($(head -1 <<<"$out"))"
+  else
+    fail "browser-policy install with a refused origin: exit $rc, want 2:"; indent <<<"$out"
+  fi
+  want_lists "after the refused install" "$admin 2=https://cms.example.com 3=https://other.example" \
+    "1=https://cms.example.com 2=https://other.example"
+
+  policy uninstall
+  if [ "$rc" -eq 0 ] && [ "$(grep -c ': uninstalled (' <<<"$out")" = 2 ]; then
+    pass "browser-policy uninstall: exit 0"
+  else
+    fail "browser-policy uninstall: exit $rc:"; indent <<<"$out"
+  fi
+  want_lists "after uninstall" "$admin" absent
+  echo "NOTE browser-policy: $(since "$t") in all"
+else
+  fail "wine reg add $chrome_key:"; indent <"$tmp/reg"
+fi
 
 # --- serve ---------------------------------------------------------------------
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

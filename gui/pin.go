@@ -113,7 +113,11 @@ func openPIN(a fyne.App, r prompt.Request, timeout time.Duration, reply func(pro
 		content.Add(t)
 	}
 	if r.Retry { // the answer before was wrong (a PKCS#12 passphrase)
-		wrong := widget.NewLabel(lang.X("pin.retry", "That {{.Label}} was wrong. Try again.", map[string]any{"Label": pinLabel(r)}))
+		text := lang.X("pin.retry", "That {{.Label}} was wrong. Try again.", map[string]any{"Label": pinLabel(r)})
+		if r.Kind == prompt.Passphrase {
+			text = lang.X("pin.retry.passphrase", "That passphrase was wrong. Try again.")
+		}
+		wrong := widget.NewLabel(text)
 		wrong.Importance = widget.DangerImportance
 		content.Add(wrong)
 	}
@@ -159,11 +163,16 @@ func pinHeading(r prompt.Request) string {
 		return lang.X("pin.heading.new", "Choose a new {{.Label}}", data)
 	case prompt.ThreeFields:
 		return lang.X("pin.heading.change", "Change {{.Label}}", data)
+	case prompt.Passphrase:
+		return lang.X("pin.heading.passphrase", "Enter passphrase")
 	}
 	return lang.X("pin.heading", "Enter {{.Label}}", data)
 }
 
 func pinLabel(r prompt.Request) string {
+	if r.Kind == prompt.Passphrase {
+		return lang.X("pin.passphrase", "Passphrase")
+	}
 	if r.Label != "" {
 		return r.Label
 	}
@@ -363,7 +372,11 @@ func requestInfo(r prompt.Request) fyne.CanvasObject {
 	add(lang.X("info.origin", "Requested by"), origin)
 	add(lang.X("info.operation", "Operation"), operationName(r.Operation))
 	add(lang.X("info.reader", "Reader"), r.Reader)
-	add(lang.X("info.card", "Card"), r.Card)
+	if r.Operation == prompt.OpSoftToken { // r.Card names the token being stored or used
+		add(lang.X("info.token", "Token"), r.Card)
+	} else {
+		add(lang.X("info.card", "Card"), r.Card)
+	}
 	add(lang.X("info.certificate", "Certificate"), r.Subject)
 	return grid
 }

@@ -81,6 +81,9 @@ func (s *stat) slowest() float64 {
 type Book struct {
 	opt  Options
 	path string // "" keeps nothing
+	// Discarded is set when Open found a broken file and started again;
+	// callers log it as a warning.
+	Discarded error
 
 	mu    sync.Mutex
 	stats map[string]*stat // model + "\x00" + kind
@@ -95,8 +98,11 @@ type file struct {
 }
 
 // Open returns a book that keeps what it learns in path ("" keeps nothing),
-// reading what is there. A missing file is an empty book; an unreadable or
-// broken one is an error that names it (delete it to start again).
+// reading what is there. A missing file is an empty book. A file that
+// cannot be read is an error; a broken one (a power loss mid-write on a
+// file system that reordered the rename) is a cache lost, not a reason to
+// stop a station: it is moved aside to path + ".broken", the book starts
+// empty, and Open says so in Book.Discarded.
 func Open(path string, opt Options) (*Book, error) {
 	b := &Book{opt: opt, path: path, stats: map[string]*stat{}}
 	if path == "" {
@@ -109,23 +115,43 @@ func Open(path string, opt Options) (*Book, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading learned timings: %w", err)
 	}
-	var f file
-	if err := json.Unmarshal(data, &f); err != nil || f.Version != 1 {
-		return nil, fmt.Errorf("reading learned timings %s: not a version 1 timing file (delete it to start again): %v", path, err)
+	stats, err := decode(data)
+	if err != nil {
+		b.Discarded = fmt.Errorf("learned timings %s: %w; moved aside to %s.broken, starting again", path, err, path)
+		if rerr := os.Rename(path, path+".broken"); rerr != nil {
+			return nil, fmt.Errorf("moving aside broken learned timings: %w", rerr)
+		}
+		return b, nil
 	}
+	b.stats = stats
+	return b, nil
+}
+
+// errBroken says what is wrong with a timing file.
+var errBroken = errors.New("not a version 1 timing file")
+
+func decode(data []byte) (map[string]*stat, error) {
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBroken, err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("%w: version %d", errBroken, f.Version)
+	}
+	stats := map[string]*stat{}
 	for k, s := range f.Stats {
 		model, kind, ok := splitKey(k)
 		if !ok || s == nil || s.N < 0 || len(s.Recent) > Window || !finite(s.Mean) {
-			return nil, fmt.Errorf("reading learned timings %s: bad entry %q (delete the file to start again)", path, k)
+			return nil, fmt.Errorf("%w: bad entry %q", errBroken, k)
 		}
 		for _, x := range s.Recent {
 			if !finite(x) || x < 0 {
-				return nil, fmt.Errorf("reading learned timings %s: bad entry %q (delete the file to start again)", path, k)
+				return nil, fmt.Errorf("%w: bad entry %q", errBroken, k)
 			}
 		}
-		b.stats[model+"\x00"+kind] = s
+		stats[model+"\x00"+kind] = s
 	}
-	return b, nil
+	return stats, nil
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
@@ -240,7 +266,7 @@ func (b *Book) Save() error {
 	b.mu.Unlock()
 	data, err := json.MarshalIndent(f, "", " ")
 	if err != nil {
-		return err
+		return fmt.Errorf("saving learned timings: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(b.path), ".pace-*")
 	if err != nil {
@@ -248,6 +274,9 @@ func (b *Book) Save() error {
 		return fmt.Errorf("saving learned timings: %w", err)
 	}
 	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync() // the data before the rename, so a power loss leaves the old file or the new
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -95,9 +95,18 @@ func TestSaveOpen(t *testing.T) {
 	if e := c.Entries(); len(e) != 1 || e[0].N != 3 || e[0].Model != "3B8F80" || e[0].Kind != KindKeygen {
 		t.Errorf("entries %+v", e)
 	}
-	os.WriteFile(path, []byte(`{"version":1,"stats":{"x/keygen":{"n":1,"mean_s":1,"recent_s":[-1]}}}`), 0o600)
-	if _, err := Open(path, opt); err == nil || !strings.Contains(err.Error(), path) {
-		t.Errorf("broken file: %v", err)
+	// A broken file (a power loss) is moved aside; the book starts empty.
+	broken := []byte(`{"version":1,"stats":{"x/keygen":{"n":1,"mean_s":1,"recent_s":[-1]}}}`)
+	os.WriteFile(path, broken, 0o600)
+	d, err := Open(path, opt)
+	if err != nil || d.Discarded == nil || !strings.Contains(d.Discarded.Error(), path) || len(d.Entries()) != 0 {
+		t.Fatalf("broken file: %v, discarded %v, %d entries", err, d.Discarded, len(d.Entries()))
+	}
+	if b, _ := os.ReadFile(path + ".broken"); string(b) != string(broken) {
+		t.Errorf("broken file not kept aside: %q", b)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("broken file still in place: %v", err)
 	}
 }
 

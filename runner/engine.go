@@ -339,7 +339,7 @@ func (e *Engine) runStep(ctx context.Context, s *Session, st Step, model string,
 		}
 		return nil
 	}
-	if expired && ctx.Err() == nil {
+	if expired && ctx.Err() == nil && errors.Is(err, context.Canceled) {
 		return &Failure{Code: api.CodeTimeout, Message: fmt.Sprintf(
 			"%s worked longer than its timeout of %s for this card model (learned from earlier cards, never below the [timeouts] floor)",
 			st.Name, limit.Round(time.Millisecond))}

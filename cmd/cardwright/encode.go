@@ -162,6 +162,9 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 		return exitFailure
 	}
+	if book.Discarded != nil {
+		fmt.Fprintf(env.stderr, "cardwright encode: warning: %v\n", book.Discarded)
+	}
 	defer book.Save()
 	r.Engine.Pace = book
 	if *issuerCA != "" {

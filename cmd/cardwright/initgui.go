@@ -107,6 +107,9 @@ func runInitGUI(_ context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "cardwright init-gui: %v\n", err)
 		return exitFailure
 	}
+	if book.Discarded != nil {
+		fmt.Fprintf(env.stderr, "cardwright init-gui: warning: %v\n", book.Discarded)
+	}
 	defer book.Save()
 	w.engine = func(p prompt.Prompter) (*cardinit.Engine, error) {
 		r, err := newRunner(cfg, pcscreaders.New(nil), p, nil)

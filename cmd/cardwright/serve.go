@@ -200,6 +200,9 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		if err != nil {
 			return err
 		}
+		if book.Discarded != nil {
+			log.Warn("learned step timings discarded", "err", book.Discarded)
+		}
 		defer book.Save()
 		r, rs, closer, err := newServeRunner(cfg, f.prompter(), book, clock) // wire.go
 		if err != nil {

@@ -703,6 +703,12 @@ func CheckOrigin(o string) error {
 	if strings.ContainsAny(rest, "/?#@*") || strings.TrimSpace(rest) != rest {
 		return fmt.Errorf("origin %q: no path, query, user or wildcard allowed", o)
 	}
+	// A browser never sends a blank, a comma or a control character in an
+	// origin's host; lists of origins (the MSI's BROWSER_POLICY_ORIGINS)
+	// are split on blanks and commas.
+	if strings.ContainsFunc(rest, func(r rune) bool { return r <= ' ' || r == ',' || r == 0x7f }) {
+		return fmt.Errorf("origin %q: blanks, commas and control characters are not allowed", o)
+	}
 	if strings.ToLower(o) != o {
 		return fmt.Errorf("origin %q: write it in lower case, as browsers send it", o)
 	}

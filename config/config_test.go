@@ -223,6 +223,9 @@ func TestOrigins(t *testing.T) {
 		"https://cms.example.com:0":    "bad port",
 		"https://":                     "want https://host[:port]",
 		"http://::1":                   "brackets",
+		"https://a b.example":          "blanks, commas",
+		"https://a,b.example":          "blanks, commas",
+		"https://a\tb.example":         "blanks, commas",
 	} {
 		if err := CheckOrigin(o); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CheckOrigin(%q) = %v, want %q", o, err, want)

@@ -9,8 +9,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 )
+
+// policyView opens the browsers' policy keys in the 64-bit registry view,
+// where 64-bit browsers read them, also from a 32-bit cardwright.exe (the
+// x86 MSI) on 64-bit Windows; without it WOW64 may redirect the writes
+// under Wow6432Node. recordKey stays in the process's own view: the MSI of
+// the same architecture removes it.
+const policyView = registry.WOW64_64KEY
 
 // recordKey (HKLM) remembers, per list key, the values we added:
 // a REG_MULTI_SZ named after the list key, entries "name=origin".
@@ -19,7 +27,13 @@ const recordKey = `SOFTWARE\cardwright\BrowserPolicy`
 // Targets are the machine-wide policy keys (HKLM) of Chrome, Edge and
 // Firefox (Firefox's group-policy form of LocalNetworkAccess.SkipDomains).
 func Targets() []Target {
-	pf, pf86 := os.Getenv("ProgramFiles"), os.Getenv("ProgramFiles(x86)")
+	// ProgramW6432 is the 64-bit Program Files folder even in a 32-bit
+	// process (the x86 MSI's cardwright.exe), where ProgramFiles names
+	// "Program Files (x86)".
+	pf, pf86 := os.Getenv("ProgramW6432"), os.Getenv("ProgramFiles(x86)")
+	if pf == "" {
+		pf = os.Getenv("ProgramFiles")
+	}
 	bins := func(rel ...string) []string {
 		var b []string
 		for _, root := range []string{pf, pf86} {
@@ -42,7 +56,7 @@ func Targets() []Target {
 // readList reads the values of a list key (name → string); none when the
 // key is missing.
 func readList(path string) (map[string]string, error) {
-	k, err := registry.OpenKey(registry.LOCAL_MACHINE, path, registry.QUERY_VALUE)
+	k, err := registry.OpenKey(registry.LOCAL_MACHINE, path, registry.QUERY_VALUE|policyView)
 	if errors.Is(err, registry.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -117,7 +131,7 @@ func registryUninstall(path string) (bool, error) {
 		return false, err
 	}
 	if del := listRemove(list, added); len(del) > 0 {
-		k, err := registry.OpenKey(registry.LOCAL_MACHINE, path, registry.SET_VALUE)
+		k, err := registry.OpenKey(registry.LOCAL_MACHINE, path, registry.SET_VALUE|policyView)
 		if err != nil {
 			return false, fmt.Errorf("opening HKLM\\%s: %w", path, err)
 		}
@@ -128,8 +142,10 @@ func registryUninstall(path string) (bool, error) {
 			}
 		}
 		k.Close()
-		if len(del) == len(list) {
-			registry.DeleteKey(registry.LOCAL_MACHINE, path) // empty now: ours alone
+		if len(del) == len(list) && !wow64() {
+			// Empty now: ours alone. (RegDeleteKey cannot reach the 64-bit
+			// view from a 32-bit process; there an empty key stays.)
+			registry.DeleteKey(registry.LOCAL_MACHINE, path)
 		}
 	}
 	return true, writeAdded(path, nil)
@@ -166,7 +182,7 @@ func registryInstall(path string, origins []string) (bool, error) {
 		return false, err
 	}
 	add := listAdd(list, origins)
-	k, _, err := registry.CreateKey(registry.LOCAL_MACHINE, path, registry.SET_VALUE)
+	k, _, err := registry.CreateKey(registry.LOCAL_MACHINE, path, registry.SET_VALUE|policyView)
 	if err != nil {
 		return false, fmt.Errorf("creating HKLM\\%s: %w", path, err)
 	}
@@ -199,4 +215,13 @@ func registryInspect(path string) (ours, others []string, err error) {
 		}
 	}
 	return ours, others, nil
+}
+
+// wow64 reports whether this is a 32-bit process on 64-bit Windows.
+func wow64() bool {
+	var is bool
+	if err := windows.IsWow64Process(windows.CurrentProcess(), &is); err != nil {
+		return false
+	}
+	return is
 }

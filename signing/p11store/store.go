@@ -67,6 +67,18 @@ func (s *Store) LockToken(module, serial string) (unlock func()) {
 	return l.Unlock
 }
 
+// TryLockToken takes the token's lock (LockToken's) only if it is free: ok
+// false means a certificate, sign or softtoken operation holds the token.
+// The station self-test's probe uses it so that a health request never
+// waits behind a login (spec/station.md "Self-test").
+func (s *Store) TryLockToken(module, serial string) (unlock func(), ok bool) {
+	l := s.tokenLock(module, serial)
+	if !l.TryLock() {
+		return nil, false
+	}
+	return l.Unlock, true
+}
+
 // TokenType is token.type for a token: certfilter.TokenSoftware for
 // SoftHSM, else certfilter.TokenSmartCard.
 func TokenType(info p11.TokenInfo) string {

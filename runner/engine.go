@@ -243,6 +243,10 @@ func (e *Engine) exec(ctx context.Context, sel Selection, steps []Step, progress
 		return failWith(classify("connect", err))
 	}
 	res.ATR, res.Serial = s.ATR, s.Serial
+	if job != nil && len(job.ExpectSerial) > 0 && !bytes.Equal(s.Serial, job.ExpectSerial) {
+		return failWith(&Failure{Code: api.CodeCardChanged, Step: "select", Message: fmt.Sprintf(
+			"the card in reader %q is %X, not the card %X the job is for (swapped?)", reader, s.Serial, job.ExpectSerial)})
+	}
 	model := Model(s.ATR)
 	res.Steps = append(res.Steps, StepTime{Name: KindSelect, Kind: KindSelect, Duration: time.Since(selStart), OK: true})
 	// Validation that needs the chosen reader comes before the first step:

@@ -32,6 +32,11 @@ type Job struct {
 	// (encrypted datapool fields); decrypted PINs go only there.
 	SecretOutputs []string
 	Reader        string // explicit reader; empty lets the runner choose
+	// ExpectSerial, if set, is the ICCSN (GET DATA serial) of the card
+	// the job is for: another card in the chosen reader ends the job with
+	// card_changed before any step (a station that checked the card
+	// before the job, as batch does, and a card swapped since).
+	ExpectSerial []byte
 	// Origin is the page's origin as the agent checked it, named in the
 	// local PIN dialogs; empty for a local program (CLI, station).
 	Origin string

@@ -53,6 +53,13 @@ type Token interface {
 	Label() string
 	Serial() string
 	Initialized() bool
+	// Slot is the slot description: middleware that makes each card a
+	// token (OpenSC and most card middleware) writes the reader's name
+	// there.
+	Slot() string
+	// ModulePath is the module's resolved file path: with Serial, the
+	// key of the per-token lock (Options.TryLock).
+	ModulePath() string
 	// Keygen generates a key pair as session objects and destroys it,
 	// logging in with pin when it is set. Without a PIN a token that
 	// wants a login answers ErrNeedsLogin.
@@ -61,9 +68,11 @@ type Token interface {
 
 // checkReaders: the PC/SC service answers; every expected reader is
 // there; one line per reader; the cards in them and their dialects.
-func checkReaders(ctx context.Context, o Options, rs Readers) []Check {
+// It returns the reader names too: the key-generation check maps tokens to
+// them.
+func checkReaders(ctx context.Context, o Options, rs Readers) ([]Check, []string) {
 	if rs == nil {
-		return []Check{{Name: "pc/sc", Status: Skip, Detail: "not checked"}}
+		return []Check{{Name: "pc/sc", Status: Skip, Detail: "not checked"}}, nil
 	}
 	start := time.Now()
 	list, err := rs.Status(ctx)
@@ -74,7 +83,7 @@ func checkReaders(ctx context.Context, o Options, rs Readers) []Check {
 		for _, e := range o.Expect {
 			out = append(out, Check{Name: readerName(e), Status: Fail, Detail: "expected ([readers] expect); not checked: no PC/SC service"})
 		}
-		return out
+		return out, nil
 	}
 	skipped := 0
 	for _, r := range list {
@@ -123,7 +132,11 @@ func checkReaders(ctx context.Context, o Options, rs Readers) []Check {
 			out = append(out, Check{Name: readerName(e), Status: Fail, Detail: "expected ([readers] expect) but not present"})
 		}
 	}
-	return append(out, cards...)
+	names := make([]string, 0, len(list))
+	for _, r := range list {
+		names = append(names, r.Name)
+	}
+	return append(out, cards...), names
 }
 
 func readerName(n string) string { return fmt.Sprintf("reader %q", n) }
@@ -150,7 +163,9 @@ func checkCard(o Options, r Reader, expected bool) Check {
 
 // checkModules loads each configured module, lists its tokens, finds the
 // tokens [tokens] names, and times a key generation on each token.
-func checkModules(ctx context.Context, o Options, ms Modules) []Check {
+// readers are the reader names PC/SC listed; inUse says whether a reader's
+// card is in use by a job ("" free, else why).
+func checkModules(ctx context.Context, o Options, ms Modules, readers []string, inUse func(string) string) []Check {
 	paths := slices.Clone(o.Modules)
 	for _, t := range o.Tokens {
 		if !slices.Contains(paths, t.Module) {
@@ -194,7 +209,7 @@ func checkModules(ctx context.Context, o Options, ms Modules) []Check {
 				continue
 			}
 			names = append(names, fmt.Sprintf("%q", t.Label()))
-			keygen = append(keygen, checkKeygen(ctx, o, t))
+			keygen = append(keygen, checkKeygen(ctx, o, t, tokenReaders(o, path, t, readers), inUse))
 		}
 		what := fmt.Sprintf("%s; %d token%s", m.Describe(), len(names), plural(len(names)))
 		if len(names) > 0 {
@@ -221,17 +236,37 @@ func checkModules(ctx context.Context, o Options, ms Modules) []Check {
 	return append(out, keygen...)
 }
 
-// checkKeygen times one key generation on a token.
-func checkKeygen(ctx context.Context, o Options, t Token) Check {
+// checkKeygen times one key generation on a token. A token whose reader's
+// card a job uses is not touched (readers are the readers it stands for),
+// nor one whose lock a certificate or sign operation holds (o.TryLock).
+func checkKeygen(ctx context.Context, o Options, t Token, readers []string, inUse func(string) string) Check {
 	c := Check{Name: fmt.Sprintf("keygen %q", t.Label())}
 	kind := map[Keygen]string{KeygenEC: "EC P-256", KeygenRSA2048: "RSA-2048"}[o.Keygen]
 	switch {
+	case o.Keygen == KeygenOff && o.InAgent:
+		c.Status, c.Detail = Skip, "not asked for (/v1/health?full=1&keygen=1 generates)"
+		return c
 	case o.Keygen == KeygenOff:
 		c.Status, c.Detail = Skip, "off (--keygen off)"
 		return c
 	case o.Token != "" && t.Label() != o.Token:
 		c.Status, c.Detail = Skip, fmt.Sprintf("not the token asked for (%q)", o.Token)
 		return c
+	}
+	if o.TryLock != nil {
+		unlock, ok := o.TryLock(t.ModulePath(), t.Serial())
+		if !ok {
+			c.Status, c.Detail = Skip, "busy with a certificate or sign operation"
+			return c
+		}
+		defer unlock()
+	}
+	// After the lock: a job that began while it was taken is seen.
+	for _, r := range readers {
+		if why := inUse(r); why != "" {
+			c.Status, c.Detail = Skip, fmt.Sprintf("%s (reader %q)", why, r)
+			return c
+		}
 	}
 	start := time.Now()
 	err := t.Keygen(ctx, o.Keygen, o.PIN)
@@ -245,6 +280,39 @@ func checkKeygen(ctx context.Context, o Options, t Token) Check {
 		c.Status, c.Detail = OK, fmt.Sprintf("%s key pair (session objects, destroyed) in %s", kind, FormatDuration(c.Duration))
 	}
 	return c
+}
+
+// tokenReaders lists the readers whose card t stands for: those a [tokens]
+// entry for t (its module path and label) matches, and the one its slot
+// description names. CK_SLOT_INFO's slotDescription holds 64 bytes (PKCS#11
+// v2.40 §3.2), so a longer reader name is compared cut to 64. Only listed
+// readers count: without PC/SC no job holds a card.
+func tokenReaders(o Options, path string, t Token, readers []string) []string {
+	var out []string
+	for _, ref := range o.Tokens {
+		if ref.Module != path || ref.Label != t.Label() {
+			continue
+		}
+		for _, r := range readers {
+			if ref.matches(r) && !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+	}
+	desc := strings.TrimSpace(t.Slot())
+	if desc == "" {
+		return out
+	}
+	for _, r := range readers {
+		cut := r
+		if len(cut) > 64 {
+			cut = cut[:64]
+		}
+		if strings.TrimSpace(cut) == desc && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // checkJournalFolder creates, syncs and removes a probe file in the
@@ -328,18 +396,25 @@ func checkPort(ctx context.Context, o Options) Check {
 		c.Status, c.Detail = OK, "free"
 		return c
 	}
-	if agent := agentAt(ctx, o.Listen, o.TLSCert != ""); agent != "" {
-		c.Status, c.Detail = OK, "in use by a running agent ("+agent+")"
+	if a := agentAt(ctx, o.Listen, o.TLSCert != ""); a.Agent != "" {
+		c.Status, c.Detail = OK, "in use by a running agent ("+a.Agent+")"
 		return c
 	}
 	c.Status, c.Detail = Fail, fmt.Sprintf("cannot listen: %v (another program holds it)", err)
 	return c
 }
 
-// agentAt asks /v1/health at addr and returns the agent's name, or "".
-// Over TLS the certificate is not verified: the answer only tells whose
-// port it is, on loopback.
-func agentAt(ctx context.Context, addr string, useTLS bool) string {
+// agentHealth is the part of a running agent's /v1/health the self-test
+// reads: its name and how many jobs it is running.
+type agentHealth struct {
+	Agent string
+	Jobs  int
+}
+
+// agentAt asks /v1/health at addr; the zero agentHealth when no cardwright
+// agent answers. Over TLS the certificate is not verified: the answer only
+// tells whose port it is, on loopback.
+func agentAt(ctx context.Context, addr string, useTLS bool) agentHealth {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	scheme := "http"
@@ -351,19 +426,19 @@ func agentAt(ctx context.Context, addr string, useTLS bool) string {
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/v1/health", nil)
 	if err != nil {
-		return ""
+		return agentHealth{}
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return ""
+		return agentHealth{}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	var h struct{ Agent string }
+	var h agentHealth
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &h) != nil || !strings.HasPrefix(h.Agent, "cardwright/") {
-		return ""
+		return agentHealth{}
 	}
-	return h.Agent
+	return h
 }
 
 // checkTLS: the configured certificate loads, matches its key, is valid

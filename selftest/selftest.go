@@ -189,9 +189,17 @@ func ParseKeygen(s string) (Keygen, error) {
 // TokenRef is a token the configuration names ([tokens]: reader pattern =
 // module, label).
 type TokenRef struct {
-	Reader string // the reader pattern, for the report
+	Reader string            // the reader pattern, for the report
+	Match  func(string) bool // the pattern; nil: Reader is an exact name
 	Module string
 	Label  string
+}
+
+func (r TokenRef) matches(reader string) bool {
+	if r.Match == nil {
+		return r.Reader == reader
+	}
+	return r.Match(reader)
 }
 
 // Options is what the self-test checks against: the station's
@@ -212,6 +220,19 @@ type Options struct {
 	// InAgent: the self-test runs inside the agent (/v1/health?full=1),
 	// which holds the journal and serves the port.
 	InAgent bool
+
+	// Busy, if set, reports whether a job holds a reader
+	// (runner.Engine.Busy, inside the agent): a token that stands for the
+	// card in a busy reader ([tokens], or its slot description names the
+	// reader) is not touched; its key generation is skipped "busy with a
+	// job". Nil outside the agent: the self-test asks the agent at Listen
+	// for its running jobs instead (Run).
+	Busy func(reader string) bool
+	// TryLock, if set, takes a token's lock without waiting
+	// (p11store.Store.TryLockToken, inside the agent) around its key
+	// generation, so that certificate, sign and softtoken operations and
+	// the probe never interleave; a held lock skips the token.
+	TryLock func(module, serial string) (unlock func(), ok bool)
 
 	Listen          string // [server] listen
 	TLSCert, TLSKey string
@@ -240,6 +261,7 @@ func Run(ctx context.Context, o Options, p Ports) *Report {
 	if o.Skip == nil {
 		o.Skip = func(string) bool { return false }
 	}
+	inUse := readersInUse(ctx, o)
 	r := &Report{}
 	add := func(cs ...Check) { r.Checks = append(r.Checks, cs...) }
 	timed := func(f func() []Check) {
@@ -253,8 +275,13 @@ func Run(ctx context.Context, o Options, p Ports) *Report {
 		}
 		add(cs...)
 	}
-	timed(func() []Check { return checkReaders(ctx, o, p.Readers) })
-	timed(func() []Check { return checkModules(ctx, o, p.Modules) })
+	var readers []string
+	timed(func() []Check {
+		cs, names := checkReaders(ctx, o, p.Readers)
+		readers = names
+		return cs
+	})
+	timed(func() []Check { return checkModules(ctx, o, p.Modules, readers, inUse) })
 	timed(func() []Check { return []Check{checkJournalFolder(o)} })
 	timed(func() []Check { return []Check{checkJournalFile(o, p.Journal)} })
 	timed(func() []Check { return []Check{checkPort(ctx, o)} })
@@ -263,6 +290,30 @@ func Run(ctx context.Context, o Options, p Ports) *Report {
 		add(Check{Name: "self-test", Status: Fail, Detail: fmt.Sprintf("stopped before every check ran: %v", err)})
 	}
 	return r
+}
+
+// readersInUse says whether a reader's card is in use by a job: "" free,
+// else why. Inside the agent that is o.Busy. Outside it (the CLI), a
+// running agent's readers cannot be seen from this process: when the agent
+// at o.Listen has jobs running, every reader counts as in use, so only
+// tokens that stand for no reader get the key generation.
+func readersInUse(ctx context.Context, o Options) func(string) string {
+	switch {
+	case o.Busy != nil:
+		return func(r string) string {
+			if o.Busy(r) {
+				return "busy with a job"
+			}
+			return ""
+		}
+	case o.InAgent || o.Keygen == KeygenOff:
+		return func(string) string { return "" }
+	}
+	if a := agentAt(ctx, o.Listen, o.TLSCert != ""); a.Jobs > 0 {
+		why := fmt.Sprintf("the running agent (%s) has %d job%s running and this process cannot see which readers they hold: run again when it is idle, or ask the agent (/v1/health?full=1&keygen=1)", a.Agent, a.Jobs, plural(a.Jobs))
+		return func(string) string { return why }
+	}
+	return func(string) string { return "" }
 }
 
 // ErrNeedsLogin: the token generates keys only after a user login, and no

@@ -37,6 +37,7 @@ func (f fakeReaders) Status(context.Context) ([]Reader, error) { return f.list, 
 
 type fakeToken struct {
 	label   string
+	slot    string // slot description
 	blank   bool
 	login   bool  // wants a PIN
 	err     error // Keygen's failure
@@ -44,9 +45,11 @@ type fakeToken struct {
 	keygens *int
 }
 
-func (t fakeToken) Label() string     { return t.label }
-func (t fakeToken) Serial() string    { return "0001" }
-func (t fakeToken) Initialized() bool { return !t.blank }
+func (t fakeToken) Label() string      { return t.label }
+func (t fakeToken) Serial() string     { return "0001" }
+func (t fakeToken) Initialized() bool  { return !t.blank }
+func (t fakeToken) Slot() string       { return t.slot }
+func (t fakeToken) ModulePath() string { return "/real/hsm.so" }
 func (t fakeToken) Keygen(_ context.Context, _ Keygen, pin secret.Value) error {
 	if t.keygens != nil {
 		*t.keygens++

@@ -38,23 +38,39 @@ func (m module) Describe() string {
 	return fmt.Sprintf("%s %s %s, Cryptoki %s", i.Manufacturer, i.Description, i.LibraryVersion, i.Cryptoki)
 }
 
+// Tokens lists the present tokens with their slot descriptions (card
+// middleware names the reader there; the self-test maps tokens to readers
+// by it).
 func (m module) Tokens() ([]selftest.Token, error) {
+	slots, err := m.m.Slots()
+	if err != nil {
+		return nil, err
+	}
 	toks, err := m.m.Tokens()
 	if err != nil {
 		return nil, err
 	}
+	desc := make(map[uint]string, len(slots))
+	for _, s := range slots {
+		desc[s.ID] = s.Description
+	}
 	out := make([]selftest.Token, 0, len(toks))
 	for _, t := range toks {
-		out = append(out, token{t})
+		out = append(out, token{t, desc[t.SlotID()]})
 	}
 	return out, nil
 }
 
-type token struct{ t *p11.Token }
+type token struct {
+	t    *p11.Token
+	slot string // slot description
+}
 
-func (t token) Label() string     { return t.t.Label() }
-func (t token) Serial() string    { return t.t.Serial() }
-func (t token) Initialized() bool { return t.t.Info().Initialized() }
+func (t token) Label() string      { return t.t.Label() }
+func (t token) Serial() string     { return t.t.Serial() }
+func (t token) Initialized() bool  { return t.t.Info().Initialized() }
+func (t token) Slot() string       { return t.slot }
+func (t token) ModulePath() string { return t.t.Module().Path() }
 
 // Keygen opens a session, logs in when a PIN is given, and makes and
 // destroys a session key pair. The PIN goes to the token only.

@@ -132,3 +132,27 @@ func BenchmarkKeygen(b *testing.B) {
 		})
 	}
 }
+
+// TestTokenSlotAndModule: a listed token carries its slot description
+// (what maps card middleware's tokens to readers) and the module's
+// resolved path, the key p11store's per-token lock uses.
+func TestTokenSlotAndModule(t *testing.T) {
+	mod, tok := softhsmToken(t, "probe-slot")
+	tk := find(t, mod, "probe-slot")
+	slots, err := tok.Module().Slots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc string
+	for _, s := range slots {
+		if s.ID == tok.SlotID() {
+			desc = s.Description
+		}
+	}
+	if desc == "" || tk.Slot() != desc {
+		t.Errorf("slot description %q, want %q", tk.Slot(), desc)
+	}
+	if tk.ModulePath() != tok.Module().Path() || tk.Serial() != tok.Serial() {
+		t.Errorf("lock key %q %q, want %q %q", tk.ModulePath(), tk.Serial(), tok.Module().Path(), tok.Serial())
+	}
+}

@@ -9,14 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockExclusive takes f's exclusive lock without waiting; ErrLocked when
-// another process has it.
+// lockExclusive takes f's exclusive lock, waiting while another writer
+// (a process, or another Log of this one) appends a record.
 func lockExclusive(f *os.File) error {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return ErrLocked
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
 	}
-	return err
 }
 
 func unlock(f *os.File) { unix.Flock(int(f.Fd()), unix.LOCK_UN) }

@@ -3,21 +3,15 @@
 package audit
 
 import (
-	"errors"
 	"os"
 
 	"golang.org/x/sys/windows"
 )
 
-// lockExclusive takes f's exclusive lock without waiting; ErrLocked when
-// another process has it.
+// lockExclusive takes f's exclusive lock, waiting while another writer
+// (a process, or another Log of this one) appends a record.
 func lockExclusive(f *os.File) error {
-	ol := new(windows.Overlapped)
-	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
-	if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
-		return ErrLocked
-	}
-	return err
+	return windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, new(windows.Overlapped))
 }
 
 func unlock(f *os.File) {

@@ -1,11 +1,13 @@
 package audit
 
 // log.go: the writer (spec/station.md "Audit"). One JSON line a record,
-// written with one write(2) and fsynced before Append returns; one writer a
-// folder (an OS lock on audit.lock); a kill -9 mid-write leaves at most an
-// unfinished last line, which Open cuts away. audit.log is the current
-// file; a full one is renamed audit-<first seq>.log and the chain goes on
-// in a new audit.log.
+// written with one write(2) and fsynced before Append returns. Several
+// processes may write one folder (serve, encode, init-gui, batch): each
+// Append holds an OS lock on audit.lock, follows what the others appended
+// or rotated since, and writes the next record of the one chain. A kill -9
+// mid-write leaves at most an unfinished last line, which the next Open or
+// Append cuts away. audit.log is the current file; a full one is renamed
+// audit-<first seq>.log and the chain goes on in a new audit.log.
 
 import (
 	"bytes"
@@ -31,17 +33,19 @@ const (
 // number is padded so that ls lists the files in order.
 func rotatedName(first uint64) string { return fmt.Sprintf("audit-%020d.log", first) }
 
-// ErrLocked is returned by Open when another process writes the folder.
-var ErrLocked = errors.New("another cardwright process holds the audit log")
+// ErrClosed is Err's answer after Close.
+var ErrClosed = errors.New("the audit log is closed")
 
-// Log is an open audit folder. Append is safe for concurrent use.
+// Log is an open audit folder. Append is safe for concurrent use, and
+// other processes may append to the same folder.
 type Log struct {
 	dir    string
 	rotate int64
+	rename func(from, to string) error // os.Rename; tests make it fail
 
 	mu     sync.Mutex
-	lock   *os.File // audit.lock, held (lock_unix.go, lock_windows.go)
-	f      *os.File // audit.log, O_APPEND
+	lock   *os.File // audit.lock, held during Open and each Append (lock_unix.go, lock_windows.go)
+	f      *os.File // audit.log, O_APPEND; nil until the next Append reopens it
 	size   int64
 	first  uint64 // seq of audit.log's first record; 0 while it is empty
 	seq    uint64 // the last record's
@@ -57,7 +61,8 @@ type Log struct {
 
 // Open opens (creating it) the audit folder dir for appending. A file
 // passing rotateBytes is closed at the next Append and the chain goes on in
-// a new one; rotateBytes <= 0 never rotates.
+// a new one; rotateBytes <= 0 never rotates. It waits while another
+// process appends a record.
 func Open(dir string, rotateBytes int64) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the audit folder: %w", err)
@@ -68,13 +73,12 @@ func Open(dir string, rotateBytes int64) (*Log, error) {
 	}
 	if err := lockExclusive(lk); err != nil {
 		lk.Close()
-		if errors.Is(err, ErrLocked) {
-			return nil, fmt.Errorf("opening the audit log %s: %w", dir, err)
-		}
 		return nil, fmt.Errorf("locking the audit log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, rotate: rotateBytes, lock: lk}
-	if err := l.open(); err != nil {
+	l := &Log{dir: dir, rotate: rotateBytes, rename: os.Rename, lock: lk}
+	err = l.open()
+	unlock(lk)
+	if err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -82,14 +86,25 @@ func Open(dir string, rotateBytes int64) (*Log, error) {
 }
 
 // open opens audit.log, cuts a torn tail and finds where the chain stands.
+// The caller holds the lock.
 func (l *Log) open() error {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	l.size, l.first = 0, 0
 	path := filepath.Join(l.dir, CurrentFile)
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening the audit log: %w", err)
 	}
-	l.f = f
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
 	if errors.Is(statErr, os.ErrNotExist) {
 		if err := syncDir(l.dir); err != nil {
 			return fmt.Errorf("creating the audit log: %w", err)
@@ -106,9 +121,11 @@ func (l *Log) open() error {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("cutting the audit log's unfinished last line: %w", err)
 		}
-		l.Torn = int64(len(data)) - keep
+		l.Torn += int64(len(data)) - keep
 		data = data[:keep]
 	}
+	ok = true
+	l.f = f
 	l.size = int64(len(data))
 	if len(data) > 0 {
 		first, err := firstSeq(data)
@@ -173,21 +190,47 @@ func (l *Log) Last() (uint64, string) {
 	return l.seq, l.hash
 }
 
+// Err is nil while the log takes records. After a failed write or sync of
+// a record it says why: what reached the disk is unknown, and the chain
+// must not fork, so the log takes no more records until it is opened again
+// (a restart). Callers refuse new jobs then (spec/station.md "Audit": a
+// station runs no job it cannot record). A failed rotation or reopening
+// does not break the log: Append tries again.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.broken != nil:
+		return fmt.Errorf("the audit log is unusable after a failed write: %w", l.broken)
+	case l.lock == nil:
+		return ErrClosed
+	}
+	return nil
+}
+
 // Append sets rec's Seq, Prev and Hash, writes it and returns once it is
-// on disk (fsync). After a failed write or sync the log takes no more
-// records: what reached the disk is unknown, and the chain must not fork.
+// on disk (fsync). It holds audit.lock meanwhile and first takes up what
+// other processes appended. After a failed write or sync the log takes no
+// more records (Err). An error before the write (the lock, reopening
+// audit.log) leaves the log usable; rec was not recorded.
 func (l *Log) Append(rec *Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.broken != nil {
 		return fmt.Errorf("appending to the audit log: unusable after an earlier failure: %w", l.broken)
 	}
-	if l.f == nil {
-		return errors.New("appending to the audit log: closed")
+	if l.lock == nil {
+		return fmt.Errorf("appending to the audit log: %w", ErrClosed)
+	}
+	if err := lockExclusive(l.lock); err != nil {
+		return fmt.Errorf("locking the audit log: %w", err)
+	}
+	defer unlock(l.lock)
+	if err := l.catchUp(); err != nil {
+		return err
 	}
 	if l.rotate > 0 && l.size >= l.rotate {
 		if err := l.rotateFile(); err != nil {
-			l.broken = err
 			return err
 		}
 	}
@@ -219,25 +262,40 @@ func (l *Log) fail(err error) {
 	l.f.Truncate(l.size)
 }
 
-// rotateFile closes audit.log as audit-<first>.log and starts a new one.
-func (l *Log) rotateFile() error {
-	if err := l.f.Close(); err != nil {
-		return fmt.Errorf("closing the audit log for rotation: %w", err)
+// catchUp makes l.f the current audit.log and l's state its end: when
+// another process appended or rotated since this one's last record (or an
+// earlier rotation or reopening failed), audit.log is read again. The
+// caller holds the lock.
+func (l *Log) catchUp() error {
+	if l.f != nil {
+		st, err := os.Stat(filepath.Join(l.dir, CurrentFile))
+		fst, ferr := l.f.Stat()
+		if err == nil && ferr == nil && os.SameFile(st, fst) && st.Size() == l.size {
+			return nil
+		}
 	}
+	return l.open()
+}
+
+// rotateFile closes audit.log as audit-<first>.log and starts a new one.
+// When the rename fails (on Windows whenever another process has audit.log
+// open: Go opens files without FILE_SHARE_DELETE) the chain is intact in
+// audit.log, which is opened again: the record goes there, and the next
+// Append tries the rotation again. An error means audit.log could not be
+// opened at all; the next Append tries that again too.
+func (l *Log) rotateFile() error {
+	l.f.Close()
 	l.f = nil
 	cur := filepath.Join(l.dir, CurrentFile)
-	if err := os.Rename(cur, filepath.Join(l.dir, rotatedName(l.first))); err != nil {
+	if err := l.rename(cur, filepath.Join(l.dir, rotatedName(l.first))); err != nil {
+		if oerr := l.open(); oerr != nil {
+			return fmt.Errorf("rotating the audit log: %v; reopening it: %w", err, oerr)
+		}
+		return nil
+	}
+	if err := l.open(); err != nil { // a new, empty audit.log after the closed file
 		return fmt.Errorf("rotating the audit log: %w", err)
 	}
-	f, err := os.OpenFile(cur, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("rotating the audit log: %w", err)
-	}
-	if err := syncDir(l.dir); err != nil {
-		f.Close()
-		return fmt.Errorf("rotating the audit log: %w", err)
-	}
-	l.f, l.size, l.first = f, 0, 0
 	return nil
 }
 

@@ -191,24 +191,210 @@ func TestRotationNewFileContinues(t *testing.T) {
 	}
 }
 
-// TestOneWriter: a second Open of the folder fails while the first holds
-// it, naming the folder; after Close it succeeds.
-func TestOneWriter(t *testing.T) {
+// TestTwoWriters: two Logs of one folder (as serve and encode, two
+// processes, each with its own lock handle) append at once; every Append
+// takes up the other's records and rotations, and the folder holds one
+// unbroken chain with every record once.
+func TestTwoWriters(t *testing.T) {
+	dir := t.TempDir()
+	var logs [2]*Log
+	for i := range logs {
+		l, err := Open(dir, 3000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[i] = l
+	}
+	var wg sync.WaitGroup
+	seqs := make([][]uint64, 2)
+	for i, l := range logs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 40 {
+				r := testRecord(i*1000 + n)
+				if err := l.Append(r); err != nil {
+					t.Error(err)
+					return
+				}
+				seqs[i] = append(seqs[i], r.Seq)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range logs {
+		if err := l.Err(); err != nil {
+			t.Error(err)
+		}
+		l.Close()
+	}
+	rep := mustVerify(t, dir)
+	if !rep.OK() || rep.Records != 80 || rep.Last.Seq != 80 || len(rep.Files) < 3 {
+		t.Fatalf("%d records in %d files, last seq %d\n%s", rep.Records, len(rep.Files), rep.Last.Seq, problems(rep))
+	}
+	seen := map[uint64]bool{}
+	for _, l := range seqs {
+		for _, s := range l {
+			if seen[s] {
+				t.Errorf("seq %d given twice", s)
+			}
+			seen[s] = true
+		}
+	}
+	if l, err := Open(dir, 0); err != nil {
+		t.Fatal(err)
+	} else if err := l.Close(); err != nil || l.Err() != ErrClosed {
+		t.Errorf("Close: %v, Err after it: %v", err, l.Err())
+	}
+}
+
+// TestRotationRenameFails: a rotation whose rename fails (on Windows: a
+// verify, export or scanner has audit.log open) does not break the log:
+// the record goes on in audit.log, Err stays nil, and a later Append
+// rotates. Before, the first failed rename made the log unusable for good.
+func TestRotationRenameFails(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	denied := errors.New("the file is open in another process")
+	fail := true
+	l.rename = func(from, to string) error {
+		if fail {
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: denied}
+		}
+		return os.Rename(from, to)
+	}
+	for i := 1; i <= 12; i++ { // several files' worth, none rotated
+		if err := l.Append(testRecord(i)); err != nil {
+			t.Fatalf("append %d with the rename failing: %v", i, err)
+		}
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err after failed rotations: %v", err)
+	}
+	if files, _ := logFiles(dir); len(files) != 1 {
+		t.Fatalf("files %v, want audit.log alone", files)
+	}
+	fail = false
+	r := testRecord(13)
+	if err := l.Append(r); err != nil || r.Seq != 13 {
+		t.Fatalf("append after the rename works again: %v, seq %d", err, r.Seq)
+	}
+	files, _ := logFiles(dir)
+	if len(files) != 2 || files[0].name != rotatedName(1) {
+		t.Fatalf("files %v, want %s and audit.log", files, rotatedName(1))
+	}
+	if rep := mustVerify(t, dir); !rep.OK() || rep.Records != 13 {
+		t.Errorf("%d records\n%s", rep.Records, problems(rep))
+	}
+}
+
+// TestRotationImmutableFolder: the same with a real failure: the folder
+// made immutable (chattr +i; the tests run as root, for whom a mere
+// read-only mode is no obstacle), so neither the rename nor a new file
+// can be made, while audit.log itself stays writable.
+func TestRotationImmutableFolder(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("no chattr (e2fsprogs)")
+	}
+	dir := t.TempDir()
+	writeLog(t, dir, 3, 0)
+	l, err := Open(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s (the file system has no immutable flag)", err, out)
+	}
+	defer exec.Command("chattr", "-i", dir).Run()
+	if err := os.WriteFile(filepath.Join(dir, "probe"), nil, 0o600); err == nil {
+		t.Fatal("the immutable folder took a new file")
+	}
+	for i := 4; i <= 5; i++ {
+		if err := l.Append(testRecord(i)); err != nil {
+			t.Fatalf("append %d in the immutable folder: %v", i, err)
+		}
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err: %v", err)
+	}
+	if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -i: %v %s", err, out)
+	}
+	if err := l.Append(testRecord(6)); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustVerify(t, dir); !rep.OK() || rep.Records != 6 || len(rep.Files) != 2 {
+		t.Errorf("%d records in %v\n%s", rep.Records, rep.Files, problems(rep))
+	}
+}
+
+// TestWriteFailureBreaks: a record whose write fails breaks the log: Err
+// says so and Append refuses, so the chain cannot fork.
+func TestWriteFailureBreaks(t *testing.T) {
 	dir := t.TempDir()
 	l, err := Open(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(dir, 0)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
-		t.Errorf("second Open: %v", err)
+	defer l.Close()
+	if err := l.Append(testRecord(1)); err != nil {
+		t.Fatal(err)
 	}
-	l.Close()
-	l, err = Open(dir, 0)
+	if l.Err() != nil {
+		t.Fatal(l.Err())
+	}
+	ro, err := os.Open(filepath.Join(dir, CurrentFile)) // the same file, not writable
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
+	l.f.Close()
+	l.f = ro
+	if err := l.Append(testRecord(2)); err == nil {
+		t.Fatal("append through a read-only handle succeeded")
+	}
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), "unusable") {
+		t.Fatalf("Err after a failed write: %v", err)
+	}
+	if err := l.Append(testRecord(3)); err == nil {
+		t.Fatal("append after a failed write succeeded")
+	}
+}
+
+// TestVerifyDuringRotation: a rotation between Verify's listing and its
+// reading of audit.log (the listed audit.log is read as the new file, its
+// records now in a closed file not listed) is no false removed: Verify
+// lists again and reads once more.
+func TestVerifyDuringRotation(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 4, 0)
+	l, err := Open(dir, 1) // the next Append rotates
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rotated := false
+	readFile = func(name string) ([]byte, error) {
+		if !rotated && filepath.Base(name) == CurrentFile {
+			rotated = true
+			if err := l.Append(testRecord(5)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return os.ReadFile(name)
+	}
+	defer func() { readFile = os.ReadFile }()
+	rep := mustVerify(t, dir)
+	if !rotated {
+		t.Fatal("no rotation during verify")
+	}
+	if !rep.OK() || rep.Records != 5 || len(rep.Files) != 2 {
+		t.Errorf("verify during a rotation: %d records in %v\n%s", rep.Records, rep.Files, problems(rep))
+	}
 }
 
 // TestConcurrentAppend: appends from many goroutines make one unbroken chain.

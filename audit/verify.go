@@ -13,10 +13,13 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,21 +115,44 @@ func (r *Report) OK() bool {
 // Verify checks every file of the audit folder dir, oldest first, and the
 // anchors. The error is for a folder that cannot be read; what is wrong
 // with the records is in the report.
+//
+// A writer may rotate while Verify reads: audit.log, listed, is then read
+// as the new file, and the closed one is missing from the list (a false
+// removed). So the folder is listed again after reading; when its files
+// changed (a rotation adds a closed file), everything is read once more.
 func Verify(dir string, anchors ...Anchor) (*Report, error) {
-	files, err := logFiles(dir)
-	if err != nil {
-		return nil, err
-	}
-	v := newVerifier(true)
-	for i, f := range files {
-		data, err := os.ReadFile(filepath.Join(dir, f.name))
+	for attempt := 0; ; attempt++ {
+		files, err := logFiles(dir)
 		if err != nil {
-			return nil, fmt.Errorf("reading the audit log: %w", err)
+			return nil, err
 		}
-		v.file(f.name, data, i == len(files)-1)
+		v := newVerifier(true)
+		retry := false
+		for i, f := range files {
+			data, err := readFile(filepath.Join(dir, f.name))
+			if errors.Is(err, fs.ErrNotExist) && f.name == CurrentFile && attempt == 0 {
+				retry = true // renamed by a rotation, the new one not yet made
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading the audit log: %w", err)
+			}
+			v.file(f.name, data, i == len(files)-1)
+		}
+		if attempt == 0 && !retry {
+			again, err := logFiles(dir)
+			retry = err == nil && !slices.Equal(files, again)
+		}
+		if retry {
+			continue
+		}
+		return v.finish(anchors), nil
 	}
-	return v.finish(anchors), nil
 }
+
+// readFile is os.ReadFile; a test rotates the log between listing and
+// reading.
+var readFile = os.ReadFile
 
 // VerifyStream checks one stream of records, such as an export: the chain
 // may begin at any seq (the first record's prev is taken as given).

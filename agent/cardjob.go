@@ -209,6 +209,10 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 		writeXML(w, http.StatusServiceUnavailable, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeShuttingDown, Message: "the agent is shutting down"})
 		return
 	}
+	if jerr := s.auditUnusable(); jerr != nil {
+		writeXML(w, http.StatusServiceUnavailable, statusErr(req.ID, jerr))
+		return
+	}
 	if len(req.Applications) == 0 {
 		writeXML(w, http.StatusOK, &StatusResponse{ID: req.ID, Status: "error", Code: api.CodeBadRequest, Message: "card_job has no application"})
 		return
@@ -314,6 +318,9 @@ func (s *Server) serveCardJob(w http.ResponseWriter, r *http.Request) {
 // the caller acknowledges it once the response is written (a crash in
 // between leaves an interrupted or unacknowledged record to inspect).
 func (s *Server) runSync(ctx context.Context, origin, reqID string, job *runner.Job) *api.Result {
+	if jerr := s.auditUnusable(); jerr != nil { // broken by an earlier application of this card_job
+		return &api.Result{Type: api.TypeResult, ID: reqID, Error: jerr}
+	}
 	seq, err := s.deps.Journal.Begin(origin, cardJobSession, reqID, job.Reader)
 	if errors.Is(err, journal.ErrDuplicateJob) {
 		return &api.Result{Error: &api.JobError{Code: api.CodeBadRequest, Message: "a job with this id ran before and its response was never delivered; use another id"}}

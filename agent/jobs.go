@@ -48,6 +48,10 @@ func (c *conn) onJob(id string, raw []byte) {
 		c.fail(id, api.CodeShuttingDown, "the agent is shutting down")
 		return
 	}
+	if jerr := s.auditUnusable(); jerr != nil {
+		c.fail(id, jerr.Code, jerr.Message)
+		return
+	}
 	job, jerr := s.buildJob(&m)
 	if jerr != nil {
 		s.log.Warn("job refused", "origin", c.origin, "id", id, "code", jerr.Code, "reason", jerr.Message)
@@ -189,7 +193,8 @@ func (s *Server) runJob(ctx context.Context, ss *session, jr *jobRun, job *runne
 // declared secret outputs carry secrets), journal it before anyone sees it
 // — a result that cannot be journaled is not sent, an internal error is —
 // and wipe the job's fields and secrets; the audit log and the observers
-// get the job's record first (report.go). fix, if set, amends the runner's
+// get the job's record first (report.go; the record failing to append
+// leaves the result as it is). fix, if set, amends the runner's
 // result first.
 func (s *Server) execute(ctx context.Context, via, origin string, seq uint64, reqID string, job *runner.Job, progress func(runner.Progress), fix func(*runner.Result)) (wire *api.Result) {
 	started := time.Now().UTC()
@@ -221,9 +226,7 @@ func (s *Server) execute(ctx context.Context, via, origin string, seq uint64, re
 	wire.Finished = finished.Format(time.RFC3339Nano)
 	rec := Report(via, origin, reqID, job, &res, started, finished)
 	wipe(job, &res)
-	if jerr := s.report(rec); jerr != nil {
-		wire = &api.Result{Type: api.TypeResult, ID: reqID, Error: jerr, Started: wire.Started, Finished: wire.Finished, Steps: wire.Steps}
-	}
+	s.report(rec) // a failed append is logged; the result stands
 	if err := s.deps.Journal.Finish(seq, wire); err != nil {
 		// Not durable: do not send what a crash could lose track of.
 		s.log.Error("journaling result", "job", seq, "err", err)

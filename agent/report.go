@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/audit"
 	"github.com/cardwright/cardwright/runner"
 )
@@ -18,8 +19,20 @@ type AuditLog interface {
 	Append(rec *audit.Record) error
 }
 
-// JobObserver is told of each job that ran, after its record is durable.
-// It must not block.
+// StationAudit is the agent's audit log (Deps.Audit): an AuditLog that
+// says whether it can take records (audit.Log.Err: nil while usable). While
+// it cannot, the agent refuses new jobs with audit_unavailable before any
+// card I/O: a station runs no job it cannot record (spec/station.md
+// "Audit").
+type StationAudit interface {
+	AuditLog
+	Err() error
+}
+
+var _ StationAudit = (*audit.Log)(nil)
+
+// JobObserver is told of each job that ran, after its record was appended
+// (or failed to be). It must not block.
 type JobObserver interface {
 	JobFinished(rec *audit.Record)
 }
@@ -52,19 +65,46 @@ func Report(via, origin, id string, job *runner.Job, res *runner.Result, started
 	return rec
 }
 
-// report hands a finished job to the audit log and the observers. An audit
-// log that cannot keep the record ends the job's report with internal: a
-// station reports no job it cannot prove (the result itself stays in the
-// journal).
-func (s *Server) report(rec *audit.Record) *api.JobError {
+// auditUnusable is the refusal of a new job while the audit log cannot
+// take records, nil while it can (or when there is none).
+func (s *Server) auditUnusable() *api.JobError {
+	if s.deps.Audit == nil {
+		return nil
+	}
+	if err := s.deps.Audit.Err(); err != nil {
+		s.log.Error("job refused: the audit log cannot record jobs", "err", err)
+		return &api.JobError{Code: api.CodeAuditUnavailable, Message: "the station's audit log cannot record jobs, so no job runs; no card was touched. Ask the station's administrator (the agent's log says why)"}
+	}
+	return nil
+}
+
+// report hands a finished job to the audit log and the observers. A record
+// that cannot be appended does not change the job's result: the job ran,
+// and a card that was encoded is reported as encoded (journaled and sent).
+// The failure is logged as an error (the record's ids and result, never a
+// field), and the audit log's Err then refuses the next jobs.
+func (s *Server) report(rec *audit.Record) {
 	if s.deps.Audit != nil {
 		if err := s.deps.Audit.Append(rec); err != nil {
-			s.log.Error("writing the audit record", "job", rec.Job, "err", err)
-			return &api.JobError{Code: api.CodeInternal, Message: "the job ran but its audit record could not be written; see the agent's log"}
+			s.log.Error("AUDIT RECORD NOT WRITTEN: the job ran and its result is reported, but the station's audit log has no record of it",
+				"via", rec.Via, "origin", rec.Origin, "id", rec.Job, "reader", rec.Reader, "iccsn", rec.ICCSN, "result", rec.Result, "err", err)
 		}
 	}
 	for _, o := range s.deps.Observers {
 		o.JobFinished(rec)
 	}
-	return nil
+}
+
+// InterruptedRecord is the audit record of a job the journal found still
+// running at start (journal.Journal.Interrupted): the agent stopped before
+// the job ended, so it has no steps, card or description digest (the
+// journal does not keep the description: Description is empty, meaning
+// unknown), and its result is interrupted.
+func InterruptedRecord(r journal.Record) *audit.Record {
+	via := "ws"
+	if r.Session == cardJobSession {
+		via = "cardjob"
+	}
+	return &audit.Record{Time: r.Finished.UTC(), Started: r.Started.UTC(), Via: via, Origin: r.Origin, Job: r.ReqID,
+		Reader: r.Reader, Result: string(api.CodeInterrupted)}
 }

@@ -124,8 +124,9 @@ type Deps struct {
 	Raiser   Raiser       // nil: headless, POST /v1/raise answers no_desktop_app
 	Logger   *slog.Logger // nil: discard
 	// Audit, if set, records every job that ran (report.go) before its
-	// result is journaled and sent.
-	Audit AuditLog
+	// result is journaled and sent; while its Err is not nil no new job
+	// runs (audit_unavailable).
+	Audit StationAudit
 	// Observers are told of every job that ran (the station's metrics).
 	Observers []JobObserver
 	// Metrics, if set, serves GET /v1/metrics (metrics.go); nil: 404.

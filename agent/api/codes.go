@@ -21,6 +21,9 @@ const (
 	CodeBusy               Code = "busy"                // the reader/card already runs a job
 	CodeShuttingDown       Code = "shutting_down"       // the agent is stopping
 	CodeInternal           Code = "internal"            // a bug: report it
+	// The station's audit log cannot record jobs (a failed write): no new
+	// job runs until an administrator fixes it (spec/station.md "Audit").
+	CodeAuditUnavailable Code = "audit_unavailable"
 )
 
 // Job validation errors (found before any card I/O).

@@ -74,9 +74,15 @@ type Record struct {
 
 // Journal is the on-disk job journal.
 type Journal struct {
-	db   *bolt.DB
-	aead cipher.AEAD // per-process key for secret outputs
+	db          *bolt.DB
+	aead        cipher.AEAD // per-process key for secret outputs
+	interrupted []Record    // the records Open marked interrupted
 }
+
+// Interrupted returns the records Open found running and marked
+// interrupted (their Result is the interrupted result), oldest first:
+// serve gives each an audit record.
+func (j *Journal) Interrupted() []Record { return append([]Record(nil), j.interrupted...) }
 
 func newProcessAEAD() (cipher.AEAD, error) {
 	key := make([]byte, 32)
@@ -222,6 +228,7 @@ func Open(dir string) (*Journal, int, error) {
 				return err
 			}
 			ups = append(ups, upd{append([]byte(nil), k...), nv})
+			j.interrupted = append(j.interrupted, r)
 			return nil
 		})
 		if err != nil {
@@ -239,6 +246,7 @@ func Open(dir string) (*Journal, int, error) {
 		db.Close()
 		return nil, 0, fmt.Errorf("recovering journal: %w", err)
 	}
+	sort.Slice(j.interrupted, func(a, b int) bool { return j.interrupted[a].Seq < j.interrupted[b].Seq })
 	return j, n, nil
 }
 

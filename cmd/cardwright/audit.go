@@ -262,7 +262,7 @@ func auditSummary(l *audit.Log) []any {
 
 // serveAudit opens serve's audit log and logs where it is (a record cut
 // off by a crash as a warning); nil and a no-op when [log] audit is off.
-func serveAudit(env *cmdEnv, cfg *config.Config, log *slog.Logger) (agent.AuditLog, func(), error) {
+func serveAudit(env *cmdEnv, cfg *config.Config, log *slog.Logger) (agent.StationAudit, func(), error) {
 	l, err := openAuditLog(env, cfg)
 	if err != nil {
 		return nil, nil, err

@@ -469,6 +469,9 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		running += ss.running()
 	}
 	s.mu.Unlock()
+	s.xml.mu.Lock()
+	running += len(s.xml.running) // POST /CardJob jobs (cardjob.go): the self-test beside the agent reads "jobs"
+	s.xml.mu.Unlock()
 	plain := map[string]any{
 		"status": "ok", "agent": "cardwright/" + s.cfg.Version, "protocol": []int{1},
 		"connections": s.nconns.Load(), "jobs": running,

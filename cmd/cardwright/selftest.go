@@ -33,7 +33,11 @@ for, printed or logged; with several tokens name one with --token, since a wrong
 counts against each token's retry counter). The journal folder must be writable, the
 listen port free or served by a running agent, the TLS certificate valid for 30 days
 more. Exit status 0 when nothing failed (warnings allowed), 1 otherwise, 2 usage.
-The running agent answers the same report at /v1/health?full=1.`,
+When the agent at the listen address has jobs running, tokens that stand for a
+reader's card ([tokens], or the reader named in the slot description) are skipped:
+this process cannot see which readers the jobs hold. The running agent answers the
+same report at /v1/health?full=1 (with a key generation on idle tokens only when
+&keygen=1 is added).`,
 }
 
 func init() {
@@ -143,7 +147,7 @@ func selftestOptions(env *cmdEnv, cfg *config.Config) selftest.Options {
 		TLSKey:     cfg.TLSKey,
 	}
 	for _, t := range cfg.Tokens {
-		o.Tokens = append(o.Tokens, selftest.TokenRef{Reader: t.Reader.String(), Module: t.Module, Label: t.Label})
+		o.Tokens = append(o.Tokens, selftest.TokenRef{Reader: t.Reader.String(), Match: t.Reader.MatchString, Module: t.Module, Label: t.Label})
 	}
 	return o
 }
@@ -158,13 +162,22 @@ func selftestPorts(cfg *config.Config) selftest.Ports {
 }
 
 // agentSelfTest is the self-test /v1/health?full=1 runs inside serve: the
-// journal is open in this agent and the port is its own; an EC key pair
-// is timed on tokens that need no login (no PIN reaches the agent for it).
-func agentSelfTest(env *cmdEnv, cfg *config.Config, journalDir string) agent.SelfTest {
+// journal is open in this agent and the port is its own. Only with
+// &keygen=1 is an EC key pair timed, on tokens that need no login (no PIN
+// reaches the agent for it), that stand for no reader a job holds (busy,
+// the Engine's reader locks; nil: the fake runner touches nothing), and
+// whose p11store lock is free (tokenLock; nil: no certificate service).
+func agentSelfTest(env *cmdEnv, cfg *config.Config, journalDir string, busy func(string) bool, tokenLock func(module, serial string) (func(), bool)) agent.SelfTest {
 	o := selftestOptions(env, cfg)
-	o.JournalDir, o.InAgent, o.Keygen = journalDir, true, selftest.KeygenEC
+	o.JournalDir, o.InAgent = journalDir, true
+	o.Busy, o.TryLock = busy, tokenLock
 	ports := selftestPorts(cfg)
-	return func(ctx context.Context) (any, bool) {
+	return func(ctx context.Context, req agent.SelfTestRequest) (any, bool) {
+		o := o
+		o.Keygen = selftest.KeygenOff
+		if req.Keygen {
+			o.Keygen = selftest.KeygenEC
+		}
 		rep := selftest.Run(ctx, o, ports)
 		return rep, rep.OK()
 	}

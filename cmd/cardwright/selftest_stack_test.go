@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardwright/cardwright/agent/api"
+	"github.com/cardwright/cardwright/agent/api/client"
 	"github.com/cardwright/cardwright/internal/stacktest"
+	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/pcsc"
 )
 
@@ -190,8 +195,8 @@ func TestSelftestOnStack(t *testing.T) {
 }
 
 // selftestServe starts `cardwright serve` with the configuration and
-// returns its /v1/health?full=1 answer, which must be 200, and a function
-// that stops it.
+// returns its /v1/health?full=1&keygen=1 answer, which must be 200, and a
+// function that stops it. full=1 alone must generate no key.
 func selftestServe(t *testing.T, c *tokenCLI, cfgFile, tlsDir, listen string) (map[string]any, func() error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestTokenHelperProcess$", "--", "serve", "--config", cfgFile, "--log-format", "json")
@@ -241,20 +246,29 @@ func selftestServe(t *testing.T, c *tokenCLI, cfgFile, tlsDir, listen string) (m
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := hc.Get("https://" + listen + "/v1/health?full=1")
-	if err != nil {
-		t.Fatal(err)
+	get := func(query string) (map[string]any, []byte) {
+		resp, err := hc.Get("https://" + listen + "/v1/health?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.MarshalIndent(body, "", "  ")
+		t.Logf("GET /v1/health?%s: %s\n%s", query, resp.Status, b)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/health?%s: %s", query, resp.Status)
+		}
+		return body, b
 	}
-	defer resp.Body.Close()
-	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
+	// Monitoring's full=1: no key generation.
+	body, b := get("full=1")
+	if st, d := healthCheck(body, `keygen "station 1"`); st != "skip" || !strings.Contains(d, "not asked for") {
+		t.Errorf("full=1 without keygen=1: keygen %s %q, want skip\n%s", st, d, b)
 	}
-	b, _ := json.MarshalIndent(body, "", "  ")
-	t.Logf("GET /v1/health?full=1: %s\n%s", resp.Status, b)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v1/health?full=1: %s", resp.Status)
-	}
+	body, b = get("full=1&keygen=1")
 	rep, _ := body["selftest"].(map[string]any)
 	checks, _ := rep["checks"].([]any)
 	found := 0
@@ -279,4 +293,107 @@ func selftestServe(t *testing.T, c *tokenCLI, cfgFile, tlsDir, listen string) (m
 		t.Errorf("the agent's report lacks its port, its journal or the key generation:\n%s", b)
 	}
 	return body, stop
+}
+
+// healthCheck finds a check of a /v1/health?full=1 answer.
+func healthCheck(body map[string]any, name string) (status, detail string) {
+	rep, _ := body["selftest"].(map[string]any)
+	checks, _ := rep["checks"].([]any)
+	for _, ch := range checks {
+		if m, _ := ch.(map[string]any); m["name"] == name {
+			s, _ := m["status"].(string)
+			d, _ := m["detail"].(string)
+			return s, d
+		}
+	}
+	return "", ""
+}
+
+// TestSelftestBusyReaderOnStack: while a demo job holds an own-card reader
+// (its portal holds the first certificate request), the agent's
+// /v1/health?full=1&keygen=1 leaves the token [tokens] maps to that reader
+// alone ("busy with a job"); `cardwright selftest` beside the agent skips
+// it too (the agent has a job running), and generates on it once the job
+// ended.
+func TestSelftestBusyReaderOnStack(t *testing.T) {
+	e := newStackEnv(t)
+	url, _, _ := e.serve("--allow-origin", memOrigin)
+	base := "http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws")
+	ca, err := issuer.OpenLocalCA(e.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := func() map[string]any {
+		resp, err := http.Get(base + "/v1/health?full=1&keygen=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	cliCfg := writeTestFile(t, e.dir, "beside.cfg", mustRead(t, e.cfg)+"[server]\nlisten = "+strings.TrimPrefix(base, "http://")+"\n")
+	beside := func() selftestJSON {
+		cmd := e.child("cli", "", nil, "selftest", "--config", cliCfg, "--json")
+		out, _ := cmd.Output() // exit 1: "cardwright demo 2" is not made here
+		var rep selftestJSON
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatalf("selftest --json: %v\n%s", err, out)
+		}
+		return rep
+	}
+	token := `keygen "cardwright demo 1"`
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Origin: memOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var during map[string]any
+	var cli selftestJSON
+	res, err := c.Run(ctx, demoJobOnStack(t, e.own[0], "cardwright demo 1", "Busy Reader"), func(ctx context.Context, req *api.Request) *api.Answer {
+		if during == nil {
+			during, cli = health(), beside()
+		}
+		csr, _ := base64.StdEncoding.DecodeString(req.CSR)
+		der, _, err := ca.Issue(ctx, issuer.Request{CSR: csr, Application: req.Application})
+		if err != nil {
+			return &api.Answer{Error: err.Error()}
+		}
+		return &api.Answer{Certificate: base64.StdEncoding.EncodeToString(der)}
+	}, nil)
+	if err != nil || !res.OK {
+		t.Fatalf("demo job: %+v %v", res, err)
+	}
+	b, _ := json.MarshalIndent(during, "", "  ")
+	t.Logf("during the job:\n%s", b)
+	if st, d := healthCheck(during, token); st != "skip" || !strings.Contains(d, fmt.Sprintf("busy with a job (reader %q)", e.own[0])) {
+		t.Errorf("agent during the job: %s %q, want skip busy with a job", st, d)
+	}
+	for _, ch := range cli.Checks {
+		if ch.Name == token && (ch.Status != "skip" || !strings.Contains(ch.Detail, "has 1 job running")) {
+			t.Errorf("CLI beside the agent during the job: %s %q", ch.Status, ch.Detail)
+		}
+	}
+	if st, _ := cli.check(t, token); st != "skip" {
+		t.Errorf("CLI beside the agent during the job: %s", st)
+	}
+	// The agent's report of the job's time is reused for 5 s; the CLI
+	// asks again. (The agent's keygen=1 on an idle token: TestSelftestOnStack.)
+	if st, d := beside().check(t, token); st != "ok" {
+		t.Errorf("CLI after the job: %s %q", st, d)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/cardwright/cardwright/issuer"
 	"github.com/cardwright/cardwright/metrics"
 	"github.com/cardwright/cardwright/prompt"
+	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/iotime"
 	"github.com/cardwright/cardwright/web"
 )
@@ -165,6 +166,14 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		}
 	}
 
+	// The audit log first: the jobs the journal marks interrupted get
+	// their records in it (an audit log that does not open leaves them
+	// running in the journal for the next start).
+	auditLog, closeAudit, err := serveAudit(env, cfg, log) // audit.go
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	dir := journalDir(env, cfg.Journal)
 	journal, interrupted, err := journal.Open(dir)
 	if err != nil {
@@ -174,15 +183,12 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	if interrupted > 0 {
 		log.Warn("jobs interrupted by the previous run are recorded as interrupted", "count", interrupted)
 	}
-	auditLog, closeAudit, err := serveAudit(env, cfg, log) // audit.go
-	if err != nil {
-		return err
-	}
-	defer closeAudit()
+	auditInterrupted(auditLog, journal.Interrupted(), log) // audit.go
 
 	var (
 		run     agent.Runner
 		readers agent.ReaderSource // set below, before the agent serves
+		busy    func(string) bool  // the Engine's reader locks: the self-test leaves busy readers alone
 	)
 	// The station's metrics, GET /v1/metrics (spec/station.md "Observability").
 	stats := metrics.New(metrics.Options{Backlog: journal.Backlog, Readers: func(ctx context.Context) (int, error) {
@@ -212,23 +218,28 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 			defer closer.Close()
 		}
 		run, readers = r, rs
+		if rr, ok := r.(*runner.Runner); ok {
+			busy = rr.Engine.Busy
+		}
 	}
 
 	// Headless: no PIN dialog, so sign and authenticate are refused with
 	// prompt_unavailable; certificates works. The fake runner has no tokens.
 	var certs agent.CertService
+	var tokenLock func(module, serial string) (func(), bool) // the self-test's probe and certs share it
 	if !f.fake {
 		p := f.prompter()
 		if p == nil {
 			p = prompt.Refuse{}
 		}
-		certs = newCertService(cfg, p, log)
+		cs := newCertService(cfg, p, log)
+		certs, tokenLock = cs, cs.store.TryLockToken
 	}
 	deps := agent.Deps{Runner: run, Journal: journal, Readers: readers, Logger: log, Certs: certs}
 	deps.Audit = auditLog // spec/station.md "Audit"
 	deps.Observers = append(deps.Observers, stats)
 	deps.Metrics = stats.Handler()
-	deps.SelfTest = agentSelfTest(env, cfg, dir) // GET /v1/health?full=1 (selftest.go)
+	deps.SelfTest = agentSelfTest(env, cfg, dir, busy, tokenLock) // GET /v1/health?full=1 (selftest.go)
 	if f.desk != nil {
 		deps.Approver = f.desk // pairing needs the local user (spec/gui.md property 4)
 		deps.Raiser = f.desk   // cardwright open brings the app forward

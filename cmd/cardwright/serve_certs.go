@@ -53,12 +53,12 @@ func newCertService(cfg *config.Config, prompter prompt.Prompter, log *slog.Logg
 		prompter:  prompter,
 		log:       log,
 		retryLoad: 30 * time.Second,
+		store:     p11store.New(), // made here: the self-test's probe takes its token locks (serve.go)
 	}
 }
 
 func (c *certService) service() *signing.Service {
 	c.once.Do(func() {
-		c.store = p11store.New()
 		stores := signing.Stores{c.store}
 		c.soft = &softtoken.Service{Prompter: c.prompter}
 		// The agent's own soft-token store (docs/protocol.md, softtoken):

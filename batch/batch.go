@@ -6,18 +6,30 @@ package batch
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/audit"
+	"github.com/cardwright/cardwright/jobrecord"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
+
+// AuditLog keeps the station's audit log: Append returns once the record
+// is durable (audit.Log).
+type AuditLog interface {
+	Append(rec *audit.Record) error
+}
+
+// unreadableTries is how many times in a row a card's serial may fail to
+// read before the operator is asked to take the card out.
+const unreadableTries = 3
 
 // Runner is what a batch needs of runner.Runner.
 type Runner interface {
@@ -69,13 +81,17 @@ type Batch struct {
 	// ReaderNames are the readers to use, one worker each.
 	ReaderNames []string
 	// Audit, if set, keeps every record's job in the station's audit log
-	// (agent.Report with via "batch").
-	Audit   agent.AuditLog
+	// (jobrecord.New with via "batch"), and each record a resume finds
+	// interrupted (result "interrupted").
+	Audit   AuditLog
 	Display Display
 	// RetryInterrupted runs the records an earlier run left interrupted
 	// again, on new cards.
 	RetryInterrupted bool
-	Poll             time.Duration // reader polling; 0 is 100 ms
+	// RetryFailed runs the records an earlier run failed before writing
+	// to the card (Retryable) again, on new cards.
+	RetryFailed bool
+	Poll        time.Duration // reader polling; 0 is 100 ms
 
 	mu       sync.Mutex
 	next     int // index into queue
@@ -85,6 +101,23 @@ type Batch struct {
 	cycles   map[string][]time.Duration
 	progress map[string]runner.Progress
 	fatal    error
+
+	stopMu   sync.Mutex // not mu: Stop may be called from a Display method
+	stopped  bool
+	stopSoft context.CancelFunc
+}
+
+// Stop asks the batch to start no new card: the cards running finish, then
+// Run returns (the operator's first Ctrl-C). Cancelling Run's context
+// instead ends the running cards too (the second). Safe to call at any
+// time, from any goroutine, more than once.
+func (b *Batch) Stop() {
+	b.stopMu.Lock()
+	defer b.stopMu.Unlock()
+	b.stopped = true
+	if b.stopSoft != nil {
+		b.stopSoft()
+	}
 }
 
 // Validate checks every record against the description before any card
@@ -110,10 +143,13 @@ func Validate(r Runner, tmpl runner.Job, recordsFile string, recs []Record) erro
 	return errs.err()
 }
 
-// Run encodes the records not done yet until all are done or ctx ends;
-// cards running then are finished first. It returns the final Stats, and
-// an error when the batch could not go on (a reader gone, the results
-// file or the audit log not writable).
+// Run encodes the records not done yet until all are done, Stop is called
+// (the cards running are finished first) or ctx ends (the cards running
+// end too: their records are done with result cancelled, never encoded
+// again). Records a run before this one left interrupted are first marked
+// so, in the audit log and then in the results file. It returns the final
+// Stats, and an error when the batch could not go on (a reader gone, the
+// results file or the audit log not writable).
 func (b *Batch) Run(ctx context.Context) (Stats, error) {
 	if b.Poll == 0 {
 		b.Poll = 100 * time.Millisecond
@@ -125,7 +161,13 @@ func (b *Batch) Run(ctx context.Context) (Stats, error) {
 	b.cycles = map[string][]time.Duration{}
 	b.progress = map[string]runner.Progress{}
 	b.stats = Stats{Total: len(b.Records), Reader: map[string]int{}}
+	if err := b.markInterrupted(); err != nil {
+		return b.stats, err
+	}
 	for _, e := range b.State.Done {
+		if b.RetryFailed && Retryable(e) {
+			continue // in the queue below
+		}
 		b.stats.Done++
 		b.stats.Earlier++
 		if !e.OK() {
@@ -134,22 +176,29 @@ func (b *Batch) Run(ctx context.Context) (Stats, error) {
 	}
 	for i := range b.Records {
 		r := &b.Records[i]
-		if b.State.Done[r.N] != nil {
+		if e := b.State.Done[r.N]; e != nil && !(b.RetryFailed && Retryable(e)) {
 			continue
 		}
-		if b.State.Interrupted[r.N] != nil && !b.RetryInterrupted {
+		if b.State.Interrupted[r.N] != nil && b.State.Done[r.N] == nil && !b.RetryInterrupted {
 			continue
 		}
 		b.queue = append(b.queue, r)
 	}
-	ctx, stop := context.WithCancel(ctx)
+	// soft ends the waits for cards (Stop, a fatal error); ctx, the cards.
+	soft, stop := context.WithCancel(ctx)
 	defer stop()
+	b.stopMu.Lock()
+	b.stopSoft = stop
+	if b.stopped {
+		stop()
+	}
+	b.stopMu.Unlock()
 	var wg sync.WaitGroup
 	for _, name := range b.ReaderNames {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.work(ctx, name); err != nil {
+			if err := b.work(soft, ctx, name); err != nil {
 				b.mu.Lock()
 				if b.fatal == nil {
 					b.fatal = err
@@ -165,24 +214,58 @@ func (b *Batch) Run(ctx context.Context) (Stats, error) {
 	return b.statsLocked(), b.fatal
 }
 
+// markInterrupted writes what a resume found: each record started and
+// never done by a run before this one goes to the audit log (result
+// interrupted) and then gets its "interrupted" line. A crash between the
+// two leaves the record started only, so the next resume records it again:
+// the audit log may hold it twice, never not at all.
+func (b *Batch) markInterrupted() error {
+	var found []*Entry
+	for _, e := range b.State.Interrupted {
+		if e.Event == EventStarted {
+			found = append(found, e)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Record < found[j].Record })
+	for _, e := range found {
+		now := time.Now()
+		if b.Audit != nil {
+			serial, _ := hex.DecodeString(e.Serial)
+			res := &runner.Result{Reader: e.Reader, Serial: serial,
+				Err: &api.JobError{Code: api.CodeInterrupted, Message: "the batch stopped mid-card"}}
+			if err := b.Audit.Append(jobrecord.New("batch", "", fmt.Sprint(e.Record), &b.Job, res, e.Time, now)); err != nil {
+				return fmt.Errorf("writing the audit record of interrupted record %d: %w", e.Record, err)
+			}
+		}
+		ie := *e
+		ie.Event, ie.Time = EventInterrupted, now.UTC()
+		if err := b.Journal.Write(&ie); err != nil {
+			return err
+		}
+		b.State.Interrupted[e.Record] = &ie
+	}
+	return nil
+}
+
 // errNoRecords ends a worker's wait: every record is taken.
 var errNoRecords = errors.New("no records left")
 
-// work is one reader's loop.
-func (b *Batch) work(ctx context.Context, reader string) error {
+// work is one reader's loop. soft ends its waits and keeps it from taking
+// a new card; ctx is the running card's.
+func (b *Batch) work(soft, ctx context.Context, reader string) error {
 	for {
 		if b.left() == 0 {
 			return nil
 		}
 		cycle := time.Now()
-		serial, err := b.waitCard(ctx, reader)
+		serial, err := b.waitCard(soft, reader)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, errNoRecords) {
+			if soft.Err() != nil || errors.Is(err, errNoRecords) {
 				return nil
 			}
 			return err
 		}
-		if ctx.Err() != nil {
+		if soft.Err() != nil {
 			return nil // stopped: no new card
 		}
 		rec := b.take()
@@ -196,8 +279,8 @@ func (b *Batch) work(ctx context.Context, reader string) error {
 			return nil
 		}
 		b.display(func(d Display) { d.Prompt(reader, "remove the card from "+quote(reader)) })
-		if err := b.waitRemoved(ctx, reader); err != nil {
-			if ctx.Err() != nil || errors.Is(err, errNoRecords) {
+		if err := b.waitRemoved(soft, reader); err != nil {
+			if soft.Err() != nil || errors.Is(err, errNoRecords) {
 				return nil
 			}
 			return err
@@ -227,17 +310,19 @@ func (b *Batch) take() *Record {
 }
 
 // waitCard waits for a card in reader that the batch has not used yet and
-// returns its serial (hex; "" when the card has none). A used card is
-// refused with a prompt to remove it: a card is never encoded twice.
-func (b *Batch) waitCard(ctx context.Context, reader string) (string, error) {
+// returns its serial (nil when the card has none). A used card is refused
+// with a prompt to remove it: a card is never encoded twice. A card whose
+// serial cannot be read unreadableTries times in a row is asked out too.
+func (b *Batch) waitCard(ctx context.Context, reader string) ([]byte, error) {
 	asked := false
+	failed := 0
 	for {
 		if b.left() == 0 {
-			return "", errNoRecords
+			return nil, errNoRecords
 		}
 		present, err := b.present(ctx, reader)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if !present {
 			if !asked {
@@ -245,28 +330,38 @@ func (b *Batch) waitCard(ctx context.Context, reader string) (string, error) {
 				asked = true
 			}
 			if err := sleep(ctx, b.Poll); err != nil {
-				return "", err
+				return nil, err
 			}
 			continue
 		}
 		serial, err := b.serial(ctx, reader)
 		if err != nil {
 			// Pulled out while being read, or not answering: wait for it
-			// to settle.
+			// to settle; a card that never answers is asked out.
+			if failed++; failed >= unreadableTries {
+				b.display(func(d Display) { d.Prompt(reader, "cannot read the card in "+quote(reader)+": remove it") })
+				if err := b.waitRemoved(ctx, reader); err != nil {
+					return nil, err
+				}
+				failed, asked = 0, false
+				continue
+			}
 			if err := sleep(ctx, b.Poll); err != nil {
-				return "", err
+				return nil, err
 			}
 			continue
 		}
+		failed = 0
+		hexSerial := fmt.Sprintf("%X", serial)
 		b.mu.Lock()
-		n, used := b.State.Serials[serial]
+		n, used := b.State.Serials[hexSerial]
 		b.mu.Unlock()
-		if serial != "" && used {
+		if len(serial) > 0 && used {
 			b.display(func(d Display) {
-				d.Prompt(reader, fmt.Sprintf("the card in %s (serial %s) was used for record %d: remove it", quote(reader), serial, n))
+				d.Prompt(reader, fmt.Sprintf("the card in %s (serial %s) was used for record %d: remove it", quote(reader), hexSerial, n))
 			})
 			if err := b.waitRemoved(ctx, reader); err != nil {
-				return "", err
+				return nil, err
 			}
 			asked = false
 			continue
@@ -309,23 +404,27 @@ func (b *Batch) present(ctx context.Context, reader string) (bool, error) {
 
 // serial reads the ICCSN of the card in reader, as the runner does at a
 // job's start.
-func (b *Batch) serial(ctx context.Context, reader string) (string, error) {
+func (b *Batch) serial(ctx context.Context, reader string) ([]byte, error) {
 	c, err := b.Readers.Connect(ctx, reader)
 	if err != nil {
-		return "", fmt.Errorf("connecting to the card in %q: %w", reader, err)
+		return nil, fmt.Errorf("connecting to the card in %q: %w", reader, err)
 	}
 	defer c.Close()
 	s, err := c.Serial()
 	if err != nil {
-		return "", fmt.Errorf("reading the serial of the card in %q: %w", reader, err)
+		return nil, fmt.Errorf("reading the serial of the card in %q: %w", reader, err)
 	}
-	return fmt.Sprintf("%X", s), nil
+	return s, nil
 }
 
-// encode runs rec on the card in reader: "started" is durable before the
-// card is touched, "done" and the audit record after.
-func (b *Batch) encode(ctx context.Context, reader string, rec *Record, serial string, cycle time.Time) error {
+// encode runs rec on the card in reader (the card whose serial the batch
+// read: the runner refuses another one, card_changed). "started" is
+// durable before the card is touched; after it, the audit record, then
+// "done": a crash between the two leaves the record interrupted, which
+// the resume records in the audit log again.
+func (b *Batch) encode(ctx context.Context, reader string, rec *Record, serialBytes []byte, cycle time.Time) error {
 	started := time.Now()
+	serial := fmt.Sprintf("%X", serialBytes)
 	se := &Entry{Event: EventStarted, Time: started.UTC(), Record: rec.N, Line: rec.Line, Reader: reader, Serial: serial}
 	if err := b.Journal.Write(se); err != nil {
 		return err
@@ -343,9 +442,10 @@ func (b *Batch) encode(ctx context.Context, reader string, rec *Record, serial s
 	for k, v := range rec.Fields {
 		job.Fields[k] = secret.FromBytes(v.Bytes())
 	}
-	job.Reader = reader
-	// A card running when the operator stops the batch is finished.
-	res := b.Runner.Run(context.WithoutCancel(ctx), &job, func(p runner.Progress) {
+	job.Reader, job.ExpectSerial = reader, serialBytes
+	// ctx ends only on the operator's second Ctrl-C: Stop lets a running
+	// card finish.
+	res := b.Runner.Run(ctx, &job, func(p runner.Progress) {
 		b.mu.Lock()
 		b.progress[reader] = p
 		st := b.statsLocked()
@@ -366,21 +466,20 @@ func (b *Batch) encode(ctx context.Context, reader string, rec *Record, serial s
 	if de.Serial == "" {
 		de.Serial = serial
 	}
-	for _, s := range res.Steps {
-		de.Steps = append(de.Steps, audit.Step{Name: s.Name, Kind: s.Kind, MS: ms(s.Duration), WaitedMS: ms(s.Waited), OK: s.OK})
-	}
+	de.Steps = jobrecord.Steps(res.Steps)
 	if res.Err != nil {
 		de.Result, de.Message, de.Step = string(res.Err.Code), res.Err.Message, res.Err.Step
 	}
-	if err := b.Journal.Write(de); err != nil {
-		return err
-	}
 	var auditErr error
 	if b.Audit != nil {
-		if err := b.Audit.Append(agent.Report("batch", "", fmt.Sprint(rec.N), &job, &res, started, finished)); err != nil {
+		if err := b.Audit.Append(jobrecord.New("batch", "", fmt.Sprint(rec.N), &job, &res, started, finished)); err != nil {
 			// A station reports no job it cannot prove: the batch stops.
-			auditErr = fmt.Errorf("writing the audit record of record %d: %w", rec.N, err)
+			// The record is done all the same (its card is written).
+			auditErr = fmt.Errorf("writing the audit record of record %d: %w; its result is in the results file %s but not in the audit log", rec.N, err, b.Journal.Path())
 		}
+	}
+	if err := b.Journal.Write(de); err != nil {
+		return errors.Join(auditErr, err)
 	}
 	b.mu.Lock()
 	b.State.Done[rec.N] = de
@@ -478,7 +577,7 @@ func (b *Batch) display(f func(Display)) {
 	f(b.Display)
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func ms(d time.Duration) float64 { return jobrecord.MS(d) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

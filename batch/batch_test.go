@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +17,10 @@ import (
 	"github.com/cardwright/cardwright/audit"
 	"github.com/cardwright/cardwright/batch"
 	"github.com/cardwright/cardwright/iso7816/memcard"
+	"github.com/cardwright/cardwright/prompt"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/runner/runnertest"
+	"github.com/cardwright/cardwright/secret"
 )
 
 // rig is two in-memory readers, the runner over them with the batch test
@@ -36,6 +39,8 @@ type rig struct {
 	// onStarted, if set, is called as a record starts (under the batch's
 	// display lock).
 	onStarted func(record int)
+	results   string // the results file, once a batch is opened
+	auditErr  error  // Append's answer
 }
 
 var readerNames = []string{"Reader A", "Reader B"}
@@ -94,9 +99,33 @@ func (r *rig) Finished(e *batch.Entry, s batch.Stats) {
 	r.events = append(r.events, fmt.Sprintf("done %d %s %s", e.Record, e.Result, s.Summary()))
 }
 
+// Append keeps the audit record; the results file must not hold the
+// record's "done" line yet (the audit record comes first: a crash between
+// the two leaves the record interrupted, which a resume audits).
 func (r *rig) Append(rec *audit.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.results != "" && rec.Result != "interrupted" {
+		// As many done lines of the record as audit records of it before
+		// this one (a record --retry-failed runs again has two).
+		dones, audits := 0, 0
+		for _, e := range entries(r.t, r.results) {
+			if e.Event == batch.EventDone && fmt.Sprint(e.Record) == rec.Job {
+				dones++
+			}
+		}
+		for _, a := range r.audited {
+			if a.Job == rec.Job && a.Result != "interrupted" {
+				audits++
+			}
+		}
+		if dones != audits {
+			r.t.Errorf("record %s: audited after its done line", rec.Job)
+		}
+	}
+	if r.auditErr != nil {
+		return r.auditErr
+	}
 	r.audited = append(r.audited, rec)
 	return nil
 }
@@ -131,6 +160,7 @@ func (r *rig) batch(path string, src []byte) *batch.Batch {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { j.Close() })
+	r.results = path + ".results.jsonl"
 	return &batch.Batch{Runner: r.run, Readers: r.readers, Job: r.job, Records: recs, Journal: j, State: st,
 		ReaderNames: readerNames, Audit: r, Display: r, Poll: 1}
 }
@@ -224,19 +254,18 @@ func TestBatchResume(t *testing.T) {
 	r := newRig(t)
 	path, src := r.records(10)
 	results := path + ".results.jsonl"
-	ctx, cancel := context.WithCancel(context.Background())
+	b := r.batch(path, src)
 	r.onStarted = func(record int) {
 		if record == 4 {
-			cancel()
+			b.Stop()
 		}
 	}
-	b := r.batch(path, src)
-	st, err := b.Run(ctx)
+	st, err := b.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Done < 4 || st.Done >= 10 || st.Running != 0 {
-		t.Fatalf("after Ctrl-C at record 4: %+v", st)
+	if st.Done < 4 || st.Done >= 10 || st.Running != 0 || st.Failed != 0 {
+		t.Fatalf("after Ctrl-C at record 4 (the cards running are finished): %+v", st)
 	}
 	b.Journal.Close()
 	stopped := st.Done
@@ -271,6 +300,16 @@ func TestBatchResume(t *testing.T) {
 	}
 	if !refused {
 		t.Errorf("the interrupted card was not refused:\n%s", strings.Join(r.events, "\n"))
+	}
+	// The interrupted record is in the audit log, once.
+	var ia []*audit.Record
+	for _, a := range r.audited {
+		if a.Result == "interrupted" {
+			ia = append(ia, a)
+		}
+	}
+	if len(ia) != 1 || ia[0].Job != fmt.Sprint(lost) || ia[0].ICCSN != "DEADBEEF" || ia[0].Reader != readerNames[0] || ia[0].Via != "batch" {
+		t.Errorf("audit records of the interrupted record: %+v", ia)
 	}
 	checkOnce := func(want int) {
 		t.Helper()
@@ -309,6 +348,15 @@ func TestBatchResume(t *testing.T) {
 		t.Fatalf("retrying the interrupted record: %+v, %v", st, err)
 	}
 	checkOnce(10)
+	n := 0
+	for _, a := range r.audited {
+		if a.Result == "interrupted" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d interrupted audit records after a further run, want 1", n)
+	}
 }
 
 // TestBatchOtherRecords: a results file is not resumed with other records.
@@ -348,5 +396,214 @@ func TestValidateRecords(t *testing.T) {
 	bad.Description = []byte("[Description]\nFoo=1\n")
 	if err := batch.Validate(r.run, bad, "cards.jsonl", recs); err == nil || !strings.Contains(err.Error(), "validating the description") {
 		t.Fatalf("validating a broken description: %v", err)
+	}
+}
+
+// blockingPrompter is a PIN dialog nobody answers: a hung card. It returns
+// when the job's context ends.
+type blockingPrompter struct{ asked chan string }
+
+func (p *blockingPrompter) Ask(ctx context.Context, r prompt.Request) (prompt.Answer, error) {
+	p.asked <- r.Reader
+	<-ctx.Done()
+	return prompt.Answer{}, ctx.Err()
+}
+
+// answer is a PIN dialog that answers at once.
+type answer string
+
+func (a answer) Ask(context.Context, prompt.Request) (prompt.Answer, error) {
+	return prompt.Answer{PIN: secret.New(string(a))}, nil
+}
+
+// TestBatchSecondCtrlC: with both readers' cards hung (a PIN dialog nobody
+// answers), the first Ctrl-C (Stop) starts no new card and the second
+// (cancelling Run's context) ends the running ones: their records are done
+// with result cancelled, card named, in the audit log, and neither a
+// resume nor --retry-failed encodes them again (their cards were written
+// to).
+func TestBatchSecondCtrlC(t *testing.T) {
+	r := newRig(t)
+	p := &blockingPrompter{asked: make(chan string, 2)}
+	r.run.Engine.Prompter = p
+	r.job.Description = []byte(strings.Replace(string(r.job.Description), "PIN=PIN_FIELD", "PIN=!FROM_USER_DIALOG_2_FIELD", 1))
+	path, src := r.records(4)
+	b := r.batch(path, src)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type ran struct {
+		st  batch.Stats
+		err error
+	}
+	end := make(chan ran, 1)
+	go func() {
+		st, err := b.Run(ctx)
+		end <- ran{st, err}
+	}()
+	<-p.asked
+	<-p.asked // both cards hang
+	b.Stop()
+	cancel()
+	got := <-end
+	if got.err != nil || got.st.Done != 2 || got.st.Failed != 2 || got.st.Running != 0 {
+		t.Fatalf("after two Ctrl-Cs: %+v, %v\nevents:\n%s", got.st, got.err, strings.Join(r.events, "\n"))
+	}
+	b.Journal.Close()
+	cancelled := map[int]string{}
+	for _, e := range entries(t, r.results) {
+		if e.Event == batch.EventDone {
+			if e.Result != "cancelled" || e.Serial == "" || batch.Retryable(&e) {
+				t.Errorf("done line %+v", e)
+			}
+			cancelled[e.Record] = e.Serial
+		}
+	}
+	if len(cancelled) != 2 {
+		t.Fatalf("cancelled records %v, want the two running", cancelled)
+	}
+	if len(r.audited) != 2 || r.audited[0].Result != "cancelled" || r.audited[1].Result != "cancelled" {
+		t.Errorf("audit records %+v", r.audited)
+	}
+
+	// A resume with --retry-failed: the two other records only.
+	r.run.Engine.Prompter = answer("123456")
+	r.readers.Put(readerNames[0], nil)
+	r.readers.Put(readerNames[1], nil)
+	b = r.batch(path, src)
+	b.RetryFailed = true
+	st, err := b.Run(context.Background())
+	if err != nil || st.Done != 4 || st.Failed != 2 || st.Earlier != 2 {
+		t.Fatalf("resuming: %+v, %v", st, err)
+	}
+	for _, e := range entries(t, r.results) {
+		if e.Event == batch.EventStarted && cancelled[e.Record] != "" && e.Serial != cancelled[e.Record] {
+			t.Errorf("cancelled record %d started again on card %s", e.Record, e.Serial)
+		}
+	}
+}
+
+// TestBatchCardSwapped: a card swapped after the batch read its serial is
+// refused by the runner (card_changed at select) and left untouched; the
+// failure guarantees no card write, so --retry-failed encodes the record
+// again, on a new card.
+func TestBatchCardSwapped(t *testing.T) {
+	r := newRig(t)
+	path, src := r.records(3)
+	b := r.batch(path, src)
+	b.ReaderNames = readerNames[:1]
+	swapped := r.newCard()
+	swappedSerial := fmt.Sprintf("BA7C%04X", r.serial)
+	r.onStarted = func(record int) {
+		if record == 2 {
+			r.readers.Put(readerNames[0], swapped)
+		}
+	}
+	st, err := b.Run(context.Background())
+	if err != nil || st.Done != 3 || st.Failed != 1 {
+		t.Fatalf("run: %+v, %v", st, err)
+	}
+	b.Journal.Close()
+	var failed *batch.Entry
+	for _, e := range entries(t, r.results) {
+		if e.Event == batch.EventDone && e.Record == 2 {
+			failed = &e
+		}
+	}
+	if failed == nil || failed.Result != "card_changed" || failed.Step != "select" || !batch.Retryable(failed) {
+		t.Fatalf("record 2 on a swapped card: %+v", failed)
+	}
+	if swapped.Operational() || len(swapped.Transcript()) != 1 {
+		t.Errorf("the swapped card was written to: %d APDUs", len(swapped.Transcript()))
+	}
+
+	r.onStarted = nil
+	b = r.batch(path, src)
+	b.ReaderNames = readerNames[:1]
+	st, err = b.Run(context.Background())
+	if err != nil || st.Done != 3 || st.Failed != 1 || st.Running != 0 {
+		t.Fatalf("a resume without --retry-failed: %+v, %v", st, err)
+	}
+	b.Journal.Close()
+	b = r.batch(path, src)
+	b.ReaderNames = readerNames[:1]
+	b.RetryFailed = true
+	st, err = b.Run(context.Background())
+	if err != nil || st.Done != 3 || st.Failed != 0 || st.Earlier != 2 {
+		t.Fatalf("--retry-failed: %+v, %v", st, err)
+	}
+	b.Journal.Close()
+	var dones []batch.Entry
+	for _, e := range entries(t, r.results) {
+		if e.Event == batch.EventDone && e.Record == 2 {
+			dones = append(dones, e)
+		}
+	}
+	if len(dones) != 2 || !dones[1].OK() || dones[1].Serial == failed.Serial || dones[1].Serial == swappedSerial {
+		t.Errorf("record 2's done lines: %+v", dones)
+	}
+	// The file reads back: a retried record is not "done twice".
+	if _, st, err := batch.OpenJournal(r.results, batch.Entry{Records: audit.Digest(src), Description: audit.Digest(r.job.Description)}); err != nil || !st.Done[2].OK() {
+		t.Fatalf("reading the results back: %v", err)
+	}
+}
+
+// TestBatchAuditFails: an audit log that cannot take a record stops the
+// batch, saying the record's result is in the results file but not in the
+// audit log; the record is done (its card is written) and not encoded
+// again.
+func TestBatchAuditFails(t *testing.T) {
+	r := newRig(t)
+	path, src := r.records(4)
+	b := r.batch(path, src)
+	r.auditErr = errors.New("disk full")
+	st, err := b.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "is in the results file "+r.results+" but not in the audit log") {
+		t.Fatalf("run: %+v, %v", st, err)
+	}
+	done := 0
+	for _, e := range entries(t, r.results) {
+		if e.Event == batch.EventDone {
+			done++
+		}
+	}
+	if done == 0 || done != st.Done || done == 4 {
+		t.Errorf("%d done lines, stats %+v", done, st)
+	}
+}
+
+// TestBatchResultsLocked: a second batch on the same results file is
+// refused while the first has it open.
+func TestBatchResultsLocked(t *testing.T) {
+	r := newRig(t)
+	path, src := r.records(2)
+	b := r.batch(path, src)
+	head := batch.Entry{Records: audit.Digest(src), Description: audit.Digest(r.job.Description)}
+	if _, _, err := batch.OpenJournal(r.results, head); !errors.Is(err, batch.ErrInUse) || !strings.Contains(err.Error(), r.results) {
+		t.Fatalf("a second batch on the file: %v", err)
+	}
+	b.Journal.Close()
+	j, _, err := batch.OpenJournal(r.results, head)
+	if err != nil {
+		t.Fatalf("after the first closed it: %v", err)
+	}
+	j.Close()
+}
+
+// TestBatchUnreadableCard: a card whose serial cannot be read is asked out
+// of its reader after three tries; the reader then goes on with new cards.
+func TestBatchUnreadableCard(t *testing.T) {
+	r := newRig(t)
+	bad := r.newCard()
+	bad.FailAfter(0, errors.New("no answer"))
+	r.readers.Put(readerNames[0], bad)
+	path, src := r.records(6)
+	b := r.batch(path, src)
+	st, err := b.Run(context.Background())
+	if err != nil || st.Done != 6 || st.Failed != 0 {
+		t.Fatalf("run: %+v, %v", st, err)
+	}
+	want := `prompt cannot read the card in "` + readerNames[0] + `": remove it`
+	if !slices.Contains(r.events, want) || st.Reader[readerNames[0]] == 0 {
+		t.Errorf("no %q, or %q did no card:\n%s", want, readerNames[0], strings.Join(r.events, "\n"))
 	}
 }

@@ -6,7 +6,9 @@ package batch
 // records and description it belongs to; "started" is written before a
 // record's card I/O, naming the card; "done" after, with the result;
 // "interrupted" when a resume finds a record started and never done. No
-// field value that went in and no secret output is ever written.
+// field value that went in and no secret output is ever written. The file
+// is locked while a batch has it open: two batches on one results file
+// would encode the same records.
 
 import (
 	"bufio"
@@ -20,7 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/audit"
+	"github.com/cardwright/cardwright/internal/lockedfile"
 )
 
 // Journal events.
@@ -59,11 +63,27 @@ type Entry struct {
 // OK reports whether a done entry succeeded.
 func (e *Entry) OK() bool { return e.Result == "ok" }
 
+// beforeCardIO are the codes of a job refused before it wrote to a card.
+var beforeCardIO = map[string]bool{
+	string(api.CodeNoCard): true, string(api.CodeBusy): true, string(api.CodeReaderUnavailable): true,
+	string(api.CodeCardNotFound): true, string(api.CodeCardAmbiguous): true, string(api.CodeInvalidField): true,
+}
+
+// Retryable reports whether a done entry failed in a way that guarantees
+// its card was not written to: a code refused before card I/O, or a
+// failure in the job's "select" or "validate" step. Such a record may be
+// encoded again (--retry-failed), on a new card.
+func Retryable(e *Entry) bool {
+	return e.Event == EventDone && !e.OK() && (beforeCardIO[e.Result] || e.Step == "select" || e.Step == "validate")
+}
+
 // State is what a results file says of the batch so far.
 type State struct {
 	Done map[int]*Entry // by record number
 	// Interrupted are the records started and never done, by a run before
-	// this one: reported, and not encoded again unless retried.
+	// this one: reported, and not encoded again unless retried. Those the
+	// file does not say so of yet have Event EventStarted (Batch.Run
+	// marks them).
 	Interrupted map[int]*Entry
 	// Serials are the cards the batch has used (started on), hex, with the
 	// record number: a card seen again is refused.
@@ -81,16 +101,28 @@ type Journal struct {
 // description: resuming it would mix two batches.
 var ErrOtherBatch = errors.New("the results file belongs to another batch")
 
+// ErrInUse means another batch has the results file open.
+var ErrInUse = errors.New("the results file is in use by another cardwright batch")
+
 // OpenJournal opens the results file at path, creating it with head (an
-// EventBatch entry) when absent or empty. An existing file is read back:
-// its head must name the same records and description; a last line cut off
-// by a crash is dropped (the file is truncated before it). Records started
-// and never done get an "interrupted" line now, so the file says so too.
+// EventBatch entry) when absent or empty, and locks it (ErrInUse when
+// another batch, in this process or another, has it). An existing file is
+// read back: its head must name the same records and description; a last
+// line cut off by a crash is dropped (the file is truncated before it).
+// Records started and never done are in State.Interrupted; Batch.Run
+// writes their "interrupted" lines.
 func OpenJournal(path string, head Entry) (*Journal, *State, error) {
 	head.Event = EventBatch
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the results file: %w", err)
+	}
+	if err := lockedfile.Lock(f); err != nil {
+		f.Close()
+		if errors.Is(err, lockedfile.ErrLocked) {
+			return nil, nil, fmt.Errorf("%s: %w (wait for it to end, or give this batch another --results file)", path, ErrInUse)
+		}
+		return nil, nil, fmt.Errorf("locking the results file: %w", err)
 	}
 	j := &Journal{f: f, path: path}
 	st, good, err := readState(path, f, &head)
@@ -115,17 +147,9 @@ func OpenJournal(path string, head Entry) (*Journal, *State, error) {
 			f.Close()
 			return nil, nil, err
 		}
-		syncDir(filepath.Dir(path))
-	}
-	for _, e := range st.Interrupted {
-		if e.Event == EventStarted {
-			ie := *e
-			ie.Event, ie.Time = EventInterrupted, time.Now().UTC()
-			if err := j.Write(&ie); err != nil {
-				f.Close()
-				return nil, nil, err
-			}
-			st.Interrupted[e.Record] = &ie
+		if err := lockedfile.SyncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("syncing the results file's folder: %w", err)
 		}
 	}
 	return j, st, nil
@@ -173,7 +197,7 @@ func readState(path string, f *os.File, head *Entry) (*State, int64, error) {
 				st.Serials[e.Serial] = e.Record
 			}
 		case EventDone:
-			if st.Done[e.Record] != nil {
+			if d := st.Done[e.Record]; d != nil && !Retryable(d) {
 				return nil, 0, &Error{File: path, Line: n, Msg: fmt.Sprintf("record %d done twice", e.Record)}
 			}
 			st.Done[e.Record] = &e
@@ -218,12 +242,3 @@ func (j *Journal) Path() string { return j.path }
 
 // Close closes the file.
 func (j *Journal) Close() error { return j.f.Close() }
-
-// syncDir makes a new file's directory entry durable; where directories
-// cannot be synced (Windows) it does nothing.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}

@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
-	"github.com/cardwright/cardwright/agent"
 	"github.com/cardwright/cardwright/audit"
 	"github.com/cardwright/cardwright/batch"
 	"github.com/cardwright/cardwright/config"
@@ -50,10 +51,21 @@ after a crash, a kill or a power loss and the batch goes on where it
 stopped. Records done are not run again and the cards used are refused; a
 record started and never done is reported as interrupted, with its card's
 serial, and is not run again unless --retry-interrupted (on a new card).
-No PIN and no secret output is written to it. Every job also goes to the
-station's audit log ([log] audit).
+A record that failed before its card was written to (no card, busy,
+reader unavailable, card not found or ambiguous, an invalid field, a
+failure while selecting or validating: a card swapped after the batch read
+it) is run again with --retry-failed, on a new card. No PIN and no secret
+output is written to it. Every job also goes to the station's audit log
+([log] audit), before its result goes to the results file. One batch at a
+time may use a results file.
 
-Ctrl-C finishes the cards being encoded, then stops.
+Each step's timeout is learned per card model (pace.json beside the
+journal, as encode and serve), which also gives the ETA before the first
+card is done.
+
+Ctrl-C finishes the cards being encoded, then stops; a second Ctrl-C
+cancels them (their records end "cancelled" and are not run again: check
+those cards).
 
 Exit status: 0 every record done and ok, 1 a record failed, was interrupted
 or is left to do, 2 usage.`
@@ -66,6 +78,7 @@ func runBatch(ctx context.Context, env *cmdEnv, args []string) int {
 		results  = fs.String("results", "", "results `FILE` (default: the records file + .results.jsonl)")
 		cfgFile  = fs.String("config", "", "configuration `FILE` (default: $"+config.EnvVar+", then the standard locations)")
 		retry    = fs.Bool("retry-interrupted", false, "encode the records an earlier run left interrupted again, on new cards")
+		retryF   = fs.Bool("retry-failed", false, "encode the records an earlier run failed before writing to their card again, on new cards")
 		readerNs multiFlag
 	)
 	fs.Var(&readerNs, "reader", "reader `NAME` to use (repeatable; default: every reader not skipped)")
@@ -110,6 +123,16 @@ func runBatch(ctx context.Context, env *cmdEnv, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Learned step timeouts and ETAs, as encode and serve have them.
+	book, err := openPace(env, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if book.Discarded != nil {
+		fmt.Fprintf(env.stderr, "cardwright batch: warning: %v\n", book.Discarded)
+	}
+	defer book.Save()
+	r.Engine.Pace = book
 	if err := batch.Validate(r, *job, *recFile, recs); err != nil {
 		return fail(err)
 	}
@@ -146,7 +169,7 @@ func runBatch(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 
 	b := &batch.Batch{Runner: r, Readers: readers, Job: *job, Records: recs, Journal: journal, State: state,
-		ReaderNames: names, RetryInterrupted: *retry}
+		ReaderNames: names, RetryInterrupted: *retry, RetryFailed: *retryF}
 	if auditLog != nil {
 		b.Audit = auditLog
 	}
@@ -158,7 +181,11 @@ func runBatch(ctx context.Context, env *cmdEnv, args []string) int {
 		b.Display = &batch.Lines{W: env.stderr}
 	}
 	fmt.Fprintf(env.stderr, "encoding %d records in %s\n", len(recs), strings.Join(quoteAll(names), ", "))
-	st, runErr := b.Run(ctx)
+	cards, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopped := batchSignals(ctx, env, b, cancel)
+	st, runErr := b.Run(cards)
+	stopped()
 	if bar != nil {
 		bar.Close()
 	}
@@ -213,7 +240,41 @@ func batchReaders(ctx context.Context, readers runner.Readers, cfg *config.Confi
 	return out, nil
 }
 
-var _ agent.AuditLog = (*audit.Log)(nil)
+var _ batch.AuditLog = (*audit.Log)(nil)
+
+// batchSignals is the operator's Ctrl-C (or SIGTERM): the first stops b
+// from starting a new card; the second calls cancel, which ends the cards
+// running. Signals are counted here: main's context (which ends on the
+// first, and stops b too) cannot see a second. The returned function ends
+// the watch.
+func batchSignals(ctx context.Context, env *cmdEnv, b *batch.Batch, cancel context.CancelFunc) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		ended := ctx.Done()
+		for n := 0; ; {
+			select {
+			case <-ended:
+				b.Stop()
+				ended = nil
+			case <-sigs:
+				if n++; n > 1 {
+					cancel()
+					return
+				}
+				b.Stop()
+				fmt.Fprintln(env.stderr, "stopping: the cards in the readers are finished first; Ctrl-C again cancels them")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
 
 func sortedEntries(m map[int]*batch.Entry) []*batch.Entry {
 	out := make([]*batch.Entry, 0, len(m))
@@ -247,7 +308,13 @@ func batchSummary(w io.Writer, results string, recs []batch.Record, state *batch
 	}
 	fmt.Fprintf(w, "\nresults: %s\n", results)
 	for _, e := range sortedEntries(state.Done) {
-		if !e.OK() {
+		switch {
+		case e.OK():
+		case e.Result == "cancelled":
+			fmt.Fprintf(w, "cancelled: record %d (line %d) in %q, card %s, mid-card: check that card; the record is not encoded again\n", e.Record, e.Line, e.Reader, e.Serial)
+		case batch.Retryable(e):
+			fmt.Fprintf(w, "failed: record %d (line %d) in %q, card %s: %s: %s (nothing was written to the card: --retry-failed encodes the record on a new card)\n", e.Record, e.Line, e.Reader, e.Serial, e.Result, e.Message)
+		default:
 			fmt.Fprintf(w, "failed: record %d (line %d) in %q, card %s: %s: %s\n", e.Record, e.Line, e.Reader, e.Serial, e.Result, e.Message)
 		}
 	}

@@ -222,6 +222,9 @@ func TestBatchStack(t *testing.T) {
 	if len(done)+len(interrupted) != 40 {
 		t.Errorf("after the resume: %d done + %d interrupted, want 40", len(done), len(interrupted))
 	}
+	// The batch learned the card's step times (learned timeouts, and the
+	// ETA before the first card), as encode and serve do.
+	checkPaceLearned(t, filepath.Join(o.dir, "journal", "pace.json"))
 
 	code, out, errs = o.run(nil, append(args, "--retry-interrupted")...)
 	if code != exitOK {
@@ -231,9 +234,14 @@ func TestBatchStack(t *testing.T) {
 	if len(done) != 40 {
 		t.Errorf("%d records done, want 40", len(done))
 	}
-	audited := auditBatchRecords(t, filepath.Join(o.dir, "audit"))
+	audited, auditedInterrupted := auditBatchRecords(t, filepath.Join(o.dir, "audit"))
 	if audited != 40 {
 		t.Errorf("%d batch records in the audit log, want 40", audited)
+	}
+	for n, serial := range interrupted {
+		if auditedInterrupted[n] != serial {
+			t.Errorf("interrupted record %d (card %s): audited as %q", n, serial, auditedInterrupted[n])
+		}
 	}
 
 	// Throughput: the same cards on one reader, then on two.
@@ -290,27 +298,60 @@ func checkResults(t *testing.T, path string, interrupted map[int]string, retried
 	return done
 }
 
-// auditBatchRecords counts the batch's records in an audit folder.
-func auditBatchRecords(t *testing.T, dir string) int {
+// auditBatchRecords counts the batch's ok records in an audit folder and
+// returns the card of each record audited as interrupted.
+func auditBatchRecords(t *testing.T, dir string) (int, map[int]string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "audit.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
+	interrupted := map[int]string{}
 	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		var r struct{ Via, Job, ICCSN, Result string }
 		if err := json.Unmarshal(l, &r); err != nil {
 			t.Fatalf("audit line %q: %v", l, err)
 		}
-		if r.Via == "batch" {
-			if _, err := strconv.Atoi(r.Job); err != nil || r.ICCSN == "" || r.Result != "ok" {
-				t.Errorf("audit record %s", l)
-			}
+		if r.Via != "batch" {
+			continue
+		}
+		rec, err := strconv.Atoi(r.Job)
+		switch {
+		case err != nil || r.ICCSN == "":
+			t.Errorf("audit record %s", l)
+		case r.Result == "ok":
 			n++
+		case r.Result == "interrupted":
+			interrupted[rec] = r.ICCSN
+		default:
+			t.Errorf("audit record %s", l)
 		}
 	}
-	return n
+	return n, interrupted
+}
+
+// checkPaceLearned: the pace book at path has learned from at least one
+// card step.
+func checkPaceLearned(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("batch did not keep the learned step times: %v", err)
+	}
+	var book struct {
+		Stats map[string]struct{ N int } `json:"stats"`
+	}
+	if err := json.Unmarshal(b, &book); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	learned := 0
+	for _, s := range book.Stats {
+		learned += s.N
+	}
+	if learned == 0 {
+		t.Errorf("%s learned nothing: %s", path, b)
+	}
 }
 
 func firstLines(s string, n int) string {

@@ -4,12 +4,12 @@ package agent
 // each job that ran (spec/station.md "Audit", "Observability").
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/audit"
+	"github.com/cardwright/cardwright/jobrecord"
 	"github.com/cardwright/cardwright/runner"
 )
 
@@ -40,29 +40,7 @@ type JobObserver interface {
 // Report is the audit record of a job: how it came (via, origin, id), what
 // it ran and how it ended. It holds no field value.
 func Report(via, origin, id string, job *runner.Job, res *runner.Result, started, finished time.Time) *audit.Record {
-	rec := &audit.Record{Time: finished.UTC(), Started: started.UTC(), Via: via, Origin: origin, Job: id,
-		Reader: res.Reader, Result: "ok"}
-	if rec.Reader == "" {
-		rec.Reader = job.Reader // failed before a reader was chosen: the one the job named, if any
-	}
-	if job.DSZ != nil {
-		rec.Description = audit.Digest(job.DSZ)
-	} else {
-		rec.Description = audit.Digest(job.Description)
-	}
-	if len(res.Serial) > 0 {
-		rec.ICCSN = fmt.Sprintf("%X", res.Serial)
-	}
-	if len(res.ATR) > 0 {
-		rec.ATR = fmt.Sprintf("%X", res.ATR)
-	}
-	for _, st := range res.Steps {
-		rec.Steps = append(rec.Steps, audit.Step{Name: st.Name, Kind: st.Kind, MS: ms(st.Duration), WaitedMS: ms(st.Waited), OK: st.OK})
-	}
-	if res.Err != nil {
-		rec.Result = string(res.Err.Code)
-	}
-	return rec
+	return jobrecord.New(via, origin, id, job, res, started, finished)
 }
 
 // auditUnusable is the refusal of a new job while the audit log cannot

@@ -18,6 +18,7 @@ import (
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/issuer"
+	"github.com/cardwright/cardwright/jobrecord"
 	"github.com/cardwright/cardwright/runner"
 	"github.com/cardwright/cardwright/secret"
 )
@@ -293,15 +294,11 @@ func wireProgress(id string, p runner.Progress) *api.Progress {
 // wireSteps is a result's per-step timing on the wire.
 func wireSteps(steps []runner.StepTime) []api.StepTime {
 	var w []api.StepTime
-	for _, st := range steps {
-		w = append(w, api.StepTime{Step: st.Name, Kind: st.Kind, OK: st.OK,
-			MS: ms(st.Duration), WaitedMS: ms(st.Waited)})
+	for _, st := range jobrecord.Steps(steps) {
+		w = append(w, api.StepTime{Step: st.Name, Kind: st.Kind, OK: st.OK, MS: st.MS, WaitedMS: st.WaitedMS})
 	}
 	return w
 }
-
-// ms is d in milliseconds, to the microsecond.
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func wipe(job *runner.Job, res *runner.Result) {
 	for k, v := range job.Fields {

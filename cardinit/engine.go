@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cardwright/cardwright/agent/api"
 	"github.com/cardwright/cardwright/iso7816/memcard"
@@ -21,6 +22,10 @@ type Engine struct {
 	// Issuer answers certificate requests when the configuration names a
 	// local issuer ([issuer] ca_dir); nil: the officer answers from files.
 	Issuer issuer.Issuer
+	// Audit, if set, records every job Run ran (cmd/cardwright: the
+	// station's audit log, spec/station.md "Audit"); while its Err is not
+	// nil Run refuses jobs with audit_unavailable before any card I/O.
+	Audit Auditor
 
 	mu     sync.Mutex
 	serial map[string]string // reader + ATR → ICCSN, read once per card
@@ -102,11 +107,30 @@ func (e *Engine) Validate(job *runner.Job, officer Officer) *api.JobError {
 	return nil
 }
 
+// Auditor keeps the record of each job the window ran.
+type Auditor interface {
+	// Err is nil while records can be kept.
+	Err() error
+	// Record keeps the record of a job that ran; a failure is the
+	// Auditor's to report (the job's result stands).
+	Record(job *runner.Job, res *runner.Result, started, finished time.Time)
+}
+
 // Run runs job on its reader; certificate requests go to the configured
-// issuer, else to officer.
+// issuer, else to officer. The job's record goes to Audit.
 func (e *Engine) Run(ctx context.Context, job *runner.Job, officer Officer, progress func(runner.Progress)) runner.Result {
+	if e.Audit != nil {
+		if err := e.Audit.Err(); err != nil {
+			return runner.Result{Err: &api.JobError{Code: api.CodeAuditUnavailable, Message: "the station's audit log cannot record jobs (" + err.Error() + "); no card was touched"}}
+		}
+	}
 	e.issuer(job, officer)
-	return e.Runner.Run(ctx, job, progress)
+	started := time.Now()
+	res := e.Runner.Run(ctx, job, progress)
+	if e.Audit != nil {
+		e.Audit.Record(job, &res, started, time.Now())
+	}
+	return res
 }
 
 // DryRun validates job and runs its card part on a new in-memory card

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/cardwright/cardwright/agent"
+	"github.com/cardwright/cardwright/agent/journal"
 	"github.com/cardwright/cardwright/audit"
 	"github.com/cardwright/cardwright/config"
+	"github.com/cardwright/cardwright/runner"
 )
 
 const auditFolderHelp = `The folder is --dir, else the configuration's [log] audit (--config FILE, else
@@ -277,3 +279,57 @@ func serveAudit(env *cmdEnv, cfg *config.Config, log *slog.Logger) (agent.Statio
 	log.Info("audit log", auditSummary(l)...)
 	return l, func() { l.Close() }, nil
 }
+
+// auditInterrupted appends the record of each job the journal found
+// running at start (result interrupted, via ws or cardjob, no description
+// digest: agent.InterruptedRecord). A record that cannot be written is
+// logged as an error; the log's Err then refuses the agent's jobs.
+func auditInterrupted(l agent.StationAudit, recs []journal.Record, log *slog.Logger) {
+	if l == nil {
+		return
+	}
+	for _, r := range recs {
+		rec := agent.InterruptedRecord(r)
+		if err := l.Append(rec); err != nil {
+			log.Error("AUDIT RECORD NOT WRITTEN for a job interrupted by the previous run", "via", rec.Via, "origin", rec.Origin, "id", rec.Job, "reader", rec.Reader, "err", err)
+			continue
+		}
+		log.Info("audit log: job interrupted by the previous run recorded", "via", rec.Via, "origin", rec.Origin, "id", rec.Job, "seq", rec.Seq)
+	}
+}
+
+// cliAudit is the audit log of the jobs `cardwright encode` and `init-gui`
+// run (via "cli"): the station's folder, shared with serve and batch
+// (several processes may append). It implements cardinit.Auditor.
+type cliAudit struct {
+	log    *audit.Log
+	cmd    string // "encode", "init-gui": for the error lines
+	stderr io.Writer
+}
+
+// openCLIAudit opens the audit log for encode and init-gui: nil when
+// [log] audit is off. An error means the station cannot record jobs: the
+// command refuses to start (a station never encodes without a record).
+func openCLIAudit(env *cmdEnv, cfg *config.Config, cmd string) (*cliAudit, error) {
+	l, err := openAuditLog(env, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no job runs without its audit record; fix the folder, or name another with [log] audit (or set [log] audit = off)", err)
+	}
+	if l == nil {
+		return nil, nil
+	}
+	return &cliAudit{log: l, cmd: cmd, stderr: env.stderr}, nil
+}
+
+// Err is nil while the log takes records.
+func (a *cliAudit) Err() error { return a.log.Err() }
+
+// Record appends the record of a job that ran. A failure is printed as an
+// error; the job's result stands (the card was encoded or not as it says).
+func (a *cliAudit) Record(job *runner.Job, res *runner.Result, started, finished time.Time) {
+	if err := a.log.Append(agent.Report("cli", "", "", job, res, started, finished)); err != nil {
+		fmt.Fprintf(a.stderr, "cardwright %s: error: the job ran (its result stands) but the station's audit log has no record of it: %v\n", a.cmd, err)
+	}
+}
+
+func (a *cliAudit) Close() error { return a.log.Close() }

@@ -149,6 +149,16 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
 		return exitFailure
 	}
+	// The station's audit log (spec/station.md "Audit"): no job without
+	// its record, so a log that does not open stops encode here.
+	auditLog, err := openCLIAudit(env, cfg, "encode") // audit.go
+	if err != nil {
+		fmt.Fprintf(env.stderr, "cardwright encode: %v\n", err)
+		return exitFailure
+	}
+	if auditLog != nil {
+		defer auditLog.Close()
+	}
 	clock := &iotime.Clock{}
 	readers := pcscreaders.New(clock)
 	defer readers.Close()
@@ -184,6 +194,9 @@ func runEncode(ctx context.Context, env *cmdEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "[%d/%d] %s (%s)\n", p.N, p.Total, p.Step, p.Reader)
 	})
 	total := time.Since(start)
+	if auditLog != nil {
+		auditLog.Record(job, &res, start, start.Add(total))
+	}
 	out := encodeResult{Reader: res.Reader, Fields: res.Fields, Error: res.Err}
 	if len(res.Secrets) > 0 {
 		out.Secrets = map[string]string{}

@@ -102,6 +102,18 @@ func runInitGUI(_ context.Context, env *cmdEnv, args []string) int {
 		}
 		iss = ca
 	}
+	// The station's audit log (spec/station.md "Audit"): every Run of the
+	// window is recorded, and a log that does not open stops init-gui here.
+	auditLog, err := openCLIAudit(env, cfg, "init-gui") // audit.go
+	if err != nil {
+		fmt.Fprintf(env.stderr, "cardwright init-gui: %v\n", err)
+		return exitFailure
+	}
+	var auditor cardinit.Auditor
+	if auditLog != nil {
+		defer auditLog.Close()
+		auditor = auditLog
+	}
 	book, err := openPace(env, cfg)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "cardwright init-gui: %v\n", err)
@@ -117,7 +129,7 @@ func runInitGUI(_ context.Context, env *cmdEnv, args []string) int {
 			return nil, err
 		}
 		r.Engine.Pace = book
-		return &cardinit.Engine{Runner: r, Issuer: iss}, nil
+		return &cardinit.Engine{Runner: r, Issuer: iss, Audit: auditor}, nil
 	}
 	if err := showInitWindow(w); err != nil {
 		fmt.Fprintf(env.stderr, "cardwright init-gui: %v\n", err)

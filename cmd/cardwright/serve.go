@@ -166,6 +166,14 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 		}
 	}
 
+	// The audit log first: the jobs the journal marks interrupted get
+	// their records in it (an audit log that does not open leaves them
+	// running in the journal for the next start).
+	auditLog, closeAudit, err := serveAudit(env, cfg, log) // audit.go
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	dir := journalDir(env, cfg.Journal)
 	journal, interrupted, err := journal.Open(dir)
 	if err != nil {
@@ -175,11 +183,7 @@ func serve(ctx context.Context, env *cmdEnv, f *serveFlags) error {
 	if interrupted > 0 {
 		log.Warn("jobs interrupted by the previous run are recorded as interrupted", "count", interrupted)
 	}
-	auditLog, closeAudit, err := serveAudit(env, cfg, log) // audit.go
-	if err != nil {
-		return err
-	}
-	defer closeAudit()
+	auditInterrupted(auditLog, journal.Interrupted(), log) // audit.go
 
 	var (
 		run     agent.Runner

@@ -13,23 +13,16 @@ import (
 	"github.com/cardwright/cardwright/runner"
 )
 
-// AuditLog keeps the audit log: Append returns once the record is durable
-// (audit.Log).
+// AuditLog keeps the audit log (audit.Log): Append returns once the
+// record is durable; Err is nil while the log takes records. While it is
+// not, the agent refuses new jobs with audit_unavailable before any card
+// I/O: a station runs no job it cannot record (spec/station.md "Audit").
 type AuditLog interface {
 	Append(rec *audit.Record) error
-}
-
-// StationAudit is the agent's audit log (Deps.Audit): an AuditLog that
-// says whether it can take records (audit.Log.Err: nil while usable). While
-// it cannot, the agent refuses new jobs with audit_unavailable before any
-// card I/O: a station runs no job it cannot record (spec/station.md
-// "Audit").
-type StationAudit interface {
-	AuditLog
 	Err() error
 }
 
-var _ StationAudit = (*audit.Log)(nil)
+var _ AuditLog = (*audit.Log)(nil)
 
 // JobObserver is told of each job that ran, after its record was appended
 // (or failed to be). It must not block.

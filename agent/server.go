@@ -126,7 +126,7 @@ type Deps struct {
 	// Audit, if set, records every job that ran (report.go) before its
 	// result is journaled and sent; while its Err is not nil no new job
 	// runs (audit_unavailable).
-	Audit StationAudit
+	Audit AuditLog
 	// Observers are told of every job that ran (the station's metrics).
 	Observers []JobObserver
 	// Metrics, if set, serves GET /v1/metrics (metrics.go); nil: 404.

@@ -264,7 +264,7 @@ func auditSummary(l *audit.Log) []any {
 
 // serveAudit opens serve's audit log and logs where it is (a record cut
 // off by a crash as a warning); nil and a no-op when [log] audit is off.
-func serveAudit(env *cmdEnv, cfg *config.Config, log *slog.Logger) (agent.StationAudit, func(), error) {
+func serveAudit(env *cmdEnv, cfg *config.Config, log *slog.Logger) (agent.AuditLog, func(), error) {
 	l, err := openAuditLog(env, cfg)
 	if err != nil {
 		return nil, nil, err
@@ -284,7 +284,7 @@ func serveAudit(env *cmdEnv, cfg *config.Config, log *slog.Logger) (agent.Statio
 // running at start (result interrupted, via ws or cardjob, no description
 // digest: agent.InterruptedRecord). A record that cannot be written is
 // logged as an error; the log's Err then refuses the agent's jobs.
-func auditInterrupted(l agent.StationAudit, recs []journal.Record, log *slog.Logger) {
+func auditInterrupted(l agent.AuditLog, recs []journal.Record, log *slog.Logger) {
 	if l == nil {
 		return
 	}

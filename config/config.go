@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cardwright/cardwright/internal/errlist"
 	"github.com/cardwright/cardwright/issuer"
@@ -688,6 +689,13 @@ var limits = []struct {
 	{"max_message_bytes", 64 << 10, 64 << 20, func(c *Config) *int { return &c.MaxMessageBytes }},
 	{"max_rate_per_second", 1, 10000, func(c *Config) *int { return &c.RatePerSecond }},
 	{"max_jobs", 1, 64, func(c *Config) *int { return &c.MaxJobs }},
+}
+
+// SplitOrigins splits a value holding several origins separated by commas
+// or white space, which no origin contains (CheckOrigin): the MSI passes its
+// BROWSER_POLICY_ORIGINS property as one value. It does not check them.
+func SplitOrigins(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 }
 
 // CheckOrigin checks an allowed web origin: https://host[:port], in lower

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 const good = `# cardwright configuration
@@ -277,4 +279,31 @@ func TestStationKeys(t *testing.T) {
 			t.Errorf("error %v, want %q", err, want)
 		}
 	}
+}
+
+// FuzzSplitOrigins: every non-separator character is kept, in order, and no
+// origin is empty or holds a separator.
+func FuzzSplitOrigins(f *testing.F) {
+	for _, s := range []string{"https://a.example https://b.example", " , ", "https://a.example,\u00a0https://b.example:8443\t", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := SplitOrigins(v)
+		sep := func(r rune) bool { return r == ',' || unicode.IsSpace(r) }
+		var kept strings.Builder // the bytes of every non-separator rune, as given
+		for i, r := range v {
+			if !sep(r) {
+				_, n := utf8.DecodeRuneInString(v[i:])
+				kept.WriteString(v[i : i+n])
+			}
+		}
+		for _, o := range got {
+			if o == "" || strings.IndexFunc(o, sep) >= 0 {
+				t.Fatalf("SplitOrigins(%q) gave origin %q", v, o)
+			}
+		}
+		if strings.Join(got, "") != kept.String() {
+			t.Fatalf("SplitOrigins(%q) = %q, lost or added characters", v, got)
+		}
+	})
 }

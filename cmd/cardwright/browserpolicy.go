@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 
 	"github.com/cardwright/cardwright/browserpolicy"
 	"github.com/cardwright/cardwright/config"
@@ -64,7 +63,7 @@ type originList []string
 func (l *originList) String() string { return strings.Join(*l, ",") }
 
 func (l *originList) Set(v string) error {
-	f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	f := config.SplitOrigins(v)
 	if len(f) == 0 {
 		return errors.New("no origin in the value")
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"unicode"
 )
 
 // TestBrowserPolicyOriginList: one --origin value may hold several origins
@@ -43,29 +42,4 @@ func TestBrowserPolicyOriginList(t *testing.T) {
 			t.Errorf("show --origin %q: exit %d, want %d (usage)\n%s", v, code, exitUsage, out)
 		}
 	}
-}
-
-// FuzzBrowserPolicyOriginList: Set keeps every non-separator character, in
-// order, and no origin it yields is empty or holds a separator.
-func FuzzBrowserPolicyOriginList(f *testing.F) {
-	for _, s := range []string{"https://a.example https://b.example", " , ", "https://a.example,\u00a0https://b.example:8443\t", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		var l originList
-		err := l.Set(v)
-		sep := func(r rune) bool { return r == ',' || unicode.IsSpace(r) }
-		kept := strings.Join(strings.FieldsFunc(v, sep), "")
-		if (err != nil) != (kept == "") {
-			t.Fatalf("Set(%q): error %v, but the value holds %q", v, err, kept)
-		}
-		for _, o := range l {
-			if o == "" || strings.IndexFunc(o, sep) >= 0 {
-				t.Fatalf("Set(%q) gave origin %q", v, o)
-			}
-		}
-		if strings.Join(l, "") != kept {
-			t.Fatalf("Set(%q) gave %q", v, []string(l))
-		}
-	})
 }

@@ -86,6 +86,21 @@ func ParseATR(b []byte) (ATR, error) {
 	return a, nil
 }
 
+// TrimATR cuts zero bytes that follow a well-formed ATR: some reader
+// drivers (vpcd, seen with pcsc-lite 2) report the ATR buffer's full size
+// in SCardStatus after a card change, so the same card's ATR would come
+// back with trailing zeros and look like another card. Anything else —
+// an ATR that does not parse, or non-zero bytes after it — is returned as
+// it is.
+func TrimATR(b []byte) []byte {
+	for n := len(b) - 1; n >= 2 && b[n] == 0; n-- {
+		if _, err := ParseATR(b[:n]); err == nil {
+			return b[:n]
+		}
+	}
+	return b
+}
+
 // Capabilities is the card capabilities data object of the historical
 // bytes (compact-TLV tag 7, ISO/IEC 7816-4 §8.1.1.2.7): three bytes,
 // selection methods, data coding, and the command chaining and length

@@ -98,3 +98,44 @@ func FuzzParseATR(f *testing.F) {
 		a.Capabilities()
 	})
 }
+
+// TestTrimATR: zeros after a well-formed ATR go (a driver that reports the
+// buffer's full size); a valid ATR, one ending in a zero byte, and bytes
+// that do not parse stay as they are.
+func TestTrimATR(t *testing.T) {
+	own := []byte{0x3B, 0x85, 0x81, 0x01, 0x80, 0x73, 0xB6, 0x01, 0x80, 0xC1}
+	padded := append(append([]byte{}, own...), make([]byte, 23)...)
+	endsInZero := []byte{0x3B, 0x02, 0x14, 0x00} // T=0, two historical bytes, the last 00
+	for _, tc := range []struct{ in, want []byte }{
+		{padded, own},
+		{own, own},
+		{endsInZero, endsInZero},
+		{append(append([]byte{}, endsInZero...), 0, 0), endsInZero},
+		{[]byte{0x3B, 0x00, 0x00}, []byte{0x3B, 0x00}},
+		{[]byte{0x12, 0x00, 0x00}, []byte{0x12, 0x00, 0x00}},
+		{append(append([]byte{}, own...), 0, 1), append(append([]byte{}, own...), 0, 1)},
+	} {
+		if got := iso7816.TrimATR(tc.in); !bytes.Equal(got, tc.want) {
+			t.Errorf("TrimATR(% X) = % X, want % X", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzTrimATR: the result is the input, or a prefix that parses and is
+// followed by zeros only.
+func FuzzTrimATR(f *testing.F) {
+	f.Add([]byte{0x3B, 0x85, 0x81, 0x01, 0x80, 0x73, 0xB6, 0x01, 0x80, 0xC1, 0, 0, 0})
+	f.Add([]byte{0x3B, 0x02, 0x14, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := iso7816.TrimATR(b)
+		if len(got) == len(b) {
+			return
+		}
+		if _, err := iso7816.ParseATR(got); err != nil {
+			t.Fatalf("TrimATR(% X) = % X, which does not parse: %v", b, got, err)
+		}
+		if !bytes.Equal(b[:len(got)], got) || bytes.ContainsFunc(b[len(got):], func(r rune) bool { return r != 0 }) {
+			t.Fatalf("TrimATR(% X) = % X: not a prefix followed by zeros", b, got)
+		}
+	})
+}

@@ -95,7 +95,7 @@ func (k *Card) refreshStatus() error {
 	if err != nil {
 		return err
 	}
-	k.atr = bytes.Clone(st.Atr)
+	k.atr = bytes.Clone(iso7816.TrimATR(st.Atr))
 	if st.ActiveProtocol != 0 {
 		k.proto = st.ActiveProtocol
 	}

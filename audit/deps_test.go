@@ -7,8 +7,8 @@ import (
 )
 
 // TestImports: the audit log is a leaf the agent, batch and metrics share:
-// the standard library and x/sys (its file lock), no test code, no HTTP,
+// the standard library, x/sys and internal/lockedfile (its file lock), no test code, no HTTP,
 // and it builds with CGO_ENABLED=0.
 func TestImports(t *testing.T) {
-	depcheck.Only(t, []string{depcheck.Module + "/audit"}, "golang.org/x/sys/...")
+	depcheck.Only(t, []string{depcheck.Module + "/audit"}, depcheck.Module+"/internal/lockedfile", "golang.org/x/sys/...")
 }

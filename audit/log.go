@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cardwright/cardwright/internal/lockedfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -71,13 +72,13 @@ func Open(dir string, rotateBytes int64) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit lock: %w", err)
 	}
-	if err := lockExclusive(lk); err != nil {
+	if err := lockedfile.Wait(lk); err != nil {
 		lk.Close()
 		return nil, fmt.Errorf("locking the audit log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, rotate: rotateBytes, rename: os.Rename, lock: lk}
 	err = l.open()
-	unlock(lk)
+	lockedfile.Unlock(lk)
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -106,7 +107,7 @@ func (l *Log) open() error {
 		}
 	}()
 	if errors.Is(statErr, os.ErrNotExist) {
-		if err := syncDir(l.dir); err != nil {
+		if err := lockedfile.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("creating the audit log: %w", err)
 		}
 	}
@@ -222,10 +223,10 @@ func (l *Log) Append(rec *Record) error {
 	if l.lock == nil {
 		return fmt.Errorf("appending to the audit log: %w", ErrClosed)
 	}
-	if err := lockExclusive(l.lock); err != nil {
+	if err := lockedfile.Wait(l.lock); err != nil {
 		return fmt.Errorf("locking the audit log: %w", err)
 	}
-	defer unlock(l.lock)
+	defer lockedfile.Unlock(l.lock)
 	if err := l.catchUp(); err != nil {
 		return err
 	}
@@ -309,7 +310,7 @@ func (l *Log) Close() error {
 		l.f = nil
 	}
 	if l.lock != nil {
-		unlock(l.lock)
+		lockedfile.Unlock(l.lock)
 		l.lock.Close()
 		l.lock = nil
 	}

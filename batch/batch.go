@@ -461,7 +461,7 @@ func (b *Batch) encode(ctx context.Context, reader string, rec *Record, serialBy
 	finished := time.Now()
 
 	de := &Entry{Event: EventDone, Time: finished.UTC(), Record: rec.N, Line: rec.Line, Reader: reader,
-		Serial: fmt.Sprintf("%X", res.Serial), Result: "ok", MS: ms(finished.Sub(started)),
+		Serial: fmt.Sprintf("%X", res.Serial), Result: "ok", MS: jobrecord.MS(finished.Sub(started)),
 		Fields: outputs(rec, res.Fields)}
 	if de.Serial == "" {
 		de.Serial = serial
@@ -576,8 +576,6 @@ func (b *Batch) display(f func(Display)) {
 	defer b.mu.Unlock()
 	f(b.Display)
 }
-
-func ms(d time.Duration) float64 { return jobrecord.MS(d) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -17,6 +17,17 @@ func lockExclusive(f *os.File) error {
 	return err
 }
 
+func lockWait(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+func unlock(f *os.File) { unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

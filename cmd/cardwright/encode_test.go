@@ -300,18 +300,9 @@ type stackEnv struct {
 }
 
 func newStackEnv(t *testing.T) *stackEnv {
-	s := stacktest.Require(t)
-	e := &stackEnv{t: t, s: s, dir: t.TempDir(), module: s.Get(t, "SOFTHSM_MODULE"),
-		own: [2]string{s.Get(t, "READER_OWN_1"), s.Get(t, "READER_OWN_2")}}
-	if err := os.Mkdir(filepath.Join(e.dir, "tokens"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	e.conf = writeTestFile(t, e.dir, "softhsm2.conf", "directories.tokendir = "+filepath.Join(e.dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n")
-	e.cfg = writeTestFile(t, e.dir, "cardwright.cfg", fmt.Sprintf("[pkcs11]\nmodule = %s\n[tokens]\n%s = %s, cardwright demo 1\n%s = %s, cardwright demo 2\n",
-		e.module, regexpQuote(e.own[0]), e.module, regexpQuote(e.own[1]), e.module))
-	e.ca = filepath.Join(e.dir, "ca")
+	e := newTokenStackEnv(t) // cmsserial_stack_test.go
 	for _, r := range e.own {
-		freshOwnCard(t, s, r)
+		freshOwnCard(t, e.s, r)
 	}
 	return e
 }

@@ -88,7 +88,7 @@ func (p *parser) line(n int, l string) {
 	rest := l[i:]
 	switch rest[0] {
 	case '#', ';':
-		p.comments = append(p.comments, Comment{Text: strings.TrimRight(rest, " \t"), Pos: pos})
+		p.comments = append(p.comments, Comment{Text: strings.TrimRight(rest, " \t\r"), Pos: pos})
 		return
 	case '^':
 		p.errorf(pos, "vendor-encrypted line ('^'): cardwright cannot read encrypted descriptions")
@@ -138,7 +138,9 @@ func (p *parser) line(n int, l string) {
 		v = v[1:]
 		vcol++
 	}
-	v = strings.TrimRight(v, " \t")
+	// A CR left before the blanks would end the line once the blanks
+	// are gone (Format), so it goes with them.
+	v = strings.TrimRight(v, " \t\r")
 	p.slab = append(p.slab, Entry{Key: key, Value: v, Pos: pos, ValuePos: Pos{File: pos.File, Line: n, Col: vcol}, Comments: p.comments})
 	e := &p.slab[len(p.slab)-1]
 	p.comments = nil
